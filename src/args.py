@@ -1,0 +1,197 @@
+"""Command-line flags of `main.py` and `get_evaluation.py`.
+
+The flags, names and defaults are those of the original AVCA code (its pickled Namespace is
+listed in `../shared/reference/original_args_namespace.json`), so the seed's run scripts work
+unchanged and the `args.pkl` written here has every field the original wrote. Flags the
+original had but that select code paths it never published (`--baseline`, `--new_model`, ...)
+are accepted and do nothing here; their help says so.
+
+The model booleans (`--AVCA --ale --sje --devise --apn --cjme`, none = AVGZSLNet) are turned
+into one registry name by `resolve_model_name`, once; nothing after that reads them.
+"""
+import argparse
+from pathlib import Path
+
+from .errors import UserError
+
+IGNORED = "accepted for compatibility with the original code; has no effect here"
+
+# Project-only fields: an args.pkl without them was written by the original code.
+PROJECT_FIELDS = ("reproduce_original", "resume", "overwrite", "model_name")
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    from .models.registry import model_flags
+
+    group = parser.add_argument_group("model choice (at most one; none = AVGZSLNet)")
+    for flag, (name, help_) in model_flags().items():
+        group.add_argument(f"--{flag}", action="store_true", help=help_)
+
+
+def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--root_dir", type=Path, default=None, required=required_root,
+                   help="one dataset folder of the benchmark, e.g. avgzsl_benchmark_datasets/UCF "
+                        "(holds class-split/ and features/)")
+    g.add_argument("--dataset_name", default=None, choices=["UCF", "ActivityNet", "VGGSound"],
+                   help="which benchmark; default: the name of --root_dir's folder")
+    g.add_argument("--feature_extraction_method", type=Path, default=Path("main_features"),
+                   help="features/ subfolder: main_features (SeLaVi, 512/512) or cls_features "
+                        "(VGGish/C3D, 128/4096)")
+    g.add_argument("--zero_shot_split", default="",
+                   help="class-split/ subfolder: main_split (with main_features) or cls_split "
+                        "(with cls_features); default: main_split for main_features, "
+                        "cls_split for cls_features")
+    g.add_argument("--input_size_audio", type=int, default=512,
+                   help="audio feature width (512 main, 128 cls); checked against the .h5 files")
+    g.add_argument("--input_size_video", type=int, default=512,
+                   help="video feature width (512 main, 4096 cls); checked against the .h5 files")
+    g.add_argument("--input_size", type=int, default=None, help=IGNORED)
+    g.add_argument("--manual_text_word2vec", action="store_true", help=IGNORED)
+
+
+def get_main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="main.py",
+        description="Train an audio-visual GZSL model. Stage 1 (default) trains on stage_1_train "
+                    "and validates on stage_1_val every epoch; stage 2 (--retrain_all) trains on "
+                    "train+val and, with --save_checkpoints, keeps every epoch's checkpoint for "
+                    "get_evaluation.py. Writes runs/{exp_name}/ under --dump_path.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_data_flags(p, required_root=True)
+    _add_model_flags(p)
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=100, help="number of epochs")
+    g.add_argument("--bs", type=int, default=256, help="batch size (positive/negative pairs)")
+    g.add_argument("--n_batches", type=int, default=250, help="batches per epoch")
+    g.add_argument("--lr", type=float, default=3e-4, help="learning rate")
+    g.add_argument("--lr_scheduler", action="store_true",
+                   help="ReduceLROnPlateau(mode=max, patience=3) on the val HM (AVCA always uses it)")
+    g.add_argument("--seed", type=int, default=42, help="seed of torch (CPU, CUDA) and numpy")
+    g.add_argument("--device", default=None,
+                   help="cuda or cpu; default: cuda when available, else cpu")
+    g.add_argument("--retrain_all", action="store_true",
+                   help="stage 2: train on stage_1_train + stage_1_val (seen and unseen)")
+    g.add_argument("--save_checkpoints", action="store_true",
+                   help="save checkpoints/{Model}_score_ckpt_{epoch}.pt after every epoch "
+                        "(needed in stage 2 by get_evaluation.py)")
+    g.add_argument("--z_score_inputs", action="store_true",
+                   help="standardise audio, video and word vectors by their global mean/std")
+
+    g = p.add_argument_group("architecture and loss")
+    g.add_argument("--embeddings_hidden_size", type=int, default=1024,
+                   help="hidden width of the input encoders (0: no hidden layer)")
+    g.add_argument("--decoder_hidden_size", type=int, default=64,
+                   help="hidden width of the projection/decoder nets (0: no hidden layer)")
+    g.add_argument("--embedding_dropout", type=float, default=0.8, help="dropout of the encoders")
+    g.add_argument("--decoder_dropout", type=float, default=0.5, help="dropout of the decoders")
+    g.add_argument("--additional_dropout", type=float, default=0.0,
+                   help="dropout of AVCA's W_proj, D, A_rec, V_rec")
+    g.add_argument("--embedding_use_bn", action="store_true", help="BatchNorm in the encoders (AVGZSLNet, CJME)")
+    g.add_argument("--decoder_use_bn", action="store_true", help="BatchNorm in the decoder (AVGZSLNet)")
+    g.add_argument("--normalize_decoder_outputs", action="store_true",
+                   help="L2-normalise the decoder outputs (AVGZSLNet)")
+    g.add_argument("--margin", type=float, default=1.0, help="triplet margin (AVGZSLNet, CJME)")
+    g.add_argument("--distance_fn", default="L2Loss", choices=["L2Loss", "SquaredL2Loss"],
+                   help="distance of the decoder losses and of evaluation")
+    g.add_argument("--depth_transformer", type=int, default=1, help="AVCA cross-attention layers")
+    g.add_argument("--momentum", type=float, default=0.99,
+                   help="momentum of the second BatchNorm of AVCA's hidden-layer nets "
+                        "(PyTorch convention: weight of the new batch statistics)")
+    g.add_argument("--additional_triplets_loss", action="store_true", help="AVCA: add l_t")
+    g.add_argument("--first_additional_triplet", type=float, default=1, help="AVCA: weight in l_t")
+    g.add_argument("--second_additional_triplet", type=float, default=1, help="AVCA: weight in l_t")
+    g.add_argument("--third_additional_triplet", type=float, default=1, help=IGNORED)
+    g.add_argument("--reg_loss", action="store_true", help="AVCA: add the regularisation l_r")
+    g.add_argument("--cycle_loss", action="store_true", help=IGNORED)
+    g.add_argument("--dropout_baselines", type=float, default=0.2,
+                   help="dropout of ALE/SJE/DEVISE/CJME")
+    g.add_argument("--norm_inputs", action="store_true",
+                   help="L2-normalise concat(video, audio) (ALE/SJE/DEVISE/APN)")
+
+    g = p.add_argument_group("run folder and logging")
+    g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
+    g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same exp_name from its last epoch")
+    g.add_argument("--overwrite", action="store_true", help="delete an existing runs/{exp_name} first")
+    g.add_argument("--verbose", action="store_true", help="log every epoch's numbers per mode")
+    g.add_argument("--reproduce_original", action="store_true",
+                   help="reproduce the original code's defects (PROTOCOL.md [original defect]): "
+                        "word vectors paired by sorted word2vec name instead of by class, plain "
+                        "L2 in training-time validation whatever --distance_fn, z-scored class "
+                        "indices, CJME's broadcast attention loss")
+
+    g = p.add_argument_group(f"flags of the original code ({IGNORED})")
+    for flag in ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",
+                 "concatenated_baseline", "new_model", "new_model_early_fusion",
+                 "new_model_middle_fusion", "new_model_attention_both_heads"):
+        g.add_argument(f"--{flag}", action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--debug_comment", default="", help=argparse.SUPPRESS)
+    return p
+
+
+def get_eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="get_evaluation.py",
+        description="The reported numbers: choose beta on stage_1_val with the best stage-1 "
+                    "model (*_score.pt), then evaluate the stage-2 checkpoint of the same epoch "
+                    "on stage_2_test with that beta (calibrated stacking). Prints "
+                    "'Seen performance=.., Unseen performance=.., GZSL performance=.., ZSL "
+                    "performance=..' and writes {eval_name}.json into the stage-2 folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--load_path_stage_A", type=Path, required=True,
+                   help="stage-1 run folder (holds {Model}_score.pt)")
+    p.add_argument("--load_path_stage_B", type=Path, required=True,
+                   help="stage-2 run folder, trained with --retrain_all --save_checkpoints")
+    p.add_argument("--dataset_name", default=None, choices=["UCF", "ActivityNet", "VGGSound"],
+                   help="default: the stage-2 run's")
+    p.add_argument("--root_dir", type=Path, default=None,
+                   help="dataset folder, if it moved since training (default: the stage-2 run's)")
+    p.add_argument("--device", default=None, help="cuda or cpu; default: cuda when available")
+    p.add_argument("--eval_name", default="evaluation",
+                   help="name of the JSON written into the stage-2 folder ({eval_name}.json)")
+    p.add_argument("--reproduce_original", action="store_true",
+                   help="evaluate with the original code's word-vector pairing (automatic for "
+                        "run folders written by the original code)")
+    _add_model_flags(p)
+    return p
+
+
+def resolve_model_name(args: argparse.Namespace) -> str:
+    """The registry name chosen by the original store-true flags (none = AVGZSLNet)."""
+    from .models.registry import model_flags
+
+    chosen = [name for flag, (name, _) in model_flags().items() if getattr(args, flag, False)]
+    if len(chosen) > 1:
+        flags = " ".join(f"--{f}" for f, (n, _) in model_flags().items() if n in chosen)
+        raise UserError(f"choose one model, got {flags}")
+    return chosen[0] if chosen else "avgzslnet"
+
+
+def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the defaults that depend on other flags; validate values."""
+    args.model_name = resolve_model_name(args)
+    if args.dataset_name is None:
+        args.dataset_name = infer_dataset_name(args.root_dir)
+    if not args.zero_shot_split:
+        args.zero_shot_split = "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
+    for name in ("epochs", "bs", "n_batches"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if not args.exp_name:
+        import time
+        args.exp_name = time.strftime("%Y%m%d-%H%M%S") + f"_{args.model_name}"
+    return args
+
+
+def infer_dataset_name(root_dir) -> str:
+    from .data import DATASETS
+
+    name = Path(root_dir).resolve().name if root_dir is not None else ""
+    for key in DATASETS:
+        if name.lower() == key.lower():
+            return key
+    raise UserError(f"cannot tell the dataset from --root_dir {root_dir}: pass --dataset_name "
+                    f"({', '.join(DATASETS)})")

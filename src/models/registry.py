@@ -1,0 +1,56 @@
+"""Model registry: `@register_model` on a builder, `create_model(name, args)` to build.
+
+A builder takes the argparse Namespace and returns the model built from explicit keyword
+arguments (the Namespace stops at the builder). Each entry also records the original
+command-line flag that selects it and the class name used in run-folder file names
+(`{ModelClass}_score.pt`).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable
+    flag: Optional[str]      # original store-true flag (None: the default model)
+    class_name: str          # file names in run folders: {class_name}_score.pt
+    help: str
+
+
+_REGISTRY: Dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = ""):
+    def wrap(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "")
+        return builder
+    return wrap
+
+
+def _load_all():
+    from . import _all  # noqa: F401  (imports every model file, which registers it)
+
+
+def list_models():
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def model_flags() -> Dict[str, tuple]:
+    """{flag: (model name, help)} for the models selected by a flag, in registration order."""
+    _load_all()
+    return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
+
+
+def create_model(name: str, args):
+    return get_entry(name).builder(args)
