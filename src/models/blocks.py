@@ -1,4 +1,5 @@
-"""Building blocks shared by the models: EmbeddingNet and AVCA's pre-norm transformer.
+"""Building blocks shared by the models: EmbeddingNet (AVCA), MLPEmbeddingNet and TripletNet
+(AVGZSLNet, CJME), and AVCA's pre-norm transformer.
 
 State_dict names follow the original (`fc.0.weight`, `layers.0.0.norm.weight`,
 `layers.0.0.fn.to_qkv.weight`, `layers.0.1.fn.net.3.weight`): published checkpoints load.
@@ -28,6 +29,47 @@ class EmbeddingNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(x)
+
+
+class MLPEmbeddingNet(nn.Module):
+    """AVGZSLNet's and CJME's nets: Linear, [BN], ReLU, Dropout, Linear [, ReLU].
+
+    Held as one `nn.Sequential` named `fc`: with `use_bn` the Linears are `fc.0` and `fc.4`,
+    without it `fc.0` and `fc.3` (the original's keys). `hidden` 0 or None means one Linear
+    (`fc.0`). `final_relu` adds CJME's trailing ReLU (it has no parameters).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float, use_bn: bool,
+                 hidden: Optional[int] = None, final_relu: bool = False):
+        super().__init__()
+        if hidden:
+            layers = [nn.Linear(in_dim, hidden)]
+            if use_bn:
+                layers.append(nn.BatchNorm1d(hidden))
+            layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)]
+        else:
+            layers = [nn.Linear(in_dim, out_dim)]
+        if final_relu:
+            layers.append(nn.ReLU())
+        self.fc = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(x)
+
+
+class TripletNet(nn.Module):
+    """AVGZSLNet's and CJME's three branches into the 64-d joint space (MLPEmbeddingNet each):
+    `embedding_net1` audio (D_a -> hidden -> 64), `embedding_net2` video (D_v -> hidden -> 64),
+    `embedding_net3` text (300 -> 300 -> 64), created in that order.
+    """
+
+    def __init__(self, input_size_audio: int, input_size_video: int, hidden: Optional[int],
+                 dropout: float, use_bn: bool, final_relu: bool = False, out_dim: int = 64,
+                 word_dim: int = 300):
+        super().__init__()
+        self.embedding_net1 = MLPEmbeddingNet(input_size_audio, out_dim, dropout, use_bn, hidden, final_relu)
+        self.embedding_net2 = MLPEmbeddingNet(input_size_video, out_dim, dropout, use_bn, hidden, final_relu)
+        self.embedding_net3 = MLPEmbeddingNet(word_dim, out_dim, dropout, use_bn, word_dim, final_relu)
 
 
 class PreNorm(nn.Module):

@@ -1,0 +1,65 @@
+"""APN: attribute-prototype style regression onto the word vectors (MODELS.md, "APN")."""
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import GZSLModel, PairBatch, distance_matrix
+from .registry import register_model
+
+WORD_DIM = 300
+INIT_SCALE = 2e-4   # the original initialises both maps as 2e-4 * U(0, 1)
+
+
+class APN(GZSLModel):
+    """Two linear maps x = concat(v, a) -> 300 "attributes", stored as 1x1 convolutions.
+
+    `ALE_vector` [300, D, 1, 1] gives `final`, `prototype_vectors.layer4` [300, D, 1, 1]
+    gives `layer4` (D = D_v + D_a). Evaluation: L2 distance between `final` and the word
+    vectors, one mode reported as all three.
+    """
+
+    def __init__(self, input_size_audio: int, input_size_video: int, norm_inputs: bool = False):
+        super().__init__()
+        dim = input_size_audio + input_size_video
+        # Creation order is the original's: prototype_vectors first (it fixes the init under a seed).
+        self.prototype_vectors = nn.ParameterDict(
+            {"layer4": nn.Parameter(INIT_SCALE * torch.rand(WORD_DIM, dim, 1, 1))})
+        self.ALE_vector = nn.Parameter(INIT_SCALE * torch.rand(WORD_DIM, dim, 1, 1))
+        self.norm_inputs = norm_inputs
+
+    def inputs(self, audio: Tensor, video: Tensor) -> Tensor:
+        """x [B, D_v + D_a] = concat(video, audio), L2-normalised with --norm_inputs."""
+        x = torch.cat((video, audio), dim=1)
+        return F.normalize(x, p=2, dim=1) if self.norm_inputs else x
+
+    def attributes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        """final [B, 300], layer4 [B, 300]: the 1x1 convolutions as linear maps."""
+        return F.linear(x, self.ALE_vector.flatten(1)), F.linear(x, self.prototype_vectors["layer4"].flatten(1))
+
+    def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        final, layer4 = self.attributes(self.inputs(batch.audio, batch.video))   # (B, 300) x 2
+        W, y, w_y = batch.class_text, batch.label, batch.text
+        # The original applies CrossEntropyLoss to the softmax output (a double softmax); kept.
+        parts = {
+            "ce_final": F.cross_entropy((final @ W.t()).softmax(dim=1), y),
+            "mse_final": F.mse_loss(final, w_y),
+            "ce_layer4": F.cross_entropy((layer4 @ W.t()).softmax(dim=1), y),
+            "mse_layer4": F.mse_loss(layer4, w_y),
+        }
+        loss = sum(parts.values())
+        return loss, {k: p.detach() for k, p in parts.items()}
+
+    @torch.no_grad()
+    def eval_distances(self, audio, video, text, squared=False):
+        final, _ = self.attributes(self.inputs(audio, video))
+        d = distance_matrix(final, text, squared)                                  # (N, C)
+        return {"audio": d, "video": d, "both": d}
+
+
+@register_model("apn", flag="apn", class_name="APN",
+                help="APN: attribute-prototype regression onto the word vectors")
+def apn(args) -> APN:
+    return APN(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
+               norm_inputs=args.norm_inputs)

@@ -1,0 +1,254 @@
+"""Synthetic benchmark generator: a complete dataset folder in the exact on-disk layout.
+
+    python -m src.synthetic --dataset UCF --out_dir avgzsl_benchmark_datasets
+    python -m src.synthetic --dataset VGGSound --from_real ../shared/data --out_dir /tmp/bench
+
+It writes `class-split/` (all_class.txt, the mapping csv, main_split/ and cls_split/ with the
+six stage_*.txt and .csv), and for each feature family `features/{main,cls}_features/` with
+one `.h5` per class per split for audio and video, plus the word-vector `.npy` in `text/`.
+
+Features are class-conditional and built from the class's word vector, so zero-shot transfer
+is learnable: a sample of class c draws a latent z = w_c + s * eps (eps ~ N(0, I/300)) and
+its audio and video features are fixed random linear maps of z plus modality noise. Classes
+and vectors are invented (sizes of the real benchmark, or `--preset tiny`), or taken from a
+real dataset folder (`--from_real`: its class splits, video lists and word vectors).
+"""
+import argparse
+import csv
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import h5py
+import numpy as np
+
+from .data import DATASETS, find_class_split_dir
+from .errors import UserError, exit_on_user_error
+
+log = logging.getLogger(__name__)
+
+STAGES = ("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen", "stage_2_train",
+          "stage_2_test_seen", "stage_2_test_unseen")
+FAMILIES = {"main": ("main_features", "main_split", 512, 512), "cls": ("cls_features", "cls_split", 128, 4096)}
+
+# Invented benchmarks: (all classes, train (= val seen) classes, val unseen, test unseen,
+# samples per class of train, val seen, val unseen, test seen, test unseen) — the real
+# benchmarks' class counts and mean class sizes (shared/data/README.md), `tiny` for tests.
+PRESETS = {
+    "UCF": (101, 30, 12, 9, 106, 12, 122, 13, 141),
+    "ActivityNet": (200, 99, 51, 50, 93, 10, 84, 11, 84),
+    "VGGSound": (309, 138, 69, 69, 60, 57, 45, 44, 50),
+    "tiny": (24, 8, 4, 4, 24, 6, 10, 6, 10),
+}
+SYLLABLES = ["ba", "ko", "ri", "su", "ten", "mal", "dor", "vi", "lu", "pe", "sha", "gon",
+             "tri", "zem", "fa", "nok", "ul", "ira", "bo", "che", "dra", "wy", "xen", "qua"]
+
+
+def invent_names(n: int, rng: np.random.Generator) -> List[str]:
+    """n distinct two-word class names ("Koru Tenmal"), CamelCase for the dataset side."""
+    names = set()
+    while len(names) < n:
+        words = ["".join(rng.choice(SYLLABLES, size=rng.integers(2, 4))).capitalize() for _ in range(2)]
+        names.add(" ".join(words))
+    return sorted(names)
+
+
+def write_lines(path: Path, lines) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("data", data=data.astype(np.float32))
+        f.create_dataset("video_urls", data=np.array([n.encode() for n in names], dtype="S80"))
+
+
+class Spec:
+    """What to generate: classes, the mapping, word vectors, and per family the class lists
+    and (class, video) rows of every stage."""
+
+    def __init__(self):
+        self.all_classes: List[str] = []
+        self.mapping: Dict[str, str] = {}               # dataset name -> word2vec name
+        self.w2v: Dict[str, np.ndarray] = {}
+        self.lists: Dict[str, Dict[str, List[str]]] = {}  # split folder -> stage -> class names
+        self.rows: Dict[str, Dict[str, List[tuple]]] = {}  # split folder -> stage -> [(class, video)]
+
+
+def invented_spec(dataset: str, preset: str, rng: np.random.Generator, scale: float) -> Spec:
+    n_all, n_train, n_val_u, n_test_u, *per_class = PRESETS[preset]
+    spec = Spec()
+    words = invent_names(n_all, rng)
+    spec.all_classes = [w.replace(" ", "") for w in words]
+    spec.mapping = dict(zip(spec.all_classes, words))
+    # word vectors with cluster structure (semantic neighbours), unit norm
+    centres = rng.standard_normal((max(4, n_all // 8), 300))
+    vecs = centres[rng.integers(len(centres), size=n_all)] + 0.8 * rng.standard_normal((n_all, 300))
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    spec.w2v = {w: v.astype(np.float32) for w, v in zip(words, vecs)}
+
+    order = rng.permutation(n_all)
+    train = [spec.all_classes[i] for i in order[:n_train]]
+    val_u = [spec.all_classes[i] for i in order[n_train:n_train + n_val_u]]
+    test_u = [spec.all_classes[i] for i in order[n_train + n_val_u:n_train + n_val_u + n_test_u]]
+    stage2 = sorted(train + val_u)
+    n_rows = [max(2, int(round(k * scale))) for k in per_class]
+    for split, unseen in (("main_split", test_u), ("cls_split", test_u[:max(1, (2 * len(test_u)) // 3)])):
+        lists = {"stage_1_train": sorted(train), "stage_1_val_seen": sorted(train),
+                 "stage_1_val_unseen": sorted(val_u), "stage_2_train": stage2,
+                 "stage_2_test_seen": stage2, "stage_2_test_unseen": sorted(unseen)}
+        rows = {}
+        for stage, k in zip(("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen",
+                             "stage_2_test_seen", "stage_2_test_unseen"), n_rows):
+            # the test-unseen videos of the classes cls_split leaves out stay listed (as in UCF)
+            classes = test_u if stage == "stage_2_test_unseen" else lists[stage]
+            rows[stage] = [(c, f"v_{c}_{stage[-4:]}_{j:04d}") for c in classes
+                           for j in range(int(rng.integers(max(1, k // 2), k + k // 2 + 1)))]
+        rows["stage_2_train"] = sorted(rows["stage_1_train"] + rows["stage_1_val_seen"] + rows["stage_1_val_unseen"])
+        if DATASETS[dataset].case_insensitive and lists["stage_1_train"]:
+            # UCF lists HandStandPushups where all_class.txt says HandstandPushups: keep one such
+            # case difference so the case-insensitive matching is exercised.
+            c = lists["stage_1_train"][0]
+            odd = c[0] + c[1:].swapcase()
+            for stage in lists:
+                lists[stage] = [odd if x == c else x for x in lists[stage]]
+        spec.lists[split], spec.rows[split] = lists, rows
+    return spec
+
+
+def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
+    """Class splits, video lists and word vectors of a real dataset folder (features invented)."""
+    info = DATASETS[dataset]
+    candidates = [source / "avgzsl_benchmark_datasets" / dataset, source / dataset, source]
+    ds_dir = next((c for c in candidates if (c / "class-split").is_dir() or (c / "class_split").is_dir()), None)
+    if ds_dir is None:
+        raise UserError(f"--from_real {source}: no {dataset} class-split/ found in "
+                        f"{', '.join(str(c) for c in candidates)}")
+    split_dir = find_class_split_dir(ds_dir)
+    npy_name = f"word_embeddings_{info.npy_stem}_normed.npy"
+    npys = [source / "w2v_features" / npy_name, ds_dir / "features" / "main_features" / "text" / npy_name,
+            ds_dir / "features" / "cls_features" / "text" / npy_name]
+    npy = next((p for p in npys if p.is_file()), None)
+    if npy is None:
+        raise UserError(f"--from_real {source}: no {npy_name} in {', '.join(str(p) for p in npys)}")
+    spec = Spec()
+    spec.w2v = {k: np.asarray(v, np.float32) for k, v in np.load(npy, allow_pickle=True).item().items()}
+    spec.all_classes = [l.strip() for l in (split_dir / "all_class.txt").read_text().splitlines() if l.strip()]
+    with open(split_dir / info.mapping_csv, newline="") as f:
+        spec.mapping = {r["original"].strip(): r["manual"].strip() for r in csv.DictReader(f)}
+    spec.source_split_dir = split_dir
+    for split in ("main_split", "cls_split"):
+        lists, rows = {}, {}
+        for stage in STAGES:
+            lists[stage] = [l.strip() for l in (split_dir / split / f"{stage}.txt").read_text().splitlines() if l.strip()]
+            csv_path = split_dir / split / f"{stage}.csv"
+            if csv_path.is_file():
+                with open(csv_path, newline="") as f:
+                    rows[stage] = [(r["label"].strip(), r["filename"].strip()) for r in csv.DictReader(f)]
+            else:  # VGGSound's train csvs are not published: invent video names
+                rows[stage] = [(c, f"{c.replace(' ', '_')}_{j:04d}") for c in lists[stage]
+                               for j in range(int(rng.integers(40, 80)))]
+        spec.lists[split], spec.rows[split] = lists, rows
+    return spec
+
+
+def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, preset: Optional[str] = None,
+             families=("main", "cls"), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
+             spread: float = 1.0, overwrite: bool = False) -> Path:
+    """Write `{out_root}/{dataset}/` and return that path."""
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    rng = np.random.default_rng(seed)
+    spec = real_spec(dataset, Path(from_real), rng) if from_real else invented_spec(dataset, preset or dataset, rng, scale)
+    out = Path(out_root) / dataset
+    if out.exists():
+        if not overwrite:
+            raise UserError(f"{out} exists; pass --overwrite to replace it")
+        shutil.rmtree(out)
+    info = DATASETS[dataset]
+    t0 = time.perf_counter()
+
+    split_dir = out / "class-split"
+    write_lines(split_dir / "all_class.txt", spec.all_classes)
+    with open(split_dir / info.mapping_csv, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["original", "manual"])
+        w.writerows(spec.mapping.items())
+    label_code = {c.lower(): i for i, c in enumerate(sorted(spec.all_classes))}
+    for split, lists in spec.lists.items():
+        for stage, classes in lists.items():
+            write_lines(split_dir / split / f"{stage}.txt", classes)
+            with open(split_dir / split / f"{stage}.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["filename", "label", "label_code"])
+                w.writerows((video, c, label_code.get(c.lower(), -1)) for c, video in spec.rows[split][stage])
+
+    # the vector each class's features are built from: its own (the correct pairing)
+    by_lower = {c.lower() if info.case_insensitive else c: spec.mapping.get(c) for c in spec.all_classes}
+    for fam in families:
+        method, split, d_a, d_v = FAMILIES[fam]
+        frng = np.random.default_rng([seed, 1 + list(FAMILIES).index(fam)])
+        proj_a = frng.standard_normal((300, d_a)).astype(np.float32) / np.sqrt(300 / 4)
+        proj_v = frng.standard_normal((300, d_v)).astype(np.float32) / np.sqrt(300 / 4)
+        cache: Dict[str, tuple] = {}       # video name -> (audio, video): a video keeps its features
+        feat_dir = out / "features" / method
+        for stage, rows in spec.rows[split].items():
+            by_class: Dict[str, List[str]] = {}
+            for c, video in rows:
+                by_class.setdefault(c, []).append(video)
+            for c, videos in by_class.items():
+                key = c.lower() if info.case_insensitive else c
+                manual = by_lower.get(key)
+                if manual is None or manual not in spec.w2v:
+                    log.warning("class %r has no word vector: skipped", c)
+                    continue
+                new = [v for v in videos if v not in cache]
+                if new:
+                    z = spec.w2v[manual][None] + spread * frng.standard_normal((len(new), 300)).astype(np.float32) / np.sqrt(300)
+                    a = z @ proj_a + noise * frng.standard_normal((len(new), d_a)).astype(np.float32)
+                    v = z @ proj_v + noise * frng.standard_normal((len(new), d_v)).astype(np.float32)
+                    cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
+                canonical = next((x for x in spec.all_classes if (x.lower() if info.case_insensitive else x) == key), c)
+                for modality, k in (("audio", 0), ("video", 1)):
+                    write_h5(feat_dir / modality / stage / f"{canonical}.h5",
+                             np.stack([cache[name][k] for name in videos]), videos)
+        text = feat_dir / "text" / f"word_embeddings_{info.npy_stem}_normed.npy"
+        text.parent.mkdir(parents=True, exist_ok=True)
+        np.save(text, spec.w2v, allow_pickle=True)
+    log.info("wrote %s in %.2fs", out, time.perf_counter() - t0)
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m src.synthetic", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default="UCF", choices=list(DATASETS), help="benchmark to imitate")
+    p.add_argument("--out_dir", type=Path, default=Path("avgzsl_benchmark_datasets"),
+                   help="writes {out_dir}/{dataset}/")
+    p.add_argument("--from_real", type=Path, default=None,
+                   help="take classes, splits, video lists and word vectors from a real data folder "
+                        "(e.g. ../shared/data, or a dataset folder holding class-split/)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="sizes of invented classes (default: those of --dataset; tiny: for tests)")
+    p.add_argument("--families", nargs="+", default=["main", "cls"], choices=list(FAMILIES),
+                   help="feature families: main (512/512) and/or cls (128/4096)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply the samples per class (invented classes)")
+    p.add_argument("--noise", type=float, default=1.0, help="modality noise (higher: harder)")
+    p.add_argument("--spread", type=float, default=1.0, help="within-class spread of the latent (higher: harder)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing {out_dir}/{dataset}")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_user_error(p.prog):
+        out = generate(args.out_dir, args.dataset, args.from_real, args.preset, tuple(args.families),
+                       args.seed, args.scale, args.noise, args.spread, args.overwrite)
+    print(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
