@@ -159,8 +159,9 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
 
 def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, preset: Optional[str] = None,
              families=("main", "cls"), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
-             spread: float = 1.0, overwrite: bool = False) -> Path:
-    """Write `{out_root}/{dataset}/` and return that path."""
+             spread: float = 1.0, overwrite: bool = False, max_per_class: Optional[int] = None) -> Path:
+    """Write `{out_root}/{dataset}/` and return that path (max_per_class: cap the videos of a
+    class in each split, for quick tests on the real split files)."""
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
     rng = np.random.default_rng(seed)
@@ -201,6 +202,8 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
             by_class: Dict[str, List[str]] = {}
             for c, video in rows:
                 by_class.setdefault(c, []).append(video)
+            if max_per_class:
+                by_class = {c: v[:max_per_class] for c, v in by_class.items()}
             for c, videos in by_class.items():
                 key = c.lower() if info.case_insensitive else c
                 manual = by_lower.get(key)
@@ -240,13 +243,16 @@ def main(argv=None) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="multiply the samples per class (invented classes)")
     p.add_argument("--noise", type=float, default=1.0, help="modality noise (higher: harder)")
     p.add_argument("--spread", type=float, default=1.0, help="within-class spread of the latent (higher: harder)")
+    p.add_argument("--max_per_class", type=int, default=None,
+                   help="at most this many videos per class and split (quick tests)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing {out_dir}/{dataset}")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with exit_on_user_error(p.prog):
         out = generate(args.out_dir, args.dataset, args.from_real, args.preset, tuple(args.families),
-                       args.seed, args.scale, args.noise, args.spread, args.overwrite)
+                       args.seed, args.scale, args.noise, args.spread, args.overwrite,
+                       args.max_per_class)
     print(out)
 
 

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny synthetic benchmarks, the real split files, and CLI runners."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+REFERENCE = ROOT.parent / "shared" / "reference"
+sys.path.insert(0, str(ROOT))
+
+# Small AVCA configuration for fast tests (the seed's flags with small sizes).
+AVCA_FLAGS = ("--AVCA --lr 0.001 --embeddings_hidden_size 64 --decoder_hidden_size 64 --embedding_dropout 0.2 "
+              "--decoder_dropout 0.3 --additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss "
+              "--first_additional_triplet 1 --second_additional_triplet 1 --momentum 0.1 --reg_loss "
+              "--lr_scheduler").split()
+
+
+def real_data_or_skip() -> Path:
+    if not (SHARED_DATA / "avgzsl_benchmark_datasets").is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A tiny invented UCF-like benchmark with both feature families."""
+    from src.synthetic import generate
+    return generate(tmp_path_factory.mktemp("bench"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5)
+
+
+def run_cli(*args, cwd=ROOT, check=True, env=None):
+    """Run a project CLI in a subprocess; returns CompletedProcess with text output."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def main_args(root, dump, exp, *extra, epochs=2, n_batches=8, bs=64):
+    return ["--root_dir", root, "--dataset_name", "UCF", "--feature_extraction_method", "main_features",
+            "--zero_shot_split", "main_split", "--input_size_audio", "512", "--input_size_video", "512",
+            "--epochs", epochs, "--n_batches", n_batches, "--bs", bs, "--dump_path", dump, "--exp_name", exp,
+            "--device", "cpu", *extra]
