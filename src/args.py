@@ -110,6 +110,23 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm_inputs", action="store_true",
                    help="L2-normalise concat(video, audio) (ALE/SJE/DEVISE/APN)")
 
+    g = p.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
+    g.add_argument("--syn_num", type=int, default=1000,
+                   help="generated features per unseen class for the softmax classifier")
+    g.add_argument("--critic_iter", type=int, default=5, help="critic steps per generator step ([original defect] under "
+                        "--reproduce_original: one critic and one generator step per epoch, the original's "
+                        "stray break)")
+    g.add_argument("--gan_weight", type=float, default=1e5, help="weight of the generator's WGAN loss")
+    g.add_argument("--vae_weight", type=float, default=1.0, help="weight of the VAE loss (BCE + KL)")
+    g.add_argument("--latent_size", type=int, default=300, help="size of the VAE latent / generator noise")
+    g.add_argument("--cls_epochs", type=int, default=30, help="epochs of the softmax classifier")
+    g.add_argument("--cls_lr", type=float, default=1e-3, help="learning rate of the softmax classifier")
+    g.add_argument("--test_selection", action="store_true",
+                   help="[original defect] also evaluate every epoch on the run's evaluation split (val in "
+                        "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifier's "
+                        "best epoch, a separate ZSL classifier, and the best epoch by GZSL HM; writes "
+                        "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
+
     g = p.add_argument_group("run folder and logging")
     g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
     g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
@@ -155,6 +172,9 @@ def get_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--reproduce_original", action="store_true",
                    help="evaluate with the original code's word-vector pairing (automatic for "
                         "run folders written by the original code)")
+    p.add_argument("--plots", action="store_true",
+                   help="also save {eval_name}_beta.png (seen/unseen/HM against beta on val, beta* marked) "
+                        "and {eval_name}_tsne.png (t-SNE of the test embeddings) next to the JSON")
     _add_model_flags(p)
     return p
 

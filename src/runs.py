@@ -34,19 +34,25 @@ class RunFolder:
         return self.ckpt_dir / f"{class_name}_score_ckpt_{epoch}.pt"
 
     # -- writing -------------------------------------------------------------------------
+    def check_free(self, resume: bool, overwrite: bool) -> None:
+        """Refuse an existing run folder unless resuming or overwriting (before any work)."""
+        if not self.path.exists() or not any(self.path.iterdir()) or overwrite:
+            return
+        if not resume:
+            raise UserError(f"run folder {self.path} already exists: choose another --exp_name, "
+                            f"or pass --resume to continue it or --overwrite to replace it")
+        if not self.resume_path.exists() and list(self.path.glob("*_score.pt")):
+            raise UserError(f"{self.path} holds checkpoints but no resume state (checkpoints/"
+                            f"resume_state.pt): pass --overwrite to train it again")
+
     def prepare(self, resume: bool, overwrite: bool) -> bool:
-        """Create the folder; True when an interrupted run is to be resumed."""
-        if self.path.exists() and any(self.path.iterdir()):
-            if resume and self.resume_path.exists():
-                return True
-            if overwrite:
-                shutil.rmtree(self.path)
-            elif resume:
-                raise UserError(f"{self.path} holds no resume state (checkpoints/resume_state.pt); "
-                                f"pass --overwrite to start it again")
-            else:
-                raise UserError(f"run folder {self.path} already exists: choose another --exp_name, "
-                                f"or pass --resume to continue it or --overwrite to replace it")
+        """Create the folder; True when an interrupted run is to be resumed. A run that died
+        before its first epoch ended is started again under --resume."""
+        self.check_free(resume, overwrite)
+        if resume and self.resume_path.exists():
+            return True
+        if self.path.exists():
+            shutil.rmtree(self.path)
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         return False
 

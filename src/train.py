@@ -93,14 +93,17 @@ class Context:
         self.device = resolve_device(args.device)
         args.device = self.device.type
         self.run = RunFolder(args.dump_path / "runs" / args.exp_name)
+        setup_logging(None, args.verbose)
+        self.run.check_free(args.resume, args.overwrite)
+        # data first: bad input fails before anything is written
+        dataset = dataset_from_args(args)
+        self.train = dataset.split("train_val" if args.retrain_all else "train").to(self.device)
+        self.val = dataset.split("val").to(self.device)
         self.resuming = self.run.prepare(args.resume, args.overwrite)
         setup_logging(self.run, args.verbose)
         seed_everything(args.seed)
         log.info("run %s on %s: %s, %s", self.run.path, self.device, args.model_name,
                  "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
-        dataset = dataset_from_args(args)
-        self.train = dataset.split("train_val" if args.retrain_all else "train").to(self.device)
-        self.val = dataset.split("val").to(self.device)
         log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes",
                  len(self.train), len(self.train.class_ids), len(self.val),
                  int(self.val.seen_mask.sum()), int((~self.val.seen_mask).sum()))

@@ -34,7 +34,8 @@ def tiny_root(tmp_path_factory) -> Path:
 def run_cli(*args, cwd=ROOT, check=True, env=None):
     """Run a project CLI in a subprocess; returns CompletedProcess with text output."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=full_env)
+    script = [str(ROOT / args[0])] if str(args[0]).endswith(".py") else [str(args[0])]
+    proc = subprocess.run([sys.executable, *script, *map(str, args[1:])], cwd=cwd, capture_output=True, text=True, env=full_env)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

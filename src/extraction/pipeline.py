@@ -307,8 +307,10 @@ def extract(family: Family, items: Sequence[VideoItem], *, root, output_dir, dev
 
 
 def run_shard(family: Family, items, root, todo: Sequence[int], store: ShardStore, *, device,
-              batch_size: int, workers: int, total: int, progress: bool = True, desc: str = ""):
-    models = family.build_models(device)
+              batch_size: int, workers: int, total: int, progress: bool = True, desc: str = "",
+              models: Optional[Dict[str, Model]] = None) -> Batcher:
+    """Decode, run and store the videos `todo`; `models` default to `family.build_models`."""
+    models = models if models is not None else family.build_models(device)
     batcher = Batcher(models, batch_size, device)
     bar = tqdm(total=total, initial=total - len(todo), unit="video", desc=desc,
                disable=not progress, dynamic_ncols=True, mininterval=1.0)
@@ -335,6 +337,7 @@ def run_shard(family: Family, items, root, todo: Sequence[int], store: ShardStor
     finally:
         store.flush()  # keep what is finished, also when interrupted
         bar.close()
+    return batcher
 
 
 def merge(family: Family, items: Sequence[VideoItem], output_dir, world: int,
