@@ -137,8 +137,8 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--reproduce_original", action="store_true",
                    help="reproduce the original code's defects (PROTOCOL.md [original defect]): "
                         "word vectors paired by sorted word2vec name instead of by class, plain "
-                        "L2 in training-time validation whatever --distance_fn, z-scored class "
-                        "indices, CJME's broadcast attention loss")
+                        "L2 in training-time validation whatever --distance_fn, CJME's broadcast "
+                        "attention loss, f-VAEGAN-D2's one batch per epoch")
 
     g = p.add_argument_group(f"flags of the original code ({IGNORED})")
     for flag in ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",

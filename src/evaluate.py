@@ -119,7 +119,8 @@ def evaluate_runs(eval_args) -> dict:
     """Choose beta* with stage-1's best model on val; evaluate stage 2's same-epoch checkpoint
     on test. Returns the numbers; prints nothing."""
     import logging
-    from .args import PROJECT_FIELDS, resolve_model_name
+    from .args import resolve_model_name
+    from .models.registry import model_flags
     from .data import dataset_from_args
     from .models import create_model, get_entry
     from .runs import RunFolder, load_checkpoint, load_model_state
@@ -134,11 +135,10 @@ def evaluate_runs(eval_args) -> dict:
     if not getattr(args, "retrain_all", False):
         raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
                         f"--load_path_stage_B must be the stage-2 run folder")
-    original_run = not all(hasattr(args, f) for f in PROJECT_FIELDS[:1])
-    cli_model = resolve_model_name(eval_args)
-    has_flag = any(getattr(eval_args, f, False) for f in ("AVCA", "ale", "sje", "devise", "apn", "cjme")) \
-        or cli_model != "avgzslnet"
-    model_name = cli_model if has_flag else (getattr(args, "model_name", None) or resolve_model_name(args))
+    original_run = not hasattr(args, "reproduce_original")      # written by the original code
+    # the command line's model flag wins (as in the original); without one, the run's own model
+    flag_given = any(getattr(eval_args, flag, False) for flag in model_flags())
+    model_name = resolve_model_name(eval_args if flag_given else args)
     for k in ("dataset_name", "root_dir"):
         if getattr(eval_args, k) is not None:
             setattr(args, k, getattr(eval_args, k))
