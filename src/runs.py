@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 
 from .errors import UserError
-from .io_utils import atomic_pickle, atomic_torch_save
+from .io_utils import atomic_pickle, atomic_torch_save, cpu_snapshot
 
 
 class RunFolder:
@@ -59,9 +59,15 @@ class RunFolder:
     def save_args(self, args: argparse.Namespace) -> None:
         atomic_pickle(args, self.args_path)
 
-    def save_checkpoint(self, path: Path, model, optimizer, epoch: int, metric: str, **extra) -> None:
-        atomic_torch_save({"epoch": epoch, "model": model.state_dict(),
-                           "optimizer": optimizer.state_dict(), "metric": metric, **extra}, path)
+    def save_checkpoint(self, path: Path, model, optimizer, epoch: int, metric: str, writer=None, **extra) -> None:
+        """Write a checkpoint (through a BackgroundWriter when given: the state is snapshotted
+        now and written while training goes on)."""
+        blob = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "metric": metric, **extra}
+        if writer is None:
+            atomic_torch_save(blob, path)
+        else:
+            writer.submit(atomic_torch_save, cpu_snapshot(blob), path)
 
     # -- reading -------------------------------------------------------------------------
     def load_args(self) -> argparse.Namespace:

@@ -21,6 +21,7 @@ from .data import SplitData, dataset_from_args
 from .evaluate import evaluate_model, zscore
 from .models import create_model, get_entry
 from .models.base import PairBatch
+from .io_utils import BackgroundWriter, atomic_torch_save, cpu_snapshot
 from .runs import RunFolder
 from .sampler import PairSampler
 
@@ -124,6 +125,7 @@ class Trainer:
         self.val_neg = val_sampler.negatives(ctx.val.labels)
         self.start_epoch, self.best_score, self.best_loss = 0, -math.inf, math.inf
         self.writer = None
+        self.files = BackgroundWriter()     # checkpoints are written while the next epoch trains
 
     # -- one epoch -----------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> Dict[str, float]:
@@ -169,6 +171,16 @@ class Trainer:
             self.load_resume_state()
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(log_dir=str(run.path), purge_step=self.start_epoch)
+        try:
+            self.epochs()
+        finally:
+            self.files.flush()           # every finished epoch's files are on disk
+            self.writer.close()
+        log.info("done: best val %s HM %.4f; checkpoints in %s", ctx.model.reported_mode, self.best_score, run.path)
+        return {"best_score": self.best_score, "best_loss": self.best_loss}
+
+    def epochs(self) -> None:
+        ctx, a, run, cls = self.ctx, self.ctx.args, self.ctx.run, self.ctx.entry.class_name
         for epoch in range(self.start_epoch, a.epochs):
             t0 = time.perf_counter()
             train_stats = self.train_epoch(epoch)
@@ -179,21 +191,21 @@ class Trainer:
             # strictly better only; a NaN never becomes the best [original defect]
             if math.isfinite(val_loss) and val_loss < self.best_loss:
                 self.best_loss = val_loss
-                run.save_checkpoint(run.best(cls, "loss"), ctx.model, ctx.optimizer, epoch + 1, "loss", val_loss=val_loss)
+                run.save_checkpoint(run.best(cls, "loss"), ctx.model, ctx.optimizer, epoch + 1, "loss", self.files,
+                                    val_loss=val_loss)
             if math.isfinite(score) and score > self.best_score:
                 self.best_score = score
-                run.save_checkpoint(run.best(cls, "score"), ctx.model, ctx.optimizer, epoch + 1, "score", score=score)
+                run.save_checkpoint(run.best(cls, "score"), ctx.model, ctx.optimizer, epoch + 1, "score", self.files,
+                                    score=score)
             if a.save_checkpoints:
-                run.save_checkpoint(run.epoch_ckpt(cls, epoch), ctx.model, ctx.optimizer, epoch + 1, "score", score=score)
+                run.save_checkpoint(run.epoch_ckpt(cls, epoch), ctx.model, ctx.optimizer, epoch + 1, "score", self.files,
+                                    score=score)
             lr = ctx.optimizer.param_groups[0]["lr"]
             if ctx.scheduler is not None:
                 ctx.scheduler.step(score)
             self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
             self.start_epoch = epoch + 1
             self.save_resume_state()
-        self.writer.close()
-        log.info("done: best val %s HM %.4f; checkpoints in %s", ctx.model.reported_mode, self.best_score, run.path)
-        return {"best_score": self.best_score, "best_loss": self.best_loss}
 
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
         mode = self.ctx.model.reported_mode
@@ -222,12 +234,11 @@ class Trainer:
     # -- resume --------------------------------------------------------------------------
     def save_resume_state(self) -> None:
         ctx = self.ctx
-        from .io_utils import atomic_torch_save
-        atomic_torch_save({
+        self.files.submit(atomic_torch_save, cpu_snapshot({
             "epoch": self.start_epoch, "model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
             "scheduler": ctx.scheduler.state_dict() if ctx.scheduler is not None else None,
             "best_score": self.best_score, "best_loss": self.best_loss, "rng": rng_state(),
-            "sampler": self.sampler.state_dict()}, ctx.run.resume_path)
+            "sampler": self.sampler.state_dict()}), ctx.run.resume_path)
 
     def load_resume_state(self) -> None:
         ctx = self.ctx
