@@ -215,3 +215,29 @@ def infer_dataset_name(root_dir) -> str:
             return key
     raise UserError(f"cannot tell the dataset from --root_dir {root_dir}: pass --dataset_name "
                     f"({', '.join(DATASETS)})")
+
+
+def flags_markdown() -> str:
+    """The README's flag tables (`python -m src.args > flags.md`)."""
+    def table(parser):
+        out = []
+        for group in parser._action_groups:
+            acts = [a for a in group._group_actions if a.help != argparse.SUPPRESS and a.dest != "help"]
+            if not acts:
+                continue
+            out.append(f"\n**{group.title}**\n\n| flag | default | what it does |\n|---|---|---|")
+            for a in acts:
+                default = "" if isinstance(a, argparse._StoreTrueAction) or a.default in (None, "") else f"`{a.default}`"
+                out.append(f"| `{a.option_strings[0]}` | {default} | {(a.help or '').replace('|', '/')} |")
+        return "\n".join(out)
+
+    return ("### main.py\n" + table(get_main_parser()) +
+            "\n\nFlags of the original for experiments it did not publish (`--debug`, `--val_all_loss`, "
+            "`--baseline`, `--audio_baseline`, `--video_baseline`, `--concatenated_baseline`, `--new_model`, "
+            "`--new_model_early_fusion`, `--new_model_middle_fusion`, `--new_model_attention_both_heads`, "
+            "`--debug_comment`) are accepted and ignored, so old command lines still run.\n\n"
+            "### get_evaluation.py\n" + table(get_eval_parser()) + "\n")
+
+
+if __name__ == "__main__":
+    print(flags_markdown(), end="")
