@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from .data import SplitData, dataset_from_args
+from .errors import UserError
 from .evaluate import evaluate_model, zscore
 from .models import create_model, get_entry
 from .models.base import PairBatch
@@ -147,7 +148,8 @@ class Trainer:
             if (step + 1) % 50 == 0 or step + 1 == a.n_batches:      # one host sync per 50 steps
                 mean_loss = float(sums["loss"]) / (step + 1)
                 if not math.isfinite(mean_loss):
-                    raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}")
+                    raise UserError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}: try a "
+                                    f"lower --lr; {ctx.run.path} keeps the last finished epoch")
                 bar.set_postfix(loss=f"{mean_loss:.4f}")
         return {k: float(v) / a.n_batches for k, v in sums.items()}
 
