@@ -27,6 +27,10 @@ def main(argv=None):
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {args.load_path_stage_A} beta*={result['beta']:.4f} "
                     f"epoch={result['epoch']} {line}\n")
         logging.getLogger("avgzsl").info("wrote %s", out)
+        if args.plots:
+            from src.plots import save_evaluation_plots
+            for path in save_evaluation_plots(args, result):
+                logging.getLogger("avgzsl").info("wrote %s", path)
 
 
 if __name__ == "__main__":

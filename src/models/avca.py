@@ -103,6 +103,12 @@ class AVCA(GZSLModel):
         d = distance_matrix(theta_v, theta_w, squared)
         return {"audio": d, "video": d, "both": d}    # AVCA reports θv in all three modes
 
+    @torch.no_grad()
+    def eval_embeddings(self, audio, video, text):
+        """θv [N, 64] of the samples and θw [C, 64] of the classes (the reported distance's)."""
+        _, theta_v, theta_w = self.get_embeddings(audio, video, text)
+        return theta_v, theta_w
+
     def optimizer_parameters(self):
         # [published behaviour] pos_emb1D is not optimised: it keeps its N(0, 1) init.
         return [p for n, p in self.named_parameters() if n != "pos_emb1D"]

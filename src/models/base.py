@@ -8,6 +8,8 @@
 - `reported_mode`: the mode the paper reports (the epoch score and get_evaluation's line).
 - `configure_optimizers(args) -> (optimizer, scheduler or None)`.
 - optionally `fit(trainer)`: a model with its own training procedure (f-VAEGAN-D2).
+- optionally `eval_embeddings(audio, video, text) -> (samples [N, d], classes [C, d])`: the
+  embeddings behind the reported distances (get_evaluation.py --plots draws their t-SNE).
 """
 from dataclasses import dataclass, fields
 from typing import Dict, Optional, Tuple
@@ -58,6 +60,10 @@ class GZSLModel(nn.Module):
     def eval_distances(self, audio: Tensor, video: Tensor, text: Tensor,
                        squared: bool = False) -> Dict[str, Tensor]:
         raise NotImplementedError
+
+    def eval_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
+        """Sample embeddings [N, d] and class embeddings [C, d] of the reported mode (optional)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its embeddings")
 
     def optimizer_parameters(self):
         return self.parameters()

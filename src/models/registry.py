@@ -34,6 +34,15 @@ def _load_all():
     from . import _all  # noqa: F401  (imports every model file, which registers it)
 
 
+def _ordered():
+    """Entries in the order of `_all.MODULES` (then registration), whatever was imported first."""
+    from ._all import MODULES
+    rank = {m: i for i, m in enumerate(MODULES)}
+    entries = list(_REGISTRY.values())
+    return sorted(entries, key=lambda e: (rank.get(e.builder.__module__.rsplit(".", 1)[-1], len(rank)),
+                                          entries.index(e)))
+
+
 def list_models():
     _load_all()
     return sorted(_REGISTRY)
@@ -49,7 +58,7 @@ def get_entry(name: str) -> ModelEntry:
 def model_flags() -> Dict[str, tuple]:
     """{flag: (model name, help)} for the models selected by a flag, in registration order."""
     _load_all()
-    return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
+    return {e.flag: (e.name, e.help) for e in _ordered() if e.flag}
 
 
 def create_model(name: str, args):

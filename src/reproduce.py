@@ -1,0 +1,323 @@
+"""The seed's results tables: methods x datasets x feature families x seeds, both stages and the
+evaluation of each, then GZSL (HM) and ZSL tables (mean +- std over seeds).
+
+    python -m src.reproduce --data_dir avgzsl_benchmark_datasets --out_dir reproduction
+    python -m src.reproduce --methods avca ale --datasets UCF --families main --seeds 1 2 \\
+        --data_dir DIR --out_dir DIR --epochs 2 --n_batches 5                     # a smoke grid
+    python -m src.reproduce ... --slurm --slurm_partition gpu --slurm_time 600    # one Slurm job per cell
+
+A cell (method, dataset, family, seed) runs main.py (stage 1), main.py --retrain_all
+--save_checkpoints (stage 2) and get_evaluation.py as subprocesses, with the flags of the run
+scripts (`METHODS` below is the one table both use: run_scripts/common.sh holds the same flags
+and tests/test_run_scripts.py checks that the scripts' commands equal `cell_commands`'s).
+Runs go to {out_dir}/seed_{seed}/runs/{exp_name}/, logs to {out_dir}/logs/. Re-running the
+command skips every cell whose evaluation JSON exists, continues interrupted trainings
+(--resume) and restarts those killed before their first epoch ended (--overwrite). Tables:
+{out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables) and results_long.csv (one
+row per cell and seed), written atomically, also when some cells failed (shown as "-").
+"""
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("avgzsl.reproduce")
+
+
+# -- the one table of per-method flags (run_scripts/common.sh mirrors it) ------------------------
+
+@dataclass(frozen=True)
+class Method:
+    label: str                       # the row of the results tables
+    script: str                      # run_scripts/{Dataset}-GZSL/{script}.sh
+    exp_prefix: str                  # runs/{exp_prefix}_{dataset tag}_{val|all}_{family}
+    model_flags: tuple               # get_evaluation.py's model flag(s) (none: AVGZSLNet)
+    flags: tuple                     # main.py flags of both stages, after the model flag(s)
+    family_flags: Dict[str, tuple] = field(default_factory=dict)
+
+
+AVCA_FLAGS = ("--lr_scheduler", "--embeddings_hidden_size", "512", "--decoder_hidden_size", "512",
+              "--embedding_dropout", "0.2", "--decoder_dropout", "0.3", "--additional_dropout", "0.5",
+              "--depth_transformer", "1", "--additional_triplets_loss", "--first_additional_triplet", "1",
+              "--second_additional_triplet", "1", "--reg_loss")
+BN_FLAGS = ("--embedding_use_bn", "--decoder_use_bn", "--normalize_decoder_outputs")
+NORM_ON_CLS = {"cls": ("--norm_inputs",)}
+
+# Row order of the paper's table.
+METHODS: Dict[str, Method] = {
+    "ale": Method("ALE", "ale", "ale", ("--ale",), ("--lr", "0.001"), NORM_ON_CLS),
+    "sje": Method("SJE", "sje", "sje", ("--sje",), ("--lr", "0.001"), NORM_ON_CLS),
+    "devise": Method("DEVISE", "devise", "devise", ("--devise",), ("--lr", "0.001"), NORM_ON_CLS),
+    "apn": Method("APN", "apn", "apn", ("--apn",), ("--lr", "0.001"), NORM_ON_CLS),
+    # f-VAEGAN-D2: batch 64 (MODELS.md); lr 1e-4 is f-VAEGAN's own (the original's is not published)
+    "fvaegan": Method("f-VAEGAN-D2", "f-vaegan", "fvaegan", ("--fvaegan",),
+                      ("--lr", "0.0001", "--bs", "64", "--syn_num", "1000", "--critic_iter", "5",
+                       "--cls_epochs", "30")),
+    "cjme": Method("CJME", "cjme", "cjme", ("--cjme",), ("--lr", "0.001", *BN_FLAGS, "--dropout_baselines", "0.2")),
+    "avgzslnet": Method("AVGZSLNet", "avgzslnet", "avgzslnet", (), ("--lr", "0.001", *BN_FLAGS)),
+    "avca": Method("AVCA", "avca", "attention", ("--AVCA",), ("--lr", "0.001", *AVCA_FLAGS),
+                   {"main": ("--momentum", "0.1"), "cls": ("--momentum", "0.99")}),
+}
+FAMILIES: Dict[str, tuple] = {
+    "main": ("--feature_extraction_method", "main_features", "--zero_shot_split", "main_split",
+             "--input_size_audio", "512", "--input_size_video", "512"),
+    "cls": ("--feature_extraction_method", "cls_features", "--zero_shot_split", "cls_split",
+            "--input_size_audio", "128", "--input_size_video", "4096"),
+}
+COMMON = ("--epochs", "50", "--n_batches", "500")          # the seed's run scripts
+DATASET_TAGS = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}
+RESUME = ("--resume", "--overwrite")     # continue an interrupted run; restart one with no resume state
+
+
+def exp_names(method: str, dataset: str, family: str) -> tuple:
+    """(stage-1, stage-2) run folder names, e.g. attention_ucf_val_main, attention_ucf_all_main."""
+    stem = f"{METHODS[method].exp_prefix}_{DATASET_TAGS[dataset]}"
+    return f"{stem}_val_{family}", f"{stem}_all_{family}"
+
+
+def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=None, seed: Optional[int] = None,
+                  extra: Sequence[str] = (), resume: Sequence[str] = RESUME) -> List[List[str]]:
+    """The three commands of a cell: [script, args...] for main.py (x2) and get_evaluation.py."""
+    m = METHODS[method]
+    val, full = exp_names(method, dataset, family)
+    base = ["--root_dir", f"{data_dir}/{dataset}", "--dataset_name", dataset, *FAMILIES[family], *COMMON,
+            *m.model_flags, *m.flags, *m.family_flags.get(family, ())]
+    if seed is not None:
+        base += ["--seed", str(seed)]
+    if dump_path is not None:
+        base += ["--dump_path", str(dump_path)]
+    runs = "runs" if dump_path is None else f"{dump_path}/runs"
+    return [["main.py", *base, "--exp_name", val, *resume, *extra],
+            ["main.py", *base, "--retrain_all", "--save_checkpoints", "--exp_name", full, *resume, *extra],
+            ["get_evaluation.py", "--load_path_stage_A", f"{runs}/{val}", "--load_path_stage_B", f"{runs}/{full}",
+             "--dataset_name", dataset, *m.model_flags]]
+
+
+# -- running a cell ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    dataset: str
+    family: str
+    seed: int
+    data_dir: str
+    out_dir: str
+    extra: tuple = ()
+
+    @property
+    def dump_path(self) -> Path:
+        return Path(self.out_dir) / f"seed_{self.seed}"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.dump_path / "runs" / exp_names(self.method, self.dataset, self.family)[1] / "evaluation.json"
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.out_dir) / "logs" / f"{exp_names(self.method, self.dataset, self.family)[0]}_seed{self.seed}.log"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.dataset} {self.family} seed {self.seed}"
+
+
+def run_cell(cell: Cell) -> dict:
+    """Stage 1, stage 2 and the evaluation of one cell (subprocesses); returns the evaluation JSON.
+    A top-level function, so that submitit can pickle it."""
+    if cell.eval_json.is_file():
+        return json.loads(cell.eval_json.read_text())
+    cell.log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    with open(cell.log_path, "a") as logf:
+        for cmd in cell_commands(cell.method, cell.dataset, cell.family, cell.data_dir, cell.dump_path.resolve(),
+                                 cell.seed, cell.extra):
+            argv = [sys.executable, str(REPO / cmd[0]), *cmd[1:]]
+            logf.write("$ " + " ".join(shlex.quote(a) for a in argv) + "\n")
+            logf.flush()
+            proc = subprocess.run(argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, env=env)
+            if proc.returncode != 0:
+                logf.flush()
+                tail = "".join(Path(cell.log_path).read_text().splitlines(keepends=True)[-15:])
+                raise RuntimeError(f"{cell}: {cmd[0]} exited with {proc.returncode}; log {cell.log_path}:\n{tail}")
+    return json.loads(cell.eval_json.read_text())
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+def mean_std(values: Sequence[float]) -> Optional[tuple]:
+    """(mean, sample std or 0 for one value) of percentages, None when empty."""
+    if not values:
+        return None
+    n = len(values)
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return mean, std
+
+
+def fmt(ms: Optional[tuple], n: int) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms[0]:.2f}" if n == 1 else f"{ms[0]:.2f} ± {ms[1]:.2f}"
+
+
+def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Sequence[str],
+                families: Sequence[str]) -> Dict[str, str]:
+    """results {(method, dataset, family, seed): evaluation JSON} -> {file name: text}.
+
+    Tables of GZSL (HM) and ZSL in percent, methods as rows, dataset x family as columns,
+    "mean ± std" over the seeds that finished (sample std), "-" where none did."""
+    columns = [(d, f) for d in datasets for f in families]
+    headers = ["Method"] + [f"{d} {f}" for d, f in columns]
+    md, out = [], {}
+    long_rows = [["method", "dataset", "family", "seed", "seen", "unseen", "gzsl", "zsl", "beta", "epoch"]]
+    for (m, d, f, s), r in sorted(results.items(), key=lambda kv: (list(METHODS).index(kv[0][0]),) + kv[0][1:]):
+        long_rows.append([m, d, f, s] + [f"{100 * r[k]:.4f}" for k in ("seen", "unseen", "hm", "zsl")]
+                         + [f"{r['beta']:.6f}", r["epoch"]])
+    for metric, key in (("GZSL", "hm"), ("ZSL", "zsl")):
+        rows = []
+        for m in methods:
+            row = [METHODS[m].label]
+            for d, f in columns:
+                vals = [100 * r[key] for (m2, d2, f2, _), r in results.items() if (m2, d2, f2) == (m, d, f)]
+                row.append(fmt(mean_std(vals), len(vals)))
+            rows.append(row)
+        md += [f"## {metric} ({'harmonic mean of seen and unseen' if key == 'hm' else 'unseen only'}, %)", "",
+               "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        md += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+        buf = io.StringIO()
+        csv.writer(buf).writerows([headers] + rows)
+        out[f"results_{metric.lower()}.csv"] = buf.getvalue()
+    seeds = sorted({k[3] for k in results})
+    out["results.md"] = (f"# Audio-visual GZSL results\n\nMean ± std over seeds {', '.join(map(str, seeds)) or '-'} "
+                         f"(stage-2 test numbers of get_evaluation.py).\n\n" + "\n".join(md))
+    buf = io.StringIO()
+    csv.writer(buf).writerows(long_rows)
+    out["results_long.csv"] = buf.getvalue()
+    return out
+
+
+def write_tables(out_dir: Path, tables: Dict[str, str]) -> None:
+    from .io_utils import atomic_write_text
+    for name, text in tables.items():
+        atomic_write_text(text, Path(out_dir) / name)
+
+
+# -- the grid ------------------------------------------------------------------------------------
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="table rows")
+    p.add_argument("--datasets", nargs="+", default=list(DATASET_TAGS), choices=list(DATASET_TAGS))
+    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
+                   help="main (SeLaVi, main_split) and/or cls (VGGish/C3D, cls_split)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
+    p.add_argument("--data_dir", default=os.environ.get("AVGZSL_DATA", "avgzsl_benchmark_datasets"),
+                   help="folder holding UCF/, ActivityNet/, VGGSound/ (default: $AVGZSL_DATA or "
+                        "avgzsl_benchmark_datasets)")
+    p.add_argument("--out_dir", type=Path, default=Path("reproduction"), help="runs, logs and tables")
+    p.add_argument("--epochs", type=int, default=None, help="override the scripts' 50 epochs (smoke runs)")
+    p.add_argument("--n_batches", type=int, default=None, help="override the scripts' 500 batches per epoch")
+    p.add_argument("--device", default=None, help="main.py --device (default: cuda when available)")
+    p.add_argument("--main_args", default="", help="more main.py flags for every training, one shell-quoted string")
+    p.add_argument("--dry_run", action="store_true", help="print the commands of the unfinished cells and stop")
+    g = p.add_argument_group("Slurm (submitit): one job per cell")
+    g.add_argument("--slurm", action="store_true", help="submit the cells to Slurm instead of running them here")
+    g.add_argument("--slurm_partition", default=None)
+    g.add_argument("--slurm_time", type=int, default=24 * 60, help="minutes per job")
+    g.add_argument("--slurm_gpus", type=int, default=1, help="GPUs per job")
+    g.add_argument("--slurm_cpus", type=int, default=8, help="CPUs per job")
+    g.add_argument("--slurm_mem_gb", type=int, default=64)
+    g.add_argument("--slurm_parallelism", type=int, default=32, help="jobs running at once (array throttle)")
+    g.add_argument("--slurm_additional", default="", help="extra sbatch parameters as JSON, e.g. '{\"account\": \"x\"}'")
+    g.add_argument("--submitit_cluster", default="slurm", choices=["slurm", "local", "debug"],
+                   help="submitit executor (local/debug: run the jobs on this machine, for tests)")
+    return p
+
+
+def grid(args) -> List[Cell]:
+    extra = list(shlex.split(args.main_args))
+    for name in ("epochs", "n_batches", "device"):
+        if getattr(args, name) is not None:
+            extra += [f"--{name}", str(getattr(args, name))]
+    # absolute: the cells' subprocesses run in the repository root
+    data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
+    return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra))
+            for m in args.methods for d in args.datasets for f in args.families for s in args.seeds]
+
+
+def run_local(cells: List[Cell]) -> Dict[Cell, object]:
+    out = {}
+    for i, cell in enumerate(cells):
+        log.info("[%d/%d] %s", i + 1, len(cells), cell)
+        try:
+            out[cell] = run_cell(cell)
+            log.info("[%d/%d] %s: GZSL %.2f ZSL %.2f", i + 1, len(cells), cell, 100 * out[cell]["hm"],
+                     100 * out[cell]["zsl"])
+        except Exception as err:  # noqa: BLE001 - one failed cell must not stop the grid
+            log.error("%s", err)
+            out[cell] = err
+    return out
+
+
+def run_submitit(cells: List[Cell], args) -> Dict[Cell, object]:
+    import submitit
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    executor = submitit.AutoExecutor(folder=str(Path(args.out_dir) / "submitit" / "%j"), cluster=args.submitit_cluster)
+    params = dict(name="avgzsl", timeout_min=args.slurm_time, gpus_per_node=args.slurm_gpus,
+                  cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb, slurm_array_parallelism=args.slurm_parallelism)
+    if args.slurm_partition:
+        params["slurm_partition"] = args.slurm_partition
+    if args.slurm_additional:
+        params["slurm_additional_parameters"] = json.loads(args.slurm_additional)
+    if args.submitit_cluster != "slurm":          # local/debug executors take the generic parameters only
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_") and k not in ("gpus_per_node", "mem_gb", "cpus_per_task")}
+    executor.update_parameters(**params)
+    with executor.batch():
+        jobs = [executor.submit(run_cell, cell) for cell in cells]
+    log.info("submitted %d jobs (%s)", len(jobs), ", ".join(str(j.job_id) for j in jobs[:5]) + (" ..." if len(jobs) > 5 else ""))
+    out = {}
+    for cell, job in zip(cells, jobs):
+        try:
+            out[cell] = job.result()
+            log.info("%s: GZSL %.2f ZSL %.2f (job %s)", cell, 100 * out[cell]["hm"], 100 * out[cell]["zsl"], job.job_id)
+        except Exception as err:  # noqa: BLE001
+            log.error("%s: job %s failed: %s", cell, job.job_id, err)
+            out[cell] = err
+    return out
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cells = grid(args)
+    todo = [c for c in cells if not c.eval_json.is_file()]
+    log.info("%d cells, %d finished, %d to run", len(cells), len(cells) - len(todo), len(todo))
+    if args.dry_run:
+        for cell in todo:
+            for cmd in cell_commands(cell.method, cell.dataset, cell.family, cell.data_dir, cell.dump_path, cell.seed,
+                                     cell.extra):
+                print("python " + " ".join(shlex.quote(a) for a in cmd))
+        return 0
+    outcome = (run_submitit(todo, args) if args.slurm else run_local(todo)) if todo else {}
+    results = {(c.method, c.dataset, c.family, c.seed): json.loads(c.eval_json.read_text())
+               for c in cells if c.eval_json.is_file()}
+    tables = make_tables(results, args.methods, args.datasets, args.families)
+    write_tables(args.out_dir, tables)
+    print(tables["results.md"])
+    failed = [c for c, r in outcome.items() if isinstance(r, Exception)]
+    log.info("tables in %s%s", args.out_dir, f"; {len(failed)} cells failed (see {args.out_dir}/logs)" if failed else "")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""f-VAEGAN-D2 (MODELS.md): shapes, losses on known cases, the optimiser split, the evaluation
+classifier, the original's one-step epochs, and stage 1 -> stage 2 -> get_evaluation end to end."""
+import json
+import math
+import re
+import shutil
+from types import SimpleNamespace
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import run_cli
+from src.args import finalize_main_args, get_main_parser
+from src.errors import UserError
+from src.models import create_model, list_models
+
+list_models()   # registers every model in _all.py's order before one model file is imported (flag order)
+from src.models.fvaegan import FVAEGAN, GANEpochs, bce_sum, gradient_penalty, train_softmax, vae_loss  # noqa: E402
+
+D_A, D_V = 12, 20
+LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=\d+\.\d\d, ZSL performance=\d+\.\d\d"
+
+
+def build(*extra, seed=0) -> FVAEGAN:
+    args = finalize_main_args(get_main_parser().parse_args(
+        ["--root_dir", "x", "--dataset_name", "UCF", "--fvaegan", "--input_size_audio", str(D_A),
+         "--input_size_video", str(D_V), "--latent_size", "8", "--syn_num", "10", "--cls_epochs", "3", *extra]))
+    torch.manual_seed(seed)
+    return create_model("fvaegan", args)
+
+
+def split(n_per_class, text, seed=0):
+    """A SplitData-like object whose features are class centres plus noise (non-negative)."""
+    g = torch.Generator().manual_seed(seed)
+    c = len(text)
+    labels = torch.arange(c).repeat_interleave(n_per_class)
+    centres = torch.rand(c, D_A + D_V, generator=g)
+    x = (centres[labels] + 0.05 * torch.rand(len(labels), D_A + D_V, generator=g))
+    return SimpleNamespace(audio=x[:, :D_A], video=x[:, D_A:], labels=labels, text=text, class_ids=torch.arange(c),
+                           seen_mask=torch.ones(c, dtype=torch.bool), name="train")
+
+
+def test_shapes_and_state_dict():
+    m = build()
+    x, w = torch.rand(5, D_A + D_V), torch.randn(5, 300)
+    mu, logvar = m.E(x, w)
+    assert mu.shape == logvar.shape == (5, 8)
+    fake = m.G(torch.randn(5, 8), w)
+    assert fake.shape == (5, D_A + D_V) and bool(((fake > 0) & (fake < 1)).all())
+    assert m.D(x, w).shape == (5,) and m.D2(x).shape == (5,)
+    shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    assert shapes["E.fc.weight"] == (300, D_A + D_V + 300) and shapes["E.mu.weight"] == (8, 300)
+    assert shapes["G.net.0.weight"] == (512, 8 + 300) and shapes["G.net.2.weight"] == (D_A + D_V, 512)
+    assert shapes["D.net.0.weight"] == (512, D_A + D_V + 300) and shapes["D2.net.0.weight"] == (512, D_A + D_V)
+    assert shapes["eval_seed"] == () and shapes["trained_on_train_val"] == ()
+    # critics N(0, 0.02) with zero bias
+    assert float(m.D.net[0].bias.detach().abs().max()) == 0 and abs(float(m.D.net[0].weight.detach().std()) - 0.02) < 0.002
+    d = m.eval_distances  # the model answers the interface with one mode as all three
+    assert m.reported_mode == "both" and callable(d)
+
+
+def test_bce_and_kl_on_known_cases():
+    p, t = torch.tensor([[0.3, 0.9], [0.5, 0.2]]), torch.tensor([[0.0, 1.0], [0.5, 0.25]])
+    assert torch.allclose(bce_sum(p, t), F.binary_cross_entropy(p, t, reduction="sum"))
+    # x = recon = 0.5 everywhere, mu = 0, log var = 0: BCE = D log 2 per sample, KL = 0
+    x = torch.full((4, 6), 0.5)
+    bce, kl = vae_loss(x, x, torch.zeros(4, 3), torch.zeros(4, 3))
+    assert bce.item() == pytest.approx(6 * math.log(2), rel=1e-5) and kl.item() == 0
+    # KL of N(1, e^0) against N(0, 1) per dim: 0.5 * mu^2 = 0.5; 3 dims
+    _, kl = vae_loss(x, x, torch.ones(4, 3), torch.zeros(4, 3))
+    assert kl.item() == pytest.approx(1.5)
+    assert torch.isfinite(bce_sum(p, torch.tensor([[-0.2, 1.0], [0.5, 0.25]])))  # negative targets accepted
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    a = torch.tensor([3.0, 4.0])                       # grad = a everywhere, ||a|| = 5: (5 - 1)^2 = 16
+    real, fake = torch.randn(7, 2), torch.randn(7, 2)
+    assert gradient_penalty(lambda x: x @ a, real, fake).item() == pytest.approx(16.0)
+
+
+def test_critic_and_generator_steps_update_their_own_networks():
+    m = build()
+    opt, sched = m.configure_optimizers(SimpleNamespace(lr=1e-3))
+    assert sched is None and {g["betas"] for g in opt.param_groups} == {(0.5, 0.999)}
+    x, w = torch.rand(6, D_A + D_V), torch.randn(6, 300)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    loss, parts = m.critic_loss(x, w)
+    opt.zero_grad()
+    loss.backward()
+    opt.step("D", "D2")
+    after = m.state_dict()
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"D", "D2"} and set(parts) == {"critic", "wasserstein", "wasserstein_d2"}
+    before = {k: v.clone() for k, v in after.items()}
+    loss, parts = m.generator_loss(x, w)
+    opt.zero_grad()
+    loss.backward()
+    opt.step("E", "G")
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], m.state_dict()[k])}
+    assert changed == {"E", "G"} and set(parts) == {"gan", "bce", "kl"}
+    state = opt.state_dict()
+    assert set(state) == {"E", "G", "D", "D2"}
+    opt.load_state_dict(state)
+
+
+def test_softmax_classifier_learns_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(3, 16, generator=g).repeat_interleave(40, 0) + 0.1 * torch.randn(120, 16, generator=g))
+    y = torch.arange(3).repeat_interleave(40)
+    w1, b1 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5))
+    w2, b2 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5))
+    assert torch.equal(w1, w2) and torch.equal(b1, b2)
+    assert ((x @ w1.t() + b1).argmax(1) == y).float().mean() > 0.95
+
+
+def test_evaluation_classifier_real_seen_and_generated_unseen():
+    m = build()
+    text = F.normalize(torch.randn(5, 300, generator=torch.Generator().manual_seed(3)))
+    m.attach_training_data(split(6, text[[0, 2, 3]]))                # training classes: columns 0, 2, 3
+    m.eval()
+    data = m.classifier_data(text, m._generator("cpu"))
+    assert data.n_real == 18 and data.unseen_cols.tolist() == [1, 4]
+    assert data.y[:18].unique().tolist() == [0, 2, 3] and data.y[18:].tolist() == [1] * 10 + [4] * 10
+    audio, video = torch.rand(7, D_A), torch.rand(7, D_V)
+    d = m.eval_distances(audio, video, text)
+    assert set(d) == {"audio", "video", "both"} and d["both"].shape == (7, 5)
+    assert torch.allclose(torch.exp(-d["both"]).sum(1), torch.ones(7))            # -log softmax
+    # cached within a mode, rebuilt identically (same seed) after a mode change
+    assert m.classifier(text)[0] is m.classifier(text)[0]
+    m.eval()
+    assert torch.equal(m.eval_distances(audio, video, text)["both"], d["both"])
+    with pytest.raises(UserError, match="none of the evaluated classes"):
+        m.eval_distances(audio, video, torch.randn(3, 300))
+
+
+def test_z_score_inputs_refused():
+    with pytest.raises(UserError, match="z_score_inputs"):
+        build("--z_score_inputs")
+
+
+@pytest.mark.parametrize("reproduce,expected", [(False, (3 * 4, 3)), (True, (1, 1))])
+def test_epoch_steps_and_the_original_stray_break(reproduce, expected):
+    # 40 samples, bs 16: ceil(40/16) = 3 generator steps of 4 critic steps; the original: 1 and 1
+    m = build("--critic_iter", "4")
+    text = F.normalize(torch.randn(4, 300))
+    train = split(10, text)
+    args = SimpleNamespace(reproduce_original=reproduce, n_batches=250, bs=16)
+    opt, _ = m.configure_optimizers(SimpleNamespace(lr=1e-4))
+    trainer = GANEpochs()
+    trainer.ctx = SimpleNamespace(args=args, model=m, optimizer=opt, train=train, device=torch.device("cpu"))
+    trainer.sampler = SimpleNamespace(generator=torch.Generator().manual_seed(0))
+    calls = {"critic": 0, "generator": 0}
+    for name in calls:
+        fn = getattr(m, f"{name}_loss")
+        setattr(m, f"{name}_loss", lambda x, w, fn=fn, name=name: (calls.__setitem__(name, calls[name] + 1), fn(x, w))[1])
+    stats = trainer.train_epoch(0)
+    assert (calls["critic"], calls["generator"]) == expected
+    assert {"loss", "critic", "gan", "bce", "kl"} <= set(stats)
+    args.n_batches, args.reproduce_original = 2, False                 # --n_batches caps the steps
+    calls.update(critic=0, generator=0)
+    trainer.train_epoch(1)
+    assert calls["generator"] == 2
+
+
+@pytest.fixture(scope="module")
+def nonnegative_root(tiny_root, tmp_path_factory):
+    """The tiny benchmark's main features through a ReLU, like the real (post-ReLU) features: the
+    generator ends in a Sigmoid (MODELS.md)."""
+    root = tmp_path_factory.mktemp("fvaegan") / "UCF"
+    shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("_features_processed", "cls_features"))
+    for f in (root / "features" / "main_features").rglob("*.h5"):
+        with h5py.File(f, "r+") as h:
+            h["data"][...] = np.maximum(h["data"][...], 0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_stage(nonnegative_root, tmp_path_factory):
+    dump = tmp_path_factory.mktemp("fvaegan_runs")
+    common = ["--root_dir", nonnegative_root, "--dataset_name", "UCF", "--fvaegan", "--epochs", "3", "--bs", "64",
+              "--lr", "0.001", "--gan_weight", "1", "--syn_num", "50", "--cls_epochs", "30", "--cls_lr", "0.01",
+              "--dump_path", dump, "--device", "cpu", "--seed", "3"]
+    run_cli("main.py", *common, "--exp_name", "val")
+    run_cli("main.py", *common, "--exp_name", "all", "--retrain_all", "--save_checkpoints", "--test_selection")
+    return dump
+
+
+def test_stage1_stage2_evaluation_beats_chance(two_stage):
+    runs = two_stage / "runs"
+    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs / "val", "--load_path_stage_B", runs / "all",
+                   "--fvaegan", cwd=two_stage)
+    assert re.search(LINE, proc.stdout), proc.stdout
+    result = json.loads((runs / "all" / "evaluation.json").read_text())
+    # chance on the 16 test classes (4 unseen): seen, unseen and HM ~ 1/16. (ZSL here is the GZSL
+    # classifier restricted to the unseen classes, which few epochs leave near its chance, 1/4.)
+    assert result["hm"] > 0.2 and result["unseen"] > 0.12, result
+    ckpt = torch.load(runs / "val" / "FVAEGAN_score.pt", weights_only=False)
+    assert result["epoch"] == ckpt["epoch"] and set(ckpt["optimizer"]) == {"E", "G", "D", "D2"}
+    assert not bool(ckpt["model"]["trained_on_train_val"]) and int(ckpt["model"]["eval_seed"]) == 3
+    assert (runs / "val" / "FVAEGAN_loss.pt").is_file() and (runs / "val" / "train.log").is_file()
+    assert sorted(p.name for p in (runs / "all" / "checkpoints").glob("*_ckpt_*")) == \
+        [f"FVAEGAN_score_ckpt_{e}.pt" for e in range(3)]
+    rows = [json.loads(l) for l in (runs / "val" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and {"critic", "gan", "bce"} <= set(rows[0]["train"])
+    assert result["val_betas"]["both"] == rows[ckpt["epoch"] - 1]["val"]["both"]["beta"]
+    selection = json.loads((runs / "all" / "test_selection.json").read_text())
+    assert selection["split"] == "test" and 1 <= selection["epoch"] <= 3 and re.fullmatch(LINE, selection["line"])
+    assert selection["zsl"] > 0.3           # the original's separate ZSL classifier, chance 1/4
+
+
+def test_restored_model_rebuilds_the_training_time_validation(two_stage):
+    """The classifier is rebuilt deterministically: a restored stage-1 checkpoint (built, as in
+    get_evaluation, from stage-2 args) gives the numbers its epoch logged in training."""
+    from src.data import dataset_from_args
+    from src.evaluate import evaluate_model
+    from src.runs import RunFolder, load_checkpoint, load_model_state
+
+    run = RunFolder(two_stage / "runs" / "val")
+    args = RunFolder(two_stage / "runs" / "all").load_args()
+    model = create_model("fvaegan", args)
+    path = run.best("FVAEGAN", "score")
+    ckpt = load_checkpoint(path)
+    load_model_state(model, ckpt["model"], path)
+    r = evaluate_model(model, dataset_from_args(args).split("val"))["both"]
+    logged = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[ckpt["epoch"] - 1])["val"]["both"]
+    assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} == logged

@@ -1,0 +1,65 @@
+"""src/plots.py and get_evaluation.py --plots: valid PNGs, and t-SNE skipped for models without
+`eval_embeddings`."""
+import importlib.util
+
+import matplotlib.image
+import torch
+
+from conftest import AVCA_FLAGS, ROOT, main_args
+from src.plots import beta_curve, tsne_plot
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def valid_png(path):
+    assert path.is_file() and path.read_bytes()[:8] == PNG
+    img = matplotlib.image.imread(str(path))
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+    return img
+
+
+def test_pictures_from_tensors(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(5)
+    seen = torch.tensor([True, True, False, False])
+    dist = torch.rand(20, 4, generator=g)
+    valid_png(beta_curve(dist, labels, seen, 0.4, tmp_path / "beta.png", "title"))
+    classes = torch.randn(4, 8, generator=g)
+    samples = classes[labels] + 0.1 * torch.randn(20, 8, generator=g)
+    valid_png(tsne_plot(samples, labels, classes, seen, tmp_path / "tsne.png", ["a", "b", "c", "d"], "t"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["beta.png", "tsne.png"]     # no temp files left
+
+
+def cli(name):
+    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def two_stages(root, dump, *flags):
+    main = cli("main")
+    main([str(a) for a in main_args(root, dump, "val", *flags, epochs=1, n_batches=2, bs=32)])
+    main([str(a) for a in main_args(root, dump, "all", *flags, "--retrain_all", "--save_checkpoints",
+                                    epochs=1, n_batches=2, bs=32)])
+    return dump / "runs"
+
+
+def test_get_evaluation_plots(tiny_root, tmp_path, capsys):
+    runs = two_stages(tiny_root, tmp_path, *AVCA_FLAGS)
+    cli("get_evaluation")(["--load_path_stage_A", str(runs / "val"), "--load_path_stage_B", str(runs / "all"),
+                           "--plots", "--eval_name", "ev"])
+    out = capsys.readouterr().out
+    assert "GZSL performance=" in out and "ev_tsne.png" in out
+    valid_png(runs / "all" / "ev_beta.png")
+    valid_png(runs / "all" / "ev_tsne.png")
+    assert (runs / "all" / "ev.json").is_file()
+
+
+def test_no_tsne_without_embeddings(tiny_root, tmp_path, capsys):
+    runs = two_stages(tiny_root, tmp_path, "--devise")
+    cli("get_evaluation")(["--load_path_stage_A", str(runs / "val"), "--load_path_stage_B", str(runs / "all"),
+                           "--plots"])
+    assert "no t-SNE picture" in capsys.readouterr().out
+    valid_png(runs / "all" / "evaluation_beta.png")
+    assert not (runs / "all" / "evaluation_tsne.png").exists()

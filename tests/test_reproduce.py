@@ -1,0 +1,74 @@
+"""src/reproduce.py: tables from hand-made results, and a tiny grid run locally and through
+submitit's local executor (the Slurm path), re-run without retraining."""
+import csv
+import io
+import json
+
+import pytest
+
+from src import reproduce
+from src.reproduce import Cell, make_tables, mean_std
+
+
+def fake(hm, zsl):
+    return {"seen": 0.9, "unseen": 0.5, "hm": hm, "zsl": zsl, "beta": 0.2, "epoch": 3}
+
+
+def test_tables_mean_std_and_missing_cells():
+    results = {("avca", "UCF", "main", 1): fake(0.40, 0.30), ("avca", "UCF", "main", 2): fake(0.42, 0.34),
+               ("ale", "UCF", "main", 1): fake(0.20, 0.10), ("avca", "UCF", "cls", 1): fake(0.5, 0.6)}
+    t = make_tables(results, ["ale", "avca"], ["UCF"], ["main", "cls"])
+    gzsl = list(csv.reader(io.StringIO(t["results_gzsl.csv"])))
+    # sample std of 40 and 42 = 1.414; one seed: no std; no seed: "-"
+    assert gzsl == [["Method", "UCF main", "UCF cls"], ["ALE", "20.00", "-"], ["AVCA", "41.00 ± 1.41", "50.00"]]
+    zsl = list(csv.reader(io.StringIO(t["results_zsl.csv"])))
+    assert zsl[2] == ["AVCA", "32.00 ± 2.83", "60.00"]
+    md = t["results.md"]
+    assert "| Method | UCF main | UCF cls |" in md and "| AVCA | 41.00 ± 1.41 | 50.00 |" in md
+    assert md.index("## GZSL") < md.index("## ZSL")
+    long = list(csv.reader(io.StringIO(t["results_long.csv"])))
+    assert long[0][:4] == ["method", "dataset", "family", "seed"] and len(long) == 5
+    assert mean_std([]) is None and mean_std([3.0]) == (3.0, 0.0)
+
+
+def test_dry_run_prints_the_commands(tmp_path, capsys):
+    assert reproduce.main(["--methods", "avca", "--datasets", "UCF", "--families", "cls", "--seeds", "7",
+                           "--data_dir", str(tmp_path / "data"), "--out_dir", str(tmp_path / "out"),
+                           "--epochs", "1", "--dry_run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and "--seed 7" in lines[0] and "--epochs 1" in lines[1] and "--retrain_all" in lines[1]
+    assert f"{tmp_path / 'out'}/seed_7/runs/attention_ucf_all_cls" in lines[2]
+    assert not (tmp_path / "out").exists()
+
+
+GRID = ["--methods", "devise", "--datasets", "UCF", "--families", "main", "--epochs", "1", "--n_batches", "2",
+        "--device", "cpu", "--main_args", "--bs 32"]
+
+
+def test_grid_locally_and_through_submitit(tiny_root, tmp_path, capsys):
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    base = GRID + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out)]
+    assert reproduce.main(base + ["--seeds", "1"]) == 0                                   # locally
+    assert reproduce.main(base + ["--seeds", "2", "--slurm", "--submitit_cluster", "local"]) == 0   # submitit
+    assert list((out / "submitit").iterdir()), "no submitit job folder"
+    capsys.readouterr()
+    eval_json = Cell("devise", "UCF", "main", 1, str(tiny_root.parent), str(out)).eval_json
+    mtime = eval_json.stat().st_mtime
+    assert reproduce.main(base + ["--seeds", "1", "2"]) == 0                              # both finished: no run
+    assert eval_json.stat().st_mtime == mtime
+    md = (out / "results.md").read_text()
+    assert "Mean ± std over seeds 1, 2" in md and md.strip() in capsys.readouterr().out
+    row = next(r for r in csv.reader(io.StringIO((out / "results_gzsl.csv").read_text())) if r[0] == "DEVISE")
+    values = [json.loads(Cell("devise", "UCF", "main", s, "", str(out)).eval_json.read_text())["hm"] for s in (1, 2)]
+    mean, std = mean_std([100 * v for v in values])
+    assert row[1] == f"{mean:.2f} ± {std:.2f}"
+    assert (out / "logs" / "devise_ucf_val_main_seed1.log").read_text().count("$ ") == 3
+
+
+def test_a_failed_cell_is_reported_and_the_tables_are_still_written(tmp_path):
+    out = tmp_path / "out"
+    code = reproduce.main(GRID + ["--data_dir", str(tmp_path / "missing"), "--out_dir", str(out), "--seeds", "1"])
+    assert code == 1
+    assert "| DEVISE | - |" in (out / "results.md").read_text()
+    assert "does not exist" in (out / "logs" / "devise_ucf_val_main_seed1.log").read_text()
