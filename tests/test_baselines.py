@@ -358,3 +358,23 @@ def test_stage_1_training_beats_chance(name, tiny_benchmark, tmp_path):
     class_name = type(build(*BASELINES[name])).__name__
     ckpt = torch.load(tmp_path / "runs" / name / f"{class_name}_score.pt", map_location="cpu", weights_only=False)
     create_model(name, args).load_state_dict(ckpt["model"], strict=True)
+
+
+@pytest.mark.parametrize("name", ["ale", "apn", "cjme", "avgzslnet"])
+def test_eval_embeddings_match_the_reported_distances(name):
+    from src.args import finalize_main_args, get_main_parser
+    from src.models import create_model
+    args = finalize_main_args(get_main_parser().parse_args(
+        ["--root_dir", "x", "--dataset_name", "UCF", "--embeddings_hidden_size", "32", "--embedding_use_bn",
+         *([f"--{name}"] if name != "avgzslnet" else [])]))
+    torch.manual_seed(0)
+    m = create_model(name, args).eval()
+    a, v, w = torch.randn(7, 512), torch.randn(7, 512), torch.randn(5, 300)
+    e, t = m.eval_embeddings(a, v, w)
+    assert e.shape[0] == 7 and t.shape[0] == 5 and e.shape[1] == t.shape[1]
+    d = m.eval_distances(a, v, w)
+    if name == "avgzslnet":
+        ds = m.eval_distances(a, v, w, squared=True)
+        assert torch.allclose(torch.cdist(e, t) ** 2, ds["both"], atol=1e-4)
+    else:
+        assert torch.allclose(torch.cdist(e, t), d["both"], atol=1e-5)

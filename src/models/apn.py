@@ -52,9 +52,14 @@ class APN(GZSLModel):
         return loss, {k: p.detach() for k, p in parts.items()}
 
     @torch.no_grad()
-    def eval_distances(self, audio, video, text, squared=False):
+    def eval_embeddings(self, audio, video, text):
+        """`final` attributes [N, 300] against the raw word vectors [C, 300]."""
         final, _ = self.attributes(self.inputs(audio, video))
-        d = distance_matrix(final, text, squared)                                  # (N, C)
+        return final, text
+
+    @torch.no_grad()
+    def eval_distances(self, audio, video, text, squared=False):
+        d = distance_matrix(*self.eval_embeddings(audio, video, text), squared)      # (N, C)
         return {"audio": d, "video": d, "both": d}
 
 

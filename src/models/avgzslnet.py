@@ -88,6 +88,13 @@ class AVGZSLNet(GZSLModel):
         return loss, {k: p.detach() for k, p in parts.items()}
 
     @torch.no_grad()
+    def eval_embeddings(self, audio, video, text):
+        """[f_a(a), f_v(v)] [N, 128] against [f_t(W), f_t(W)] [C, 128] (for pictures: its squared
+        distance is the sum of the two modalities' squared distances)."""
+        t = self.f_t(text)
+        return torch.cat([self.f_a(audio), self.f_v(video)], 1), torch.cat([t, t], 1)
+
+    @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
         t = self.f_t(text)                                                     # (C, 64)
         return audio_video_distances(self.f_a(audio), self.f_v(video), t, t, squared)

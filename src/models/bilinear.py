@@ -82,8 +82,13 @@ class DeviseModel(GZSLModel):
         return loss, {"rank": loss.detach()}
 
     @torch.no_grad()
+    def eval_embeddings(self, audio, video, text):
+        """bilinear(x) [N, 300] against the raw word vectors [C, 300]."""
+        return self.bilinear(self.inputs(audio, video)), text
+
+    @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
-        d = distance_matrix(self.bilinear(self.inputs(audio, video)), text, squared)   # (N, C)
+        d = distance_matrix(*self.eval_embeddings(audio, video, text), squared)       # (N, C)
         return {"audio": d, "video": d, "both": d}
 
 

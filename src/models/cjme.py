@@ -92,6 +92,12 @@ class CJME(GZSLModel):
         return loss, {k: p.detach() for k, p in parts.items()}
 
     @torch.no_grad()
+    def eval_embeddings(self, audio, video, text):
+        """Each sample's trusted modality (video if α >= 0.5, else audio) [N, 64]; f_t(W) [C, 64]."""
+        use_video = self.attention(audio, video) >= 0.5                             # (N, 1)
+        return torch.where(use_video, self.f_v(video), self.f_a(audio)), self.f_t(text)
+
+    @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
         t = self.f_t(text)                                                          # (C, 64)
         d_a = distance_matrix(self.f_a(audio), t, squared)                          # (N, C)
