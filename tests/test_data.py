@@ -263,3 +263,13 @@ def test_stray_rows_of_unlisted_classes_are_dropped(root):
     dropped = ds.class_index(names[0], "x")
     assert len(test2) < len(test) and dropped not in test2.targets.tolist()
     assert dropped not in test2.class_ids.tolist()
+
+
+def test_atomic_writes_keep_the_usual_permissions(tmp_path):
+    import os
+    from src.io_utils import atomic_write_text
+    atomic_write_text("x", tmp_path / "f.txt")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]

@@ -92,14 +92,6 @@ def _open(path: Path):
         raise Failure(f"cannot open: {type(err).__name__}: {err}") from None
 
 
-def probe(path: Path) -> VideoInfo:
-    """The video stream's frame count and average rate, without decoding."""
-    with _open(path) as container:
-        if not container.streams.video:
-            raise Failure("no video stream")
-        return _video_info(container.streams.video[0])
-
-
 def _video_info(stream) -> VideoInfo:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate:
@@ -132,9 +124,13 @@ def decode(path, *, frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
         chunks = []
         n_in = 0
 
+        last = [None, None]  # a frame repeated by the rate conversion is processed once
+
         def emit(frame):
             if wanted is None or out.n_frames in wanted:
-                out.frames.append(frame_fn(frame.to_ndarray(format="rgb24")))
+                if last[0] is not frame:
+                    last[:] = frame, frame_fn(frame.to_ndarray(format="rgb24"))
+                out.frames.append(last[1])
                 out.frame_indices.append(out.n_frames)
             out.n_frames += 1
 
@@ -182,4 +178,4 @@ def decode(path, *, frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
     return out
 
 
-__all__ = ["AudioSpec", "Decoded", "Failure", "VideoInfo", "decode", "probe"]
+__all__ = ["AudioSpec", "Decoded", "Failure", "VideoInfo", "decode"]

@@ -101,6 +101,10 @@ def _identity(x):
 
 def _worker_init(_):
     torch.set_num_threads(1)
+    try:  # decoding fills the gaps: on a busy CPU the networks' threads come first
+        os.nice(5)
+    except OSError:
+        pass
 
 
 def prepared(family: Family, root, items: Sequence[VideoItem], indices: Sequence[int],
@@ -110,7 +114,7 @@ def prepared(family: Family, root, items: Sequence[VideoItem], indices: Sequence
     loader = DataLoader(_PrepareDataset(family, root, items, indices), batch_size=None,
                         shuffle=False, num_workers=workers, collate_fn=_identity,
                         worker_init_fn=_worker_init if workers else None,
-                        prefetch_factor=4 if workers else None)
+                        prefetch_factor=2 if workers else None)
     return iter(loader)
 
 
@@ -225,6 +229,7 @@ class ShardStore:
     def __init__(self, folder: Path, meta: dict, save_every: int):
         self.folder, self.save_every = Path(folder), max(1, save_every)
         self.folder.mkdir(parents=True, exist_ok=True)
+        meta = json.loads(json.dumps(meta))  # compare as stored (tuples become lists)
         meta_path = self.folder / "meta.json"
         if meta_path.exists():
             old = json.loads(meta_path.read_text())
@@ -287,6 +292,9 @@ def extract(family: Family, items: Sequence[VideoItem], *, root, output_dir, dev
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists: pass --overwrite to extract again, or "
                         f"another --output_dir.")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed unit shapes: pick the fastest kernels once
+    models = family.build_models(device)  # first: missing weights stop the run before any write
     meta = {"signature": family.signature(), "videos": len(items), "list": items_digest(items),
             "rank": rank, "world_size": world}
     store = ShardStore(parts_dir(output_dir, family) / f"rank-{rank}-of-{world}", meta, save_every)
@@ -294,7 +302,7 @@ def extract(family: Family, items: Sequence[VideoItem], *, root, output_dir, dev
     todo = [i for i in mine if i not in store.done]
     if todo:
         run_shard(family, items, root, todo, store, device=device, batch_size=batch_size,
-                  workers=workers, total=len(mine), progress=progress,
+                  workers=workers, total=len(mine), progress=progress, models=models,
                   desc=f"{family.name}" + (f" [rank {rank}/{world}]" if world > 1 else ""))
     store.mark_complete()
     if world > 1:
@@ -313,7 +321,8 @@ def run_shard(family: Family, items, root, todo: Sequence[int], store: ShardStor
     models = models if models is not None else family.build_models(device)
     batcher = Batcher(models, batch_size, device)
     bar = tqdm(total=total, initial=total - len(todo), unit="video", desc=desc,
-               disable=not progress, dynamic_ncols=True, mininterval=1.0)
+               disable=not progress, dynamic_ncols=True, mininterval=1.0,
+               position=int(os.environ.get("LOCAL_RANK", "0")))
     start = time.perf_counter()
 
     def finished(done):

@@ -85,14 +85,14 @@ def assert_same(out_a, out_b, name="cls_features_ucf"):
 def test_resume_after_interruption(videos, reference, tmp_path, monkeypatch):
     args = ["--dataset", "ucf", "--root_dir", str(videos), "--output_dir", str(tmp_path),
             "--workers", "0", "--save_every", "1", *CLS_FLAGS]
-    finish, prepared = ClsFamily.finish, []
+    finish, finished, prepared = ClsFamily.finish, [], []
 
-    def interrupt_on_second(self, features):
-        if finish_calls.append(1) or len(finish_calls) == 2:
+    def interrupt_on_second(self, features):  # Ctrl-C while the second video finishes
+        finished.append(1)
+        if len(finished) == 2:
             raise KeyboardInterrupt
         return finish(self, features)
 
-    finish_calls = []
     monkeypatch.setattr(ClsFamily, "finish", interrupt_on_second)
     with pytest.raises(KeyboardInterrupt):
         cls_cli.main(args)
@@ -153,3 +153,17 @@ def test_selavi_cli(tmp_path):
                                    "--workers", "0", "--no_progress", "--device", "cpu"])
     fails = failures(tmp_path / "pub/main_features_ucf_test.failures.tsv")
     assert fails["Archery/v_Archery_g01_c01.avi"].startswith("no window")
+
+
+@pytest.mark.parametrize("script", [
+    "cls_feature_extraction/get_features_ucf.py", "cls_feature_extraction/get_features_activitynet.py",
+    "cls_feature_extraction/get_features_vggsound.py", "cls_feature_extraction/extract.py",
+    "selavi_feature_extraction/get_clusters.py", "splitting_scripts/ucf_split_features.py",
+    "splitting_scripts/activitynet_split_features.py", "splitting_scripts/vggsound_split_features.py",
+    "splitting_scripts/split_features.py", "w2v_features/make_word_vectors.py"])
+def test_entry_points_help(script, monkeypatch, capsys):
+    import runpy
+    monkeypatch.setattr(sys, "argv", [script, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / script), run_name="__main__")
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out

@@ -1,0 +1,1 @@
+"""C3D / VGGish ("cls") feature extraction: `ClsFamily` and the one CLI (`extract.py`)."""
