@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import GZSLModel, PairBatch, audio_video_distances
-from .blocks import MLPEmbeddingNet, TripletNet
+from .blocks import MLPEmbeddingNet, TripletEmbeddings, TripletNet
 from .registry import register_model
 
 WORD_DIM, JOINT_DIM = 300, 64
@@ -34,7 +34,7 @@ class DecoderNet(nn.Module):
         return F.normalize(out, p=2, dim=1) if self.normalize_outputs else out
 
 
-class AVGZSLNet(GZSLModel):
+class AVGZSLNet(TripletEmbeddings, GZSLModel):
     """f_a, f_v, f_t into a 64-d space, trained with composite triplets and a decoder g back
     to the word space. Evaluation: f_a(a), f_v(v) against f_t(W); modes audio, video and
     `both` = the sum of the two (reported). The decoder is not used in evaluation.
@@ -55,15 +55,6 @@ class AVGZSLNet(GZSLModel):
         # --distance_fn only chooses d in the three decoder terms.
         self.triplet = nn.TripletMarginLoss(margin=margin)
         self.squared_distance = squared_distance
-
-    def f_a(self, audio: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net1(audio)
-
-    def f_v(self, video: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net2(video)
-
-    def f_t(self, text: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net3(text)
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         w = batch.text

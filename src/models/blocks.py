@@ -72,6 +72,20 @@ class TripletNet(nn.Module):
         self.embedding_net3 = MLPEmbeddingNet(word_dim, out_dim, dropout, use_bn, word_dim, final_relu)
 
 
+class TripletEmbeddings:
+    """f_a, f_v, f_t of a model holding a `triplet_net` (AVGZSLNet, CJME)."""
+
+    def f_a(self, audio: Tensor) -> Tensor:
+        return self.triplet_net.embedding_net1(audio)
+
+    def f_v(self, video: Tensor) -> Tensor:
+        return self.triplet_net.embedding_net2(video)
+
+    def f_t(self, text: Tensor) -> Tensor:
+        return self.triplet_net.embedding_net3(text)
+
+
+
 class PreNorm(nn.Module):
     def __init__(self, dim: int, fn: nn.Module):
         super().__init__()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import GZSLModel, PairBatch, distance_matrix
-from .blocks import TripletNet
+from .blocks import TripletEmbeddings, TripletNet
 from .registry import register_model
 
 WORD_DIM, JOINT_DIM = 300, 64
@@ -39,7 +39,7 @@ def attention_weighted_triplet(alpha: Tensor, l_a: Tensor, l_v: Tensor, broadcas
     return ((1 - a) * l_a + a * l_v).mean()
 
 
-class CJME(GZSLModel):
+class CJME(TripletEmbeddings, GZSLModel):
     """Audio and video embedded against the word vectors in one 64-d space, with a learned
     per-sample modality weight α = attention(concat(a, v)) in [0, 1].
 
@@ -58,15 +58,6 @@ class CJME(GZSLModel):
         self.attention_model = nn.Sequential(nn.BatchNorm1d(av_dim), nn.Linear(av_dim, 1), nn.Sigmoid())
         self.triplet = nn.TripletMarginLoss(margin=margin, reduction="none")
         self.broadcast_attention_loss = broadcast_attention_loss
-
-    def f_a(self, audio: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net1(audio)
-
-    def f_v(self, video: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net2(video)
-
-    def f_t(self, text: Tensor) -> Tensor:
-        return self.triplet_net.embedding_net3(text)
 
     def attention(self, audio: Tensor, video: Tensor) -> Tensor:
         """α [B, 1] from concat(audio, video) (audio first)."""
