@@ -46,3 +46,13 @@ def main_args(root, dump, exp, *extra, epochs=2, n_batches=8, bs=64):
             "--zero_shot_split", "main_split", "--input_size_audio", "512", "--input_size_video", "512",
             "--epochs", epochs, "--n_batches", n_batches, "--bs", bs, "--dump_path", dump, "--exp_name", exp,
             "--device", "cpu", *extra]
+
+
+@pytest.fixture(autouse=True)
+def _grad_mode_is_restored():
+    """A test (or the code it calls) must not leave autograd switched off for the next ones."""
+    import torch
+    yield
+    enabled = torch.is_grad_enabled()
+    torch.set_grad_enabled(True)
+    assert enabled, "autograd was left disabled"

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import torch
 
 from src.errors import UserError, exit_on_user_error
 
@@ -80,7 +79,6 @@ def run(family: Family, args) -> List[Path]:
                             f"{output_dir / (family.name + '.parts')}, found {len(folders)} "
                             f"folders of world sizes {sorted(worlds)}")
         return merge(family, items, output_dir, worlds.pop(), keep_parts=args.keep_parts)
-    torch.set_grad_enabled(False)
     paths = extract(family, items, root=args.root_dir, output_dir=output_dir, device=args.device,
                     batch_size=args.batch_size, workers=args.workers, save_every=args.save_every,
                     overwrite=args.overwrite, keep_parts=args.keep_parts,
