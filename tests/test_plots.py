@@ -56,7 +56,11 @@ def test_get_evaluation_plots(tiny_root, tmp_path, capsys):
     assert (runs / "all" / "ev.json").is_file()
 
 
-def test_no_tsne_without_embeddings(tiny_root, tmp_path, capsys):
+def test_no_tsne_without_embeddings(tiny_root, tmp_path, capsys, monkeypatch):
+    from src.models.base import GZSLModel
+    from src.models.bilinear import DeviseModel
+    # a model that does not expose its embeddings (the interface's default)
+    monkeypatch.setattr(DeviseModel, "eval_embeddings", GZSLModel.eval_embeddings)
     runs = two_stages(tiny_root, tmp_path, "--devise")
     cli("get_evaluation")(["--load_path_stage_A", str(runs / "val"), "--load_path_stage_B", str(runs / "all"),
                            "--plots"])
