@@ -88,7 +88,7 @@ class DeviseModel(GZSLModel):
 
     @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
-        d = distance_matrix(*self.eval_embeddings(audio, video, text), squared)       # (N, C)
+        d = distance_matrix(self.bilinear(self.inputs(audio, video)), text, squared)   # (N, C)
         return {"audio": d, "video": d, "both": d}
 
 
