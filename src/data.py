@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .features_cache import load_folder
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,6 @@ class AVGZSLDataset:
     def folder(self, folder: str) -> dict:
         """Validated features of one feature folder, from the cache when it is current."""
         if folder not in self._folders:
-            from .features_cache import load_folder
             self._folders[folder] = load_folder(self.root, self.feature_dir, folder, self.sizes,
                                                 use_cache=self.cache)
         return self._folders[folder]
