@@ -142,6 +142,8 @@ def evaluate_runs(eval_args) -> dict:
     for k in ("dataset_name", "root_dir"):
         if getattr(eval_args, k) is not None:
             setattr(args, k, getattr(eval_args, k))
+    if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
+        args.zero_shot_split = "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
     if not Path(args.root_dir).is_dir():
         raise UserError(f"the dataset folder {args.root_dir} of {run_b.args_path} does not exist here: "
                         f"pass --root_dir to where the dataset is now")
