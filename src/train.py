@@ -97,21 +97,21 @@ class Context:
         self.run = RunFolder(args.dump_path / "runs" / args.exp_name)
         setup_logging(None, args.verbose)
         self.run.check_free(args.resume, args.overwrite)
-        # data first: bad input fails before anything is written
+        # data and model first: bad input fails before anything is written
         dataset = dataset_from_args(args)
         self.train = dataset.split("train_val" if args.retrain_all else "train").to(self.device)
         self.val = dataset.split("val").to(self.device)
+        seed_everything(args.seed)
+        self.entry = get_entry(args.model_name)
+        self.model = create_model(args.model_name, args).to(self.device)
+        self.optimizer, self.scheduler = self.model.configure_optimizers(args)
         self.resuming = self.run.prepare(args.resume, args.overwrite)
         setup_logging(self.run, args.verbose)
-        seed_everything(args.seed)
         log.info("run %s on %s: %s, %s", self.run.path, self.device, args.model_name,
                  "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
         log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes",
                  len(self.train), len(self.train.class_ids), len(self.val),
                  int(self.val.seen_mask.sum()), int((~self.val.seen_mask).sum()))
-        self.entry = get_entry(args.model_name)
-        self.model = create_model(args.model_name, args).to(self.device)
-        self.optimizer, self.scheduler = self.model.configure_optimizers(args)
         # [original defect] the original validated with plain L2 whatever --distance_fn said.
         self.squared = args.distance_fn == "SquaredL2Loss" and not args.reproduce_original
         self.run.save_args(args)
