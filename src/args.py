@@ -144,8 +144,8 @@ def get_main_parser() -> argparse.ArgumentParser:
     for flag in ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",
                  "concatenated_baseline", "new_model", "new_model_early_fusion",
                  "new_model_middle_fusion", "new_model_attention_both_heads"):
-        g.add_argument(f"--{flag}", action="store_true", help=argparse.SUPPRESS)
-    g.add_argument("--debug_comment", default="", help=argparse.SUPPRESS)
+        g.add_argument(f"--{flag}", action="store_true", help="ignored")
+    g.add_argument("--debug_comment", default="", help="ignored")
     return p
 
 
@@ -232,11 +232,7 @@ def flags_markdown() -> str:
         return "\n".join(out)
 
     return ("### main.py\n" + table(get_main_parser()) +
-            "\n\nFlags of the original for experiments it did not publish (`--debug`, `--val_all_loss`, "
-            "`--baseline`, `--audio_baseline`, `--video_baseline`, `--concatenated_baseline`, `--new_model`, "
-            "`--new_model_early_fusion`, `--new_model_middle_fusion`, `--new_model_attention_both_heads`, "
-            "`--debug_comment`) are accepted and ignored, so old command lines still run.\n\n"
-            "### get_evaluation.py\n" + table(get_eval_parser()) + "\n")
+            "\n\n### get_evaluation.py\n" + table(get_eval_parser()) + "\n")
 
 
 if __name__ == "__main__":
