@@ -267,7 +267,8 @@ class AVGZSLDataset:
         class_ids_t = torch.tensor(class_ids, dtype=torch.long)
         position = torch.full((len(self.class_names),), -1, dtype=torch.long)
         position[class_ids_t] = torch.arange(len(class_ids))
-        seen_mask = torch.tensor([c in set(seen) for c in class_ids], dtype=torch.bool)
+        seen_set = set(seen)
+        seen_mask = torch.tensor([c in seen_set for c in class_ids], dtype=torch.bool)
         return SplitData(name=name, audio=torch.cat(audio), video=torch.cat(video), targets=targets_t,
                          labels=position[targets_t], class_ids=class_ids_t, seen_mask=seen_mask,
                          text=self.word_vectors[class_ids_t], word_vectors=self.word_vectors,
@@ -285,8 +286,6 @@ def dataset_from_args(args, pairing: Optional[str] = None) -> AVGZSLDataset:
 
 def count_mispaired(dataset: AVGZSLDataset) -> int:
     """How many classes the original pairing gives another class's vector."""
-    other = AVGZSLDataset.__new__(AVGZSLDataset)
-    other.__dict__.update(dataset.__dict__)
-    other.pairing = "original" if dataset.pairing == "correct" else "correct"
-    a, b = dataset.word_vectors, other._pair_word_vectors()
-    return int((a != b).any(dim=1).sum())
+    other = AVGZSLDataset(dataset.root, dataset.name, dataset.feature_method, dataset.zero_shot_split,
+                          pairing="original" if dataset.pairing == "correct" else "correct")
+    return int((dataset.word_vectors != other.word_vectors).any(dim=1).sum())
