@@ -16,6 +16,10 @@ from .errors import UserError
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
 
+# Flags whose default depends on the model (parser default None): the registry entry's `defaults`,
+# else these (the original's argparse defaults).
+MODEL_DEPENDENT_DEFAULTS = {"bs": 256}
+
 # Project-only fields: an args.pkl without them was written by the original code.
 PROJECT_FIELDS = ("reproduce_original", "resume", "overwrite", "model_name")
 
@@ -63,7 +67,9 @@ def get_main_parser() -> argparse.ArgumentParser:
 
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=100, help="number of epochs")
-    g.add_argument("--bs", type=int, default=256, help="batch size (positive/negative pairs)")
+    g.add_argument("--bs", type=int, default=None,
+                   help=f"batch size (positive/negative pairs); default {MODEL_DEPENDENT_DEFAULTS['bs']}, "
+                        f"64 with --fvaegan (the original's)")
     g.add_argument("--n_batches", type=int, default=250, help="batches per epoch")
     g.add_argument("--lr", type=float, default=3e-4, help="learning rate")
     g.add_argument("--lr_scheduler", action="store_true",
@@ -193,6 +199,10 @@ def resolve_model_name(args: argparse.Namespace) -> str:
 def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the defaults that depend on other flags; validate values."""
     args.model_name = resolve_model_name(args)
+    from .models import get_entry
+    for name, value in {**MODEL_DEPENDENT_DEFAULTS, **get_entry(args.model_name).defaults}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.dataset_name is None:
         args.dataset_name = infer_dataset_name(args.root_dir)
     if not args.zero_shot_split:

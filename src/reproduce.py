@@ -8,8 +8,7 @@ evaluation of each, then GZSL (HM) and ZSL tables (mean +- std over seeds).
 
 A cell (method, dataset, family, seed) runs main.py (stage 1), main.py --retrain_all
 --save_checkpoints (stage 2) and get_evaluation.py as subprocesses, with the flags of the run
-scripts (`METHODS` below is the one table both use: run_scripts/common.sh holds the same flags
-and tests/test_run_scripts.py checks that the scripts' commands equal `cell_commands`'s).
+scripts (`src/recipes.py` is the one table both read).
 Runs go to {out_dir}/seed_{seed}/runs/{exp_name}/, logs to {out_dir}/logs/. Re-running the
 command skips every cell whose evaluation JSON exists, continues interrupted trainings
 (--resume) and restarts those killed before their first epoch ended (--overwrite). Tables:
@@ -25,81 +24,14 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .recipes import DATASET_TAGS, FAMILIES, METHODS, cell_commands, exp_names
+
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("avgzsl.reproduce")
-
-
-# -- the one table of per-method flags (run_scripts/common.sh mirrors it) ------------------------
-
-@dataclass(frozen=True)
-class Method:
-    label: str                       # the row of the results tables
-    script: str                      # run_scripts/{Dataset}-GZSL/{script}.sh
-    exp_prefix: str                  # runs/{exp_prefix}_{dataset tag}_{val|all}_{family}
-    model_flags: tuple               # get_evaluation.py's model flag(s) (none: AVGZSLNet)
-    flags: tuple                     # main.py flags of both stages, after the model flag(s)
-    family_flags: Dict[str, tuple] = field(default_factory=dict)
-
-
-AVCA_FLAGS = ("--lr_scheduler", "--embeddings_hidden_size", "512", "--decoder_hidden_size", "512",
-              "--embedding_dropout", "0.2", "--decoder_dropout", "0.3", "--additional_dropout", "0.5",
-              "--depth_transformer", "1", "--additional_triplets_loss", "--first_additional_triplet", "1",
-              "--second_additional_triplet", "1", "--reg_loss")
-BN_FLAGS = ("--embedding_use_bn", "--decoder_use_bn", "--normalize_decoder_outputs")
-NORM_ON_CLS = {"cls": ("--norm_inputs",)}
-
-# Row order of the paper's table.
-METHODS: Dict[str, Method] = {
-    "ale": Method("ALE", "ale", "ale", ("--ale",), ("--lr", "0.001"), NORM_ON_CLS),
-    "sje": Method("SJE", "sje", "sje", ("--sje",), ("--lr", "0.001"), NORM_ON_CLS),
-    "devise": Method("DEVISE", "devise", "devise", ("--devise",), ("--lr", "0.001"), NORM_ON_CLS),
-    "apn": Method("APN", "apn", "apn", ("--apn",), ("--lr", "0.001"), NORM_ON_CLS),
-    # f-VAEGAN-D2: batch 64 (MODELS.md); lr 1e-4 is f-VAEGAN's own (the original's is not published)
-    "fvaegan": Method("f-VAEGAN-D2", "f-vaegan", "fvaegan", ("--fvaegan",),
-                      ("--lr", "0.0001", "--bs", "64", "--syn_num", "1000", "--critic_iter", "5",
-                       "--cls_epochs", "30")),
-    "cjme": Method("CJME", "cjme", "cjme", ("--cjme",), ("--lr", "0.001", *BN_FLAGS, "--dropout_baselines", "0.2")),
-    "avgzslnet": Method("AVGZSLNet", "avgzslnet", "avgzslnet", (), ("--lr", "0.001", *BN_FLAGS)),
-    "avca": Method("AVCA", "avca", "attention", ("--AVCA",), ("--lr", "0.001", *AVCA_FLAGS),
-                   {"main": ("--momentum", "0.1"), "cls": ("--momentum", "0.99")}),
-}
-FAMILIES: Dict[str, tuple] = {
-    "main": ("--feature_extraction_method", "main_features", "--zero_shot_split", "main_split",
-             "--input_size_audio", "512", "--input_size_video", "512"),
-    "cls": ("--feature_extraction_method", "cls_features", "--zero_shot_split", "cls_split",
-            "--input_size_audio", "128", "--input_size_video", "4096"),
-}
-COMMON = ("--epochs", "50", "--n_batches", "500")          # the seed's run scripts
-DATASET_TAGS = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}
-RESUME = ("--resume", "--overwrite")     # continue an interrupted run; restart one with no resume state
-
-
-def exp_names(method: str, dataset: str, family: str) -> tuple:
-    """(stage-1, stage-2) run folder names, e.g. attention_ucf_val_main, attention_ucf_all_main."""
-    stem = f"{METHODS[method].exp_prefix}_{DATASET_TAGS[dataset]}"
-    return f"{stem}_val_{family}", f"{stem}_all_{family}"
-
-
-def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=None, seed: Optional[int] = None,
-                  extra: Sequence[str] = (), resume: Sequence[str] = RESUME) -> List[List[str]]:
-    """The three commands of a cell: [script, args...] for main.py (x2) and get_evaluation.py."""
-    m = METHODS[method]
-    val, full = exp_names(method, dataset, family)
-    base = ["--root_dir", f"{data_dir}/{dataset}", "--dataset_name", dataset, *FAMILIES[family], *COMMON,
-            *m.model_flags, *m.flags, *m.family_flags.get(family, ())]
-    if seed is not None:
-        base += ["--seed", str(seed)]
-    if dump_path is not None:
-        base += ["--dump_path", str(dump_path)]
-    runs = "runs" if dump_path is None else f"{dump_path}/runs"
-    return [["main.py", *base, "--exp_name", val, *resume, *extra],
-            ["main.py", *base, "--retrain_all", "--save_checkpoints", "--exp_name", full, *resume, *extra],
-            ["get_evaluation.py", "--load_path_stage_A", f"{runs}/{val}", "--load_path_stage_B", f"{runs}/{full}",
-             "--dataset_name", dataset, *m.model_flags]]
 
 
 # -- running a cell ------------------------------------------------------------------------------
@@ -252,7 +184,8 @@ def grid(args) -> List[Cell]:
     # absolute: the cells' subprocesses run in the repository root
     data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
     return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra))
-            for m in args.methods for d in args.datasets for f in args.families for s in args.seeds]
+            for m in args.methods for d in args.datasets for f in args.families for s in args.seeds
+            if f in METHODS[m].families]
 
 
 def run_local(cells: List[Cell]) -> Dict[Cell, object]:

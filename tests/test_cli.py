@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 
 from conftest import ROOT, run_cli
-from src.args import get_eval_parser, get_main_parser
+from src.args import finalize_main_args, get_eval_parser, get_main_parser
 
 
 def public_flags(parser):
@@ -29,11 +29,12 @@ def test_original_namespace_fields_are_all_accepted():
         import pytest
         pytest.skip("../shared/reference is absent")
     fields = next(iter(json.loads(ref.read_text()).values()))
-    args = get_main_parser().parse_args(["--root_dir", "x"])
+    args = finalize_main_args(get_main_parser().parse_args(["--root_dir", "x", "--dataset_name", "UCF"]))
     missing = set(fields) - set(vars(args))
     assert not missing, missing
     for k, v in fields.items():
-        if k not in ("root_dir", "dataset_name", "feature_extraction_method", "dump_path", "device", "zero_shot_split"):
+        if k not in ("root_dir", "dataset_name", "feature_extraction_method", "dump_path", "device", "zero_shot_split",
+                     "exp_name"):
             assert getattr(args, k) == v, (k, getattr(args, k), v)
 
 

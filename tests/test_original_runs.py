@@ -25,7 +25,7 @@ def original_namespace(root_rel: str, retrain_all: bool) -> argparse.Namespace:
     if not ref.is_file():
         pytest.skip("../shared/reference is absent")
     fields = next(iter(json.loads(ref.read_text()).values()))
-    ours = get_main_parser().parse_args(["--root_dir", root_rel, "--dataset_name", "UCF", *SEED_FLAGS])
+    ours = finalize_main_args(get_main_parser().parse_args(["--root_dir", root_rel, "--dataset_name", "UCF", *SEED_FLAGS]))
     ns = argparse.Namespace(**{k: getattr(ours, k, v) for k, v in fields.items()})
     ns.root_dir, ns.feature_extraction_method, ns.dump_path = Path(root_rel), Path("main_features"), Path(".")
     ns.zero_shot_split, ns.device, ns.retrain_all, ns.save_checkpoints = "main_split", "cuda", retrain_all, retrain_all

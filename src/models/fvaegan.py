@@ -443,7 +443,7 @@ class GANEpochs:
         return out
 
 
-@register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN",
+@register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64},
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):

@@ -6,7 +6,7 @@ command-line flag that selects it and the class name used in run-folder file nam
 (`{ModelClass}_score.pt`).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 
 @dataclass(frozen=True)
@@ -16,16 +16,18 @@ class ModelEntry:
     flag: Optional[str]      # original store-true flag (None: the default model)
     class_name: str          # file names in run folders: {class_name}_score.pt
     help: str
+    defaults: Dict[str, Any]  # main.py flags whose default differs for this model (parser default None)
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = ""):
+def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
+                   defaults: Optional[Dict[str, Any]] = None):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "")
+        _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "", dict(defaults or {}))
         return builder
     return wrap
 

@@ -1,0 +1,183 @@
+"""The original run scripts as data (../shared/spec/RUN_SCRIPTS.md): for every method, dataset and
+feature family, the flags of its stage-1 `main.py` command (stage 2 adds `--retrain_all
+--save_checkpoints` and `_all_` in the run name), its run names and its `get_evaluation.py` line.
+
+This table is the only copy: `run_scripts/common.sh` prints and runs the commands through
+`python -m src.recipes DATASET METHOD`, and `python -m src.reproduce` runs the same cells with
+seeds. A method's flags are layered, later layers overriding earlier ones: the common flags,
+the method's, then per family, per dataset, and per (dataset, family).
+
+    python -m src.recipes VGGSound avca                       # the six commands, shell-quoted
+    python -m src.recipes UCF ale --data_dir DIR -- --epochs 2  # extra main.py flags at the end
+    python -m src.recipes --table                              # the whole table as Markdown
+
+Where this project runs something the original did not, the row says so (`extra_families`,
+`note`): f-VAEGAN-D2 ran in its own script on main features only, with no run name and no
+evaluation line; here it runs on both families, under `fvaegan_*` run names, with an evaluation.
+"""
+import argparse
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+
+DATASET_TAGS = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}   # run-name tags
+FAMILIES: Dict[str, str] = {
+    "main": "--feature_extraction_method main_features --input_size_audio 512 --input_size_video 512 "
+            "--zero_shot_split main_split",
+    "cls": "--feature_extraction_method cls_features --input_size_audio 128 --input_size_video 4096 "
+           "--zero_shot_split cls_split",
+}
+COMMON = "--epochs 50 --lr_scheduler --lr 0.001 --n_batches 500"      # on every training command
+STAGE_2 = ("--retrain_all", "--save_checkpoints")
+RESUME = ("--resume", "--overwrite")     # continue an interrupted run; restart one with no resume state
+BN = "--decoder_use_bn --embedding_use_bn --normalize_decoder_outputs"
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str                        # the row of the results tables
+    script: str                       # run_scripts/{Dataset}-GZSL/{script}.sh
+    run_prefix: str                   # runs/{run_prefix}_{dataset tag}_{val|all}_{family}
+    model_flag: str                   # main.py's and get_evaluation.py's model flag ("" = AVGZSLNet)
+    flags: str = ""                   # the method's main.py flags (after COMMON)
+    per_family: Dict[str, str] = field(default_factory=dict)
+    per_dataset: Dict[str, str] = field(default_factory=dict)
+    per_cell: Dict[Tuple[str, str], str] = field(default_factory=dict)      # (dataset, family)
+    run_stems: Dict[str, str] = field(default_factory=dict)                 # dataset -> run-name stem
+    original_families: Tuple[str, ...] = ("main", "cls")   # what the original scripts ran
+    extra_families: Tuple[str, ...] = ()                   # run here only (not in the original)
+    original_run_names: bool = True   # False: the original had none, these are the project's
+    original_evaluation: bool = True  # False: the original had no get_evaluation.py line
+    note: str = ""
+
+    @property
+    def families(self) -> Tuple[str, ...]:
+        return self.original_families + self.extra_families
+
+
+# Row order of the paper's table. Values: RUN_SCRIPTS.md, checked by tests/test_run_scripts.py.
+METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
+    Method("ALE", "ale", "ale", "--ale", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
+           {"VGGSound": "--dropout_baselines 0.0"}),
+    Method("SJE", "sje", "sje", "--sje", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
+           {"VGGSound": "--dropout_baselines 0.0"}),
+    Method("DEVISE", "devise", "devise", "--devise", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
+           {"VGGSound": "--dropout_baselines 0.0"}),
+    Method("APN", "apn", "apn", "--apn", "", {"cls": "--norm_inputs"}),
+    Method("f-VAEGAN-D2", "f-vaegan", "fvaegan", "--fvaegan", "--syn_num 1000",
+           per_dataset={"VGGSound": "--reg_loss --syn_num 10000"},   # --reg_loss: no effect, as in the original
+           original_families=("main",), extra_families=("cls",), original_run_names=False,
+           original_evaluation=False,
+           note="the original ran vae_gan_d2_xu_fsl.py on main features only, with no run name and no "
+                "get_evaluation.py line (it chose its epoch on the test set: --test_selection); here both "
+                "families, fvaegan_* run names and the two-stage evaluation"),
+    Method("CJME", "cjme", "cjme", "--cjme", f"{BN} --dropout_baselines 0.2",
+           per_dataset={"VGGSound": "--dropout_baselines 0.0"}),
+    Method("AVGZSLNet", "avgzslnet", "avgzslnet", "", BN),
+    Method("AVCA", "avca", "attention", "--AVCA",
+           "--embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 --decoder_dropout 0.3 "
+           "--additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss --first_additional_triplet 1 "
+           "--second_additional_triplet 1 --reg_loss",
+           per_family={"main": "--momentum 0.1", "cls": "--momentum 0.99"},
+           per_dataset={"ActivityNet": "--decoder_dropout 0.2 --additional_dropout 0.1 --momentum 0.99"},
+           per_cell={("VGGSound", "main"): "--embedding_dropout 0.0 --decoder_dropout 0.0 --additional_dropout 0.1 "
+                                           "--bs 64",
+                     ("VGGSound", "cls"): "--embedding_dropout 0.0 --decoder_dropout 0.0 --additional_dropout 0.0"},
+           run_stems={"VGGSound": "attention_vgg"}),
+)}
+
+
+def merge_flags(*layers: str) -> List[str]:
+    """Flags of `--flag [value]` strings, a later layer's value replacing an earlier one's in place."""
+    out: Dict[str, Optional[str]] = {}
+    for layer in layers:
+        toks = layer.split()
+        for i, tok in enumerate(toks):
+            if tok.startswith("--"):
+                has_value = i + 1 < len(toks) and not toks[i + 1].startswith("--")
+                out[tok] = toks[i + 1] if has_value else None
+    return [t for flag, value in out.items() for t in ((flag,) if value is None else (flag, value))]
+
+
+def training_flags(method: str, dataset: str, family: str) -> List[str]:
+    """The stage-1 main.py flags of a cell, without --root_dir, --dataset_name and --exp_name."""
+    m = METHODS[method]
+    if family not in m.families:
+        raise KeyError(f"{method} does not run on {family} features")
+    return merge_flags(FAMILIES[family], COMMON, m.model_flag, m.flags, m.per_family.get(family, ""),
+                       m.per_dataset.get(dataset, ""), m.per_cell.get((dataset, family), ""))
+
+
+def exp_names(method: str, dataset: str, family: str) -> Tuple[str, str]:
+    """(stage-1, stage-2) run folder names, e.g. attention_vgg_val_main, attention_vgg_all_main."""
+    m = METHODS[method]
+    stem = m.run_stems.get(dataset, f"{m.run_prefix}_{DATASET_TAGS[dataset]}")
+    return f"{stem}_val_{family}", f"{stem}_all_{family}"
+
+
+def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=None, seed: Optional[int] = None,
+                  extra: Sequence[str] = (), resume: Sequence[str] = RESUME) -> List[List[str]]:
+    """The three commands of a cell: [script, args...] for main.py (stages 1 and 2) and get_evaluation.py."""
+    val, full = exp_names(method, dataset, family)
+    base = ["--root_dir", f"{data_dir}/{dataset}", "--dataset_name", dataset, *training_flags(method, dataset, family)]
+    if seed is not None:
+        base += ["--seed", str(seed)]
+    if dump_path is not None:
+        base += ["--dump_path", str(dump_path)]
+    runs = "runs" if dump_path is None else f"{dump_path}/runs"
+    model_flag = METHODS[method].model_flag.split()
+    return [["main.py", *base, "--exp_name", val, *resume, *extra],
+            ["main.py", *base, *STAGE_2, "--exp_name", full, *resume, *extra],
+            ["get_evaluation.py", "--load_path_stage_A", f"{runs}/{val}", "--load_path_stage_B", f"{runs}/{full}",
+             "--dataset_name", dataset, *model_flag]]
+
+
+def script_commands(method: str, dataset: str, data_dir: str, extra: Sequence[str] = (), fresh: bool = False,
+                    python: str = "python3") -> List[List[str]]:
+    """What run_scripts/{dataset}-GZSL/{script}.sh runs: every family's cell, with absolute script paths."""
+    resume = ("--overwrite",) if fresh else RESUME
+    return [[python, str(REPO / cmd[0]), *cmd[1:]]
+            for family in METHODS[method].families
+            for cmd in cell_commands(method, dataset, family, data_dir, extra=extra, resume=resume)]
+
+
+def markdown_table() -> str:
+    rows = ["| method | dataset | family | stage-1 run name | training flags (stage 1) |", "|---|---|---|---|---|"]
+    for key, m in METHODS.items():
+        for d in DATASET_TAGS:
+            for f in m.families:
+                extra = "" if f in m.original_families else " (this project only)"
+                rows.append(f"| {m.label} | {d} | {f}{extra} | `{exp_names(key, d, f)[0]}` | "
+                            f"`{' '.join(training_flags(key, d, f))}` |")
+    notes = [f"- {m.label}: {m.note}" for m in METHODS.values() if m.note]
+    return "\n".join(rows + [""] + notes) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m src.recipes", description=__doc__.split("\n\n")[0])
+    p.add_argument("dataset", nargs="?", choices=list(DATASET_TAGS))
+    p.add_argument("method", nargs="?", choices=list(METHODS))
+    p.add_argument("--data_dir", default="avgzsl_benchmark_datasets", help="folder holding UCF/, ActivityNet/, VGGSound/")
+    p.add_argument("--python", default="python3", help="the interpreter in the printed commands")
+    p.add_argument("--fresh", action="store_true", help="--overwrite instead of --resume --overwrite")
+    p.add_argument("--table", action="store_true", help="print the whole table as Markdown")
+    p.epilog = "Arguments after -- go to every main.py command."
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = p.parse_args(argv[:cut]), argv[cut + 1:]
+    if args.table:
+        print(markdown_table(), end="")
+        return 0
+    if args.dataset is None or args.method is None:
+        p.error("give DATASET and METHOD, or --table")
+    for cmd in script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python):
+        print(" ".join(shlex.quote(a) for a in cmd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
