@@ -119,18 +119,22 @@ def get_main_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
     g.add_argument("--syn_num", type=int, default=1000,
                    help="generated features per unseen class for the softmax classifier")
-    g.add_argument("--critic_iter", type=int, default=5, help="critic steps per generator step ([original defect] under "
-                        "--reproduce_original: one critic and one generator step per epoch, the original's "
-                        "stray break)")
+    g.add_argument("--critic_iter", type=int, default=5,
+                   help="critic batches per generator step: an epoch is --n_batches class-balanced critic "
+                        "batches of --bs, with a generator step after every --critic_iter of them ([original "
+                        "defect] under --reproduce_original: one critic and one generator step per epoch, the "
+                        "original's stray break)")
     g.add_argument("--gan_weight", type=float, default=1e5, help="weight of the generator's WGAN loss")
     g.add_argument("--vae_weight", type=float, default=1.0, help="weight of the VAE loss (BCE + KL)")
     g.add_argument("--latent_size", type=int, default=300, help="size of the VAE latent / generator noise")
-    g.add_argument("--cls_epochs", type=int, default=30, help="epochs of the softmax classifier")
+    g.add_argument("--cls_epochs", type=int, default=30,
+                   help="most epochs of the softmax classifiers (GZSL and ZSL); stage 1 chooses each one's count "
+                        "on val after every epoch, get_evaluation.py carries it to the stage-2 model")
     g.add_argument("--cls_lr", type=float, default=1e-3, help="learning rate of the softmax classifier")
     g.add_argument("--test_selection", action="store_true",
                    help="[original defect] also evaluate every epoch on the run's evaluation split (val in "
-                        "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifier's "
-                        "best epoch, a separate ZSL classifier, and the best epoch by GZSL HM; writes "
+                        "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifiers' "
+                        "best epochs on that split, and the best epoch by GZSL HM; writes "
                         "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
 
     g = p.add_argument_group("run folder and logging")

@@ -61,16 +61,18 @@ def zsl_score(dist: Tensor, labels: Tensor, seen_mask: Tensor) -> Tensor:
 
 
 def evaluate_distances(dist: Tensor, labels: Tensor, seen_mask: Tensor,
-                       beta: Optional[float] = None) -> dict:
+                       beta: Optional[float] = None, zsl_dist: Optional[Tensor] = None) -> dict:
     """Seen, unseen, HM, ZSL (floats), the beta used, and the per-class recall at that beta.
 
-    beta None: the first beta of BETA_GRID that reaches the highest HM.
+    beta None: the first beta of BETA_GRID that reaches the highest HM. ZSL from `zsl_dist`
+    when given (a model with its own ZSL scores), else from `dist`.
     """
     betas = BETA_GRID if beta is None else torch.tensor([beta], dtype=torch.float32)
     s = gzsl_scores(dist, labels, seen_mask, betas.to(dist.device))
     best = int(torch.argmax(s["hm"]))          # first maximum: ties go to the smaller beta
     return {"seen": float(s["seen"][best]), "unseen": float(s["unseen"][best]),
-            "hm": float(s["hm"][best]), "zsl": float(zsl_score(dist, labels, seen_mask)),
+            "hm": float(s["hm"][best]),
+            "zsl": float(zsl_score(dist if zsl_dist is None else zsl_dist, labels, seen_mask)),
             "beta": float(betas[best]), "recall": s["recall"][best].cpu()}
 
 
@@ -91,12 +93,14 @@ def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = 
     parts = [model.eval_distances(audio[i:i + chunk], video[i:i + chunk], text, squared)
              for i in range(0, len(audio), chunk)]
     model.train(was_training)
+    zsl_parts = [p.pop("zsl", None) for p in parts]          # a model's own ZSL distances, if any
+    zsl_dist = None if zsl_parts[0] is None else torch.cat(zsl_parts)
     out, done = {}, {}
     for mode in parts[0]:
         dist = torch.cat([p[mode] for p in parts]) if len(parts) > 1 else parts[0][mode]
         key = tuple(id(p[mode]) for p in parts)
         if key not in done:          # a model that reports one embedding in every mode: once
-            done[key] = evaluate_distances(dist, split.labels, split.seen_mask, beta)
+            done[key] = evaluate_distances(dist, split.labels, split.seen_mask, beta, zsl_dist)
         out[mode] = done[key]
     return out
 
@@ -172,6 +176,7 @@ def evaluate_runs(eval_args) -> dict:
                         f"with --save_checkpoints for at least {epoch} epochs")
     model_b = create_model(model_name, args).to(device)
     load_model_state(model_b, load_checkpoint(path_b)["model"], path_b)
+    model_b.adopt_stage_1_choices(model_a)
     test_results = evaluate_model(model_b, test, squared, beta=beta, z_score=z_score)
     reported = test_results[model_b.reported_mode]
     names = [dataset.class_names[c] for c in test.class_ids.tolist()]

@@ -64,8 +64,8 @@ def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: 
                       label=split.labels[pos], audio_neg=split.audio[neg], video_neg=split.video[neg],
                       text_neg=split.text[split.labels[neg]], label_neg=split.labels[neg],
                       class_text=split.text, class_ids=split.class_ids)
-    if z_score:
-        batch = batch.map(lambda name, t: t if name in ("label", "label_neg", "class_ids") else zscore(t))
+    if z_score:        # the batch's tensors, each by its own statistics; not the class matrix of the losses
+        batch = batch.map(lambda name, t: t if name in ("label", "label_neg", "class_ids", "class_text") else zscore(t))
     return batch
 
 

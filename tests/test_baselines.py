@@ -122,7 +122,37 @@ def test_apn_initialisation_and_creation_order():
     assert torch.equal(model.prototype_vectors["layer4"], first)   # created before ALE_vector
 
 
+def test_apn_maps_are_the_original_conv2d_bit_for_bit():
+    model = build("--apn", "--norm_inputs", seed=4)
+    x = model.inputs(torch.randn(9, D_A), torch.randn(9, D_V))
+    final, layer4 = model.attributes(x)
+    x4 = x.reshape(9, D_A + D_V, 1, 1)
+    assert torch.equal(final, torch.nn.functional.conv2d(x4, model.ALE_vector).view(9, 300))
+    assert torch.equal(layer4, torch.nn.functional.conv2d(x4, model.prototype_vectors["layer4"]).view(9, 300))
+
+
 # ---------------------------------------------------------------- CJME
+
+def test_cjme_training_step_moves_batch_norm_statistics_as_the_original():
+    """The original's step also embeds the negative's word vector, f_t(t'): the running
+    statistics after one step equal those of the hand-run sequence of train-mode forwards."""
+    import copy
+    model = build("--cjme", "--embedding_use_bn", seed=2).train()
+    hand = copy.deepcopy(model)
+    batch = make_batch()
+    model.training_step(batch)
+    with torch.no_grad():
+        hand.f_a(batch.audio), hand.f_v(batch.video), hand.f_t(batch.text)
+        hand.f_a(batch.audio_neg), hand.f_v(batch.video_neg), hand.f_t(batch.text_neg)
+        hand.attention(batch.audio, batch.video)
+        hand.f_t(batch.class_text)
+    stats = {k: v for k, v in model.state_dict().items() if "running" in k or "num_batches" in k}
+    for k, v in stats.items():
+        assert torch.equal(v, hand.state_dict()[k]), k
+    f_t_bn = next(m for m in model.triplet_net.embedding_net3.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    assert int(f_t_bn.num_batches_tracked) == 3                       # f_t(t), f_t(t'), f_t(W)
+
+
 
 def test_entropy_and_attention_target():
     assert entropy(torch.zeros(1, 4)).item() == pytest.approx(math.log(4))

@@ -66,13 +66,32 @@ def test_bce_and_kl_on_known_cases():
     p, t = torch.tensor([[0.3, 0.9], [0.5, 0.2]]), torch.tensor([[0.0, 1.0], [0.5, 0.25]])
     assert torch.allclose(bce_sum(p, t), F.binary_cross_entropy(p, t, reduction="sum"))
     # x = recon = 0.5 everywhere, mu = 0, log var = 0: BCE = D log 2 per sample, KL = 0
+    # summed over the batch of 4, not divided by it (MODELS.md)
     x = torch.full((4, 6), 0.5)
     bce, kl = vae_loss(x, x, torch.zeros(4, 3), torch.zeros(4, 3))
-    assert bce.item() == pytest.approx(6 * math.log(2), rel=1e-5) and kl.item() == 0
-    # KL of N(1, e^0) against N(0, 1) per dim: 0.5 * mu^2 = 0.5; 3 dims
+    assert bce.item() == pytest.approx(4 * 6 * math.log(2), rel=1e-5) and kl.item() == 0
+    # KL of N(1, e^0) against N(0, 1) per dim: 0.5 * mu^2 = 0.5; 3 dims, 4 samples
     _, kl = vae_loss(x, x, torch.ones(4, 3), torch.zeros(4, 3))
-    assert kl.item() == pytest.approx(1.5)
+    assert kl.item() == pytest.approx(6.0)
     assert torch.isfinite(bce_sum(p, torch.tensor([[-0.2, 1.0], [0.5, 0.25]])))  # negative targets accepted
+
+
+def test_generator_loss_on_a_hand_checked_batch():
+    """gan_weight * (-D(recon, w) - D(G(z, w), w)) + vae_weight * (BCE + KL), the VAE part summed
+    over the batch, recomputed step by step with the same noise."""
+    m = build("--gan_weight", "3", "--vae_weight", "2")
+    x, w = torch.rand(6, D_A + D_V), torch.randn(6, 300)
+    torch.manual_seed(7)
+    loss, parts = m.generator_loss(x, w)
+    torch.manual_seed(7)
+    mu, logvar = m.E(x, w)
+    recon = m.G(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), w)
+    fake = m.G(torch.randn_like(mu), w)
+    bce = F.binary_cross_entropy(recon, x, reduction="sum")
+    kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum()
+    want = 3 * (-m.D(recon, w).mean() - m.D(fake, w).mean()) + 2 * (bce + kl)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert parts["bce"].item() == pytest.approx(bce.item(), rel=1e-5) and parts["bce"] > 6 * (D_A + D_V) * 0.1
 
 
 def test_gradient_penalty_of_a_linear_critic():
@@ -116,24 +135,63 @@ def test_softmax_classifier_learns_and_is_deterministic():
     assert ((x @ w1.t() + b1).argmax(1) == y).float().mean() > 0.95
 
 
-def test_evaluation_classifier_real_seen_and_generated_unseen():
+def test_evaluation_classifiers_real_seen_and_generated_unseen():
     m = build()
     text = F.normalize(torch.randn(5, 300, generator=torch.Generator().manual_seed(3)))
     m.attach_training_data(split(6, text[[0, 2, 3]]))                # training classes: columns 0, 2, 3
     m.eval()
-    data = m.classifier_data(text, m._generator("cpu"))
+    data = m.classifier_data(text, m._generator("cpu", 0))
     assert data.n_real == 18 and data.unseen_cols.tolist() == [1, 4]
     assert data.y[:18].unique().tolist() == [0, 2, 3] and data.y[18:].tolist() == [1] * 10 + [4] * 10
     audio, video = torch.rand(7, D_A), torch.rand(7, D_V)
     d = m.eval_distances(audio, video, text)
-    assert set(d) == {"audio", "video", "both"} and d["both"].shape == (7, 5)
+    assert set(d) == {"audio", "video", "both", "zsl"} and d["both"].shape == d["zsl"].shape == (7, 5)
     assert torch.allclose(torch.exp(-d["both"]).sum(1), torch.ones(7))            # -log softmax
-    # cached within a mode, rebuilt identically (same seed) after a mode change
-    assert m.classifier(text)[0] is m.classifier(text)[0]
+    # the ZSL classifier: over the unseen columns only, trained on the generated features alone
+    assert bool(torch.isinf(d["zsl"][:, [0, 2, 3]]).all()) and torch.allclose(torch.exp(-d["zsl"][:, [1, 4]]).sum(1),
+                                                                                torch.ones(7))
+    x_syn, pos = data.zsl
+    assert torch.equal(x_syn, data.x[18:]) and pos.tolist() == [0] * 10 + [1] * 10
+    w, b = train_softmax(x_syn, pos, 2, 3, 10, m.cls_lr, m._generator("cpu", 2))
+    assert torch.allclose(d["zsl"][:, [1, 4]], -F.log_softmax(m.features(audio, video) @ w.t() + b, dim=1))
+    assert not torch.allclose(d["zsl"][:, [1, 4]], d["both"][:, [1, 4]])
+    # cached in eval mode, rebuilt identically (same seed) after training mode
+    assert m.classifiers(text) is m.classifiers(text)
+    m.train()
     m.eval()
     assert torch.equal(m.eval_distances(audio, video, text)["both"], d["both"])
     with pytest.raises(UserError, match="none of the evaluated classes"):
         m.eval_distances(audio, video, torch.randn(3, 300))
+
+
+def test_classifier_epochs_chosen_on_val_and_carried_to_stage_2():
+    m = build("--cls_epochs", "4")
+    text = F.normalize(torch.randn(5, 300, generator=torch.Generator().manual_seed(3)))
+    m.attach_training_data(split(6, text[[0, 2, 3]]))
+    m.eval()
+    audio, video = torch.rand(7, D_A), torch.rand(7, D_V)
+    scores = {"gzsl": iter([0.1, 0.5, 0.5, 0.3]), "zsl": iter([0.2, 0.1, 0.1, 0.9])}
+    seen = {"gzsl": [], "zsl": []}
+
+    def score(kind):
+        def fn(d):
+            seen[kind].append(d.clone())
+            return next(scores[kind])
+        return fn
+
+    best = m.choose_classifier_epochs(audio, video, text, score("gzsl"), score("zsl"))
+    assert (int(m.cls_epochs_gzsl), int(m.cls_epochs_zsl)) == (2, 4)      # first maximum
+    assert best == {"gzsl": (0.5, 2), "zsl": (0.9, 4)}
+    # the evaluation's classifiers are those of the chosen epochs
+    d = m.eval_distances(audio, video, text)
+    assert torch.allclose(d["both"], seen["gzsl"][1]) and torch.allclose(d["zsl"], seen["zsl"][3])
+    # saved with the weights; a stage-2 model takes them over
+    state = m.state_dict()
+    assert int(state["cls_epochs_gzsl"]) == 2 and int(state["cls_epochs_zsl"]) == 4
+    stage_2 = build("--cls_epochs", "4")
+    assert int(stage_2.cls_epochs_gzsl) == 4
+    stage_2.adopt_stage_1_choices(m)
+    assert (int(stage_2.cls_epochs_gzsl), int(stage_2.cls_epochs_zsl)) == (2, 4)
 
 
 def test_z_score_inputs_refused():
@@ -141,28 +199,35 @@ def test_z_score_inputs_refused():
         build("--z_score_inputs")
 
 
-@pytest.mark.parametrize("reproduce,expected", [(False, (3 * 4, 3)), (True, (1, 1))])
-def test_epoch_steps_and_the_original_stray_break(reproduce, expected):
-    # 40 samples, bs 16: ceil(40/16) = 3 generator steps of 4 critic steps; the original: 1 and 1
+@pytest.mark.parametrize("reproduce,n_batches,expected", [(False, 12, (12, 3)), (False, 10, (10, 3)),
+                                                         (True, 12, (1, 1))])
+def test_epoch_steps_class_balance_and_the_original_stray_break(reproduce, n_batches, expected):
+    """--n_batches critic batches of --bs from the class-balanced sampler, a generator step after
+    every --critic_iter of them (and after the last); the original: one of each."""
+    from src.sampler import PairSampler
     m = build("--critic_iter", "4")
-    text = F.normalize(torch.randn(4, 300))
-    train = split(10, text)
-    args = SimpleNamespace(reproduce_original=reproduce, n_batches=250, bs=16)
+    text = F.normalize(torch.randn(2, 300))
+    train = split(1, text)
+    labels = torch.tensor([0] * 90 + [1] * 10)                          # imbalanced: 90 / 10
+    train.labels, train.audio, train.video = labels, torch.rand(100, D_A), torch.rand(100, D_V)
+    args = SimpleNamespace(reproduce_original=reproduce, n_batches=n_batches, bs=64, retrain_all=True)
     opt, _ = m.configure_optimizers(SimpleNamespace(lr=1e-4))
     trainer = GANEpochs()
     trainer.ctx = SimpleNamespace(args=args, model=m, optimizer=opt, train=train, device=torch.device("cpu"))
-    trainer.sampler = SimpleNamespace(generator=torch.Generator().manual_seed(0))
-    calls = {"critic": 0, "generator": 0}
+    trainer.sampler = PairSampler(labels, 2, seed=0)
+    calls = {"critic": [], "generator": []}
     for name in calls:
         fn = getattr(m, f"{name}_loss")
-        setattr(m, f"{name}_loss", lambda x, w, fn=fn, name=name: (calls.__setitem__(name, calls[name] + 1), fn(x, w))[1])
+        setattr(m, f"{name}_loss", lambda x, w, fn=fn, name=name: (calls[name].append(w), fn(x, w))[1])
     stats = trainer.train_epoch(0)
-    assert (calls["critic"], calls["generator"]) == expected
+    assert (len(calls["critic"]), len(calls["generator"])) == expected
     assert {"loss", "critic", "gan", "bce", "kl"} <= set(stats)
-    args.n_batches, args.reproduce_original = 2, False                 # --n_batches caps the steps
-    calls.update(critic=0, generator=0)
-    trainer.train_epoch(1)
-    assert calls["generator"] == 2
+    assert all(len(w) == 64 for w in calls["critic"])
+    if not reproduce:            # class-balanced: about half of the draws are of the small class
+        w = torch.cat(calls["critic"])
+        share = float((w == text[1]).all(dim=1).float().mean())
+        assert 0.4 < share < 0.6, share
+        assert torch.equal(calls["generator"][0], calls["critic"][3])      # the group's last critic batch
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +245,7 @@ def nonnegative_root(tiny_root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_stage(nonnegative_root, tmp_path_factory):
     dump = tmp_path_factory.mktemp("fvaegan_runs")
-    common = ["--root_dir", nonnegative_root, "--dataset_name", "UCF", "--fvaegan", "--epochs", "3", "--bs", "64",
+    common = ["--root_dir", nonnegative_root, "--dataset_name", "UCF", "--fvaegan", "--epochs", "3", "--n_batches", "10",
               "--lr", "0.001", "--gan_weight", "1", "--syn_num", "50", "--cls_epochs", "30", "--cls_lr", "0.01",
               "--dump_path", dump, "--device", "cpu", "--seed", "3"]
     run_cli("main.py", *common, "--exp_name", "val")
@@ -194,9 +259,8 @@ def test_stage1_stage2_evaluation_beats_chance(two_stage):
                    "--fvaegan", cwd=two_stage)
     assert re.search(LINE, proc.stdout), proc.stdout
     result = json.loads((runs / "all" / "evaluation.json").read_text())
-    # chance on the 16 test classes (4 unseen): seen, unseen and HM ~ 1/16. (ZSL here is the GZSL
-    # classifier restricted to the unseen classes, which few epochs leave near its chance, 1/4.)
-    assert result["hm"] > 0.2 and result["unseen"] > 0.12, result
+    # chance on the 16 test classes (4 unseen): seen, unseen and HM ~ 1/16; ZSL (its own classifier) 1/4
+    assert result["hm"] > 0.2 and result["unseen"] > 0.12 and result["zsl"] > 0.3, result
     ckpt = torch.load(runs / "val" / "FVAEGAN_score.pt", weights_only=False)
     assert result["epoch"] == ckpt["epoch"] and set(ckpt["optimizer"]) == {"E", "G", "D", "D2"}
     assert not bool(ckpt["model"]["trained_on_train_val"]) and int(ckpt["model"]["eval_seed"]) == 3
@@ -227,3 +291,23 @@ def test_restored_model_rebuilds_the_training_time_validation(two_stage):
     r = evaluate_model(model, dataset_from_args(args).split("val"))["both"]
     logged = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[ckpt["epoch"] - 1])["val"]["both"]
     assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} == logged
+
+
+def test_get_evaluation_uses_the_classifier_epochs_stage_1_chose(two_stage):
+    from src.data import dataset_from_args
+    from src.evaluate import evaluate_model
+    from src.runs import RunFolder, load_checkpoint, load_model_state
+
+    runs = two_stage / "runs"
+    result = json.loads((runs / "all" / "evaluation.json").read_text())
+    args = RunFolder(runs / "all").load_args()
+    a, b = create_model("fvaegan", args), create_model("fvaegan", args)
+    load_model_state(a, load_checkpoint(result["stage_A"])["model"], result["stage_A"])
+    load_model_state(b, load_checkpoint(result["stage_B"])["model"], result["stage_B"])
+    chosen = (int(a.cls_epochs_gzsl), int(a.cls_epochs_zsl))
+    assert (int(b.cls_epochs_gzsl), int(b.cls_epochs_zsl)) == (30, 30)      # stage 2 chooses nothing
+    assert all(1 <= e <= 30 for e in chosen) and chosen != (30, 30)
+    b.adopt_stage_1_choices(a)
+    test = dataset_from_args(args).split("test")
+    r = evaluate_model(b, test, beta=result["beta"])["both"]
+    assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl")} == {k: result[k] for k in ("seen", "unseen", "hm", "zsl")}

@@ -142,3 +142,17 @@ def test_z_score_and_squared_distance_train_in_process(tiny_root, tmp_path):
     out = fit(args)
     assert args.model_name == "avgzslnet" and 0.0 <= out["best_score"] <= 1.0
     assert (tmp_path / "runs" / "z" / "AVGZSLNet_score.pt").is_file()
+
+
+def test_z_score_inputs_standardise_the_batch_not_the_class_matrix(tiny_root):
+    from src.args import finalize_main_args, get_main_parser
+    from src.data import dataset_from_args
+    from src.train import pair_batch
+    args = finalize_main_args(get_main_parser().parse_args(["--root_dir", str(tiny_root), "--dataset_name", "UCF"]))
+    train = dataset_from_args(args).split("train")
+    pos, neg = torch.arange(0, 20), torch.arange(20, 40)
+    plain, z = pair_batch(train, pos, neg), pair_batch(train, pos, neg, z_score=True)
+    assert torch.equal(z.class_text, plain.class_text) and torch.equal(z.label, plain.label)
+    for name in ("audio", "video", "text", "audio_neg", "video_neg", "text_neg"):
+        t = getattr(z, name)
+        assert abs(float(t.mean())) < 1e-5 and abs(float(t.std()) - 1) < 1e-4, name

@@ -35,8 +35,11 @@ class APN(GZSLModel):
         return F.normalize(x, p=2, dim=1) if self.norm_inputs else x
 
     def attributes(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        """final [B, 300], layer4 [B, 300]: the 1x1 convolutions as linear maps."""
-        return F.linear(x, self.ALE_vector.flatten(1)), F.linear(x, self.prototype_vectors["layer4"].flatten(1))
+        """final [B, 300], layer4 [B, 300]: the 1x1 convolutions, computed as the original did
+        (`conv2d` on x [B, D, 1, 1]), so that near-ties in evaluation break the same way."""
+        x4 = x[:, :, None, None]                                                 # (B, D, 1, 1)
+        return (F.conv2d(x4, self.ALE_vector)[:, :, 0, 0],
+                F.conv2d(x4, self.prototype_vectors["layer4"])[:, :, 0, 0])
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         final, layer4 = self.attributes(self.inputs(batch.audio, batch.video))   # (B, 300) x 2

@@ -4,7 +4,11 @@
   parts (detached scalars for the logs).
 - `after_optimizer_step(batch)`: a hook run after each optimiser step (default: nothing).
 - `eval_distances(audio, video, text, squared) -> {mode: [N, C]}`: distances of N samples to
-  the C classes whose word vectors are `text [C, 300]`, for each mode in `modes`.
+  the C classes whose word vectors are `text [C, 300]`, for each mode in `modes`; optionally
+  also `zsl`: the distances ZSL is computed from (f-VAEGAN-D2's own ZSL classifier), else the
+  mode's own.
+- `adopt_stage_1_choices(stage_1_model)`: what stage 1 chose on val besides the epoch and beta,
+  taken over by the stage-2 model before the test (default: nothing).
 - `reported_mode`: the mode the paper reports (the epoch score and get_evaluation's line).
 - `configure_optimizers(args) -> (optimizer, scheduler or None)`.
 - optionally `fit(trainer)`: a model with its own training procedure (f-VAEGAN-D2).
@@ -55,6 +59,9 @@ class GZSLModel(nn.Module):
         raise NotImplementedError
 
     def after_optimizer_step(self, batch: PairBatch) -> None:
+        pass
+
+    def adopt_stage_1_choices(self, stage_1: "GZSLModel") -> None:
         pass
 
     def eval_distances(self, audio: Tensor, video: Tensor, text: Tensor,

@@ -66,6 +66,9 @@ class CJME(TripletEmbeddings, GZSLModel):
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         a_e, v_e, t = self.f_a(batch.audio), self.f_v(batch.video), self.f_t(batch.text)   # (B, 64)
         a_e_n, v_e_n = self.f_a(batch.audio_neg), self.f_v(batch.video_neg)                # (B, 64)
+        # [published behaviour] the original also embeds the negative's word vector, unused by the
+        # loss: in train mode it moves f_t's BatchNorm statistics, which evaluation then uses.
+        self.f_t(batch.text_neg)
         alpha = self.attention(batch.audio, batch.video)                                    # (B, 1)
         with torch.no_grad():
             # Targets from the entropies of the class posteriors over T = f_t(W), computed in

@@ -3,29 +3,33 @@
 A conditional VAE-GAN learns to generate the audio-visual feature of a sample,
 x = L2normalise(concat(a, v)) (audio first), from its class's word vector w. It is scored like
 every other model: `eval_distances` returns, for the samples of a split and the split's
-classes, the negative log-probabilities [N, C] of a linear softmax classifier, and calibrated
-stacking runs on them. The classifier is trained at evaluation time, deterministically from the
-stored `eval_seed`, on
-- the real features of the model's training classes that are classes of the split (a column of
-  `text` is such a class when its word vector equals the training class's; the training
-  features are `ctx.train` while fitting, and are read again from the run's dataset for a
-  model restored from a checkpoint: `train`, or `train_val` when `trained_on_train_val`), and
-- `syn_num` generated features for each other class of the split (the unseen classes).
-So a stage-1 checkpoint scores `val`, a stage-2 checkpoint scores `test`, and the numbers of
-get_evaluation.py are those of the training-time validation for the same checkpoint.
+classes, the negative log-probabilities [N, C] of a linear softmax classifier (calibrated
+stacking runs on them), and under the key `zsl` those of a second classifier over the unseen
+classes alone (the ZSL column). Both classifiers are trained at evaluation time,
+deterministically from the stored `eval_seed`:
+- GZSL: on the real features of the model's training classes that are classes of the split (a
+  column of `text` is such a class when its word vector equals the training class's; the
+  training features are `ctx.train` while fitting, and are read again from the run's dataset for
+  a model restored from a checkpoint: `train`, or `train_val` when `trained_on_train_val`), and
+  `syn_num` generated features for each other class of the split (the unseen classes);
+- ZSL: on the generated features alone, over the unseen classes.
+Their epoch counts (at most `--cls_epochs`) are chosen on `val` after every training epoch of
+stage 1 (`choose_classifier_epochs`: GZSL by calibrated HM, ZSL by ZSL accuracy), saved with the
+weights, and carried to the stage-2 model by get_evaluation.py (`adopt_stage_1_choices`).
+
+Training: an epoch is `--n_batches` critic batches of `--bs` samples drawn by the class-balanced
+sampler (PROTOCOL.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
+the last critic batch. The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
 
 Departures from the original script (MODELS.md):
-- [original defect] its stray `break` trained one critic and one generator step per epoch; here
-  an epoch is one pass over the training samples in batches of `--bs` (at most `--n_batches`
-  generator steps), each generator step after `--critic_iter` critic steps. The original's
-  epochs under `--reproduce_original`.
-- [original defect] it chose the epoch (and the classifier's epoch) on its evaluation split, the
-  test set in stage 2; here stage 1 chooses the epoch on `val` and the classifier trains for a
-  fixed `--cls_epochs`. The original's selection under `--test_selection`.
-- ZSL: like every model here, the classifier's scores restricted to the unseen classes (the
-  original trained a second classifier on generated features alone; `--test_selection` does).
+- [original defect] its stray `break` trained one critic and one generator step per epoch; the
+  original's epochs under `--reproduce_original`.
+- [original defect] it chose the epoch (and the classifiers' epochs) on its evaluation split, the
+  test set in stage 2; here stage 1 chooses them on `val`. The original's selection under
+  `--test_selection`.
 
-Shapes: B batch, N samples, C classes of a split, D = D_a + D_v, 300 word dims, L latent.
+Shapes: B batch, N samples, C classes of a split, U unseen classes, D = D_a + D_v, 300 word dims,
+L latent.
 """
 import logging
 import math
@@ -97,10 +101,9 @@ def bce_sum(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> Tuple[Tensor, Tensor]:
-    """(BCE summed, KL) per sample of the batch, as f-VAEGAN's reference code."""
-    b = x.shape[0]
+    """(BCE, KL), each summed over the batch and the dimensions (MODELS.md: not divided by B)."""
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return bce_sum(recon, x) / b, kl / b
+    return bce_sum(recon, x), kl
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
@@ -115,7 +118,7 @@ def train_softmax(x: Tensor, y: Tensor, num_classes: int, epochs: int, batch_siz
                   generator: torch.Generator, on_epoch=None) -> Tuple[Tensor, Tensor]:
     """Linear softmax classifier on x [N, D] -> labels y [N] (MODELS.md: N(0, 0.02) init, zero
     bias, Adam(lr, beta1 0.5)); randomness from `generator` only. Returns W [C, D], b [C];
-    `on_epoch(epoch, W, b)` is called after each epoch."""
+    `on_epoch(epoch, W, b)` is called after each epoch (W, b live: clone to keep them)."""
     dev = x.device
     weight = (torch.randn(num_classes, x.shape[1], generator=generator, device=dev) * 0.02).requires_grad_()
     bias = torch.zeros(num_classes, device=dev, requires_grad=True)
@@ -134,6 +137,18 @@ def train_softmax(x: Tensor, y: Tensor, num_classes: int, epochs: int, batch_siz
     return weight.detach(), bias.detach()
 
 
+def gzsl_distances(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """-log softmax [N, C] of a classifier W [C, D], b [C] on x [N, D]."""
+    return -F.log_softmax(x @ weight.t() + bias, dim=1)
+
+
+def zsl_distances(x: Tensor, weight: Tensor, bias: Tensor, unseen_cols: Tensor, num_classes: int) -> Tensor:
+    """[N, C]: -log softmax of a classifier W [U, D], b [U] over the unseen columns, +inf elsewhere."""
+    d = x.new_full((len(x), num_classes), math.inf)
+    d[:, unseen_cols] = gzsl_distances(x, weight, bias)
+    return d
+
+
 class RealData(NamedTuple):
     """The real training features: x [N, D] (normalised), labels [N] rows of text [C_tr, 300]."""
     x: Tensor
@@ -146,6 +161,20 @@ class ClassifierData(NamedTuple):
     y: Tensor                # [M] column of the split's class
     n_real: int
     unseen_cols: Tensor      # [U] columns with generated features (classes not trained on)
+
+    @property
+    def zsl(self) -> Tuple[Tensor, Tensor]:
+        """The generated features [U * syn_num, D] and their position [U * syn_num] among unseen_cols."""
+        x_syn, y_syn = self.x[self.n_real:], self.y[self.n_real:]
+        return x_syn, torch.searchsorted(self.unseen_cols, y_syn)
+
+
+class Classifiers(NamedTuple):
+    """The two softmax classifiers of a split: GZSL over its C classes, ZSL over its U unseen ones."""
+    text: Tensor             # [C, 300] the split's classes they were trained for
+    gzsl: Tuple[Tensor, Tensor]                  # W [C, D], b [C]
+    zsl: Optional[Tuple[Tensor, Tensor]]         # W [U, D], b [U] (None: no unseen class)
+    unseen_cols: Tensor      # [U]
 
 
 class OptimizerSet:
@@ -190,11 +219,14 @@ class FVAEGAN(GZSLModel):
         # saved with the weights: what evaluation needs to rebuild the same classifier
         self.register_buffer("eval_seed", torch.tensor(seed, dtype=torch.long))
         self.register_buffer("trained_on_train_val", torch.tensor(False))
+        # the classifiers' epoch counts, chosen on val in stage 1 (cls_epochs until then)
+        self.register_buffer("cls_epochs_gzsl", torch.tensor(cls_epochs, dtype=torch.long))
+        self.register_buffer("cls_epochs_zsl", torch.tensor(cls_epochs, dtype=torch.long))
         self.latent_size, self.gan_weight, self.vae_weight = latent_size, gan_weight, vae_weight
         self.critic_iter, self.syn_num, self.cls_epochs, self.cls_lr = critic_iter, syn_num, cls_epochs, cls_lr
         self._data_source = data_source          # split name -> SplitData (a restored model's real data)
         self._real: Optional[RealData] = None
-        self._classifier = None                  # (text [C, 300], W [C, D], b [C]) of the last split
+        self._classifiers: Optional[Classifiers] = None     # of the last split evaluated
 
     # -- features, losses ------------------------------------------------------------------
     @staticmethod
@@ -231,16 +263,23 @@ class FVAEGAN(GZSLModel):
         x = self.features(audio, video)
         mu, logvar = self.E(x, w)
         bce, kl = vae_loss(self.G(mu, w), x, mu, logvar)
-        return float(bce + kl)
+        return float(bce + kl) / len(x)
 
     # -- evaluation --------------------------------------------------------------------------
     def train(self, mode: bool = True):
-        self._classifier = None          # a classifier belongs to one state of the generator
+        if mode:                         # classifiers belong to one state of the generator
+            self._classifiers = None
         return super().train(mode)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._classifier = None
+        self._classifiers = None
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def adopt_stage_1_choices(self, stage_1: "FVAEGAN") -> None:
+        """The classifiers' epoch counts stage 1 chose on val (get_evaluation.py, before the test)."""
+        self.cls_epochs_gzsl.copy_(stage_1.cls_epochs_gzsl)
+        self.cls_epochs_zsl.copy_(stage_1.cls_epochs_zsl)
+        self._classifiers = None
 
     def attach_training_data(self, split) -> None:
         """The real training features (a SplitData), used by the evaluation classifier."""
@@ -286,64 +325,90 @@ class FVAEGAN(GZSLModel):
         return ClassifierData(torch.cat((real.x[keep], x_syn)), torch.cat((cols[keep], y_syn)),
                               int(keep.sum()), unseen_cols)
 
-    def _generator(self, device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(int(self.eval_seed))
+    def _generator(self, device, stream: int) -> torch.Generator:
+        """Stream 0 generates the features, 1 trains the GZSL classifier, 2 the ZSL one."""
+        return torch.Generator(device=device).manual_seed(int(self.eval_seed) + stream)
 
-    def classifier(self, text: Tensor) -> Tuple[Tensor, Tensor]:
-        """The softmax classifier (W [C, D], b [C]) over the classes of text [C, 300], cached
-        until the model changes mode or weights (evaluation calls it once per chunk)."""
-        cached = self._classifier
-        if cached is not None and cached[0].shape == text.shape and torch.equal(cached[0], text):
-            return cached[1], cached[2]
-        g = self._generator(text.device)
-        data = self.classifier_data(text, g)
-        weight, bias = train_softmax(data.x, data.y, len(text), self.cls_epochs, self.syn_num, self.cls_lr, g)
-        self._classifier = (text.clone(), weight, bias)
-        return weight, bias
+    def train_classifiers(self, text: Tensor, gzsl_epochs: int, zsl_epochs: int, x: Optional[Tensor] = None,
+                          on_gzsl=None, on_zsl=None) -> Classifiers:
+        """The GZSL and ZSL classifiers over the classes of text [C, 300], trained for the given
+        epoch counts. With samples x [N, D], on_gzsl / on_zsl(epoch, distances [N, C]) are called
+        after each epoch with the distances of x (`distances`'s both and zsl)."""
+        dev = text.device
+        data = self.classifier_data(text, self._generator(dev, 0))
+
+        def watch(fn, to_distances):
+            return None if fn is None else (lambda epoch, w, b: fn(epoch, to_distances(x, w, b)))
+
+        gzsl = train_softmax(data.x, data.y, len(text), gzsl_epochs, self.syn_num, self.cls_lr,
+                             self._generator(dev, 1), on_epoch=watch(on_gzsl, gzsl_distances))
+        zsl = None
+        if len(data.unseen_cols):
+            zsl = train_softmax(*data.zsl, len(data.unseen_cols), zsl_epochs, self.syn_num, self.cls_lr,
+                                self._generator(dev, 2),
+                                on_epoch=watch(on_zsl, lambda x_, w, b: zsl_distances(x_, w, b, data.unseen_cols,
+                                                                                       len(text))))
+        return Classifiers(text.clone(), gzsl, zsl, data.unseen_cols)
+
+    def classifiers(self, text: Tensor) -> Classifiers:
+        """The classifiers over the classes of text [C, 300] at the chosen epoch counts, cached
+        until the model goes back to training or changes weights (evaluation calls it per chunk)."""
+        cached = self._classifiers
+        if cached is None or cached.text.shape != text.shape or not torch.equal(cached.text, text):
+            self._classifiers = self.train_classifiers(text, int(self.cls_epochs_gzsl), int(self.cls_epochs_zsl))
+        return self._classifiers
 
     @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
-        """-log p(c | x) [N, C] of the classifier (`squared` does not apply), one mode as all three."""
-        weight, bias = self.classifier(text)
-        d = -F.log_softmax(self.features(audio, video) @ weight.t() + bias, dim=1)
-        return {"audio": d, "video": d, "both": d}
+        """-log p(c | x) [N, C] of the GZSL classifier as all three modes; `zsl`: the ZSL
+        classifier's over the unseen columns, +inf elsewhere (`squared` does not apply)."""
+        x, c = self.features(audio, video), self.classifiers(text)
+        d = gzsl_distances(x, *c.gzsl)
+        d_zsl = d.new_full(d.shape, math.inf) if c.zsl is None else \
+            zsl_distances(x, *c.zsl, c.unseen_cols, len(text))
+        return {"audio": d, "video": d, "both": d, "zsl": d_zsl}
+
+    @torch.no_grad()
+    def choose_classifier_epochs(self, audio: Tensor, video: Tensor, text: Tensor,
+                                 gzsl_score: Callable[[Tensor], float], zsl_score: Callable[[Tensor], float]) -> dict:
+        """Train both classifiers for `cls_epochs` on the classes of a val split and keep, in
+        `cls_epochs_gzsl` / `cls_epochs_zsl`, the epoch counts whose distances score highest (the
+        first on ties). Returns {"gzsl": (score, epochs), "zsl": (score, epochs)}."""
+        best = {"gzsl": (-math.inf, self.cls_epochs), "zsl": (-math.inf, self.cls_epochs)}
+
+        def keep(kind, score):
+            def on_epoch(epoch, distances):
+                value = score(distances)
+                if value > best[kind][0]:
+                    best[kind] = (value, epoch + 1)
+            return on_epoch
+
+        self.train_classifiers(text, self.cls_epochs, self.cls_epochs, self.features(audio, video),
+                               keep("gzsl", gzsl_score), keep("zsl", zsl_score))
+        self.cls_epochs_gzsl.fill_(best["gzsl"][1])
+        self.cls_epochs_zsl.fill_(best["zsl"][1])
+        self._classifiers = None
+        return best
 
     @torch.no_grad()
     def original_scores(self, split) -> Dict[str, float]:
         """[original defect] The original's numbers on `split` itself (MODELS.md): GZSL by the
-        classifier's argmax (no calibration) at its best epoch by HM on the split, ZSL by a
-        classifier over the unseen classes trained on generated features alone, best epoch."""
-        from ..evaluate import harmonic_mean, per_class_recall     # metrics, imported where used
-
-        x = self.features(split.audio, split.video)
-        labels, seen, c = split.labels, split.seen_mask, len(split.class_ids)
-        g = self._generator(x.device)
-        data = self.classifier_data(split.text, g)
+        classifier's argmax (no calibration) at its best epoch by HM on the split, ZSL by the ZSL
+        classifier at its best epoch on the split."""
+        from ..evaluate import evaluate_distances      # metrics, imported where used
         best = {"seen": 0.0, "unseen": 0.0, "hm": -1.0, "zsl": 0.0}
 
-        def gzsl_epoch(_, weight, bias):
-            recall = per_class_recall((x @ weight.t() + bias).argmax(dim=1), labels, c)
-            s, u = recall[seen].mean(), recall[~seen].mean() if bool((~seen).any()) else torch.zeros(())
-            h = float(harmonic_mean(s, u))
-            if h > best["hm"]:
-                best.update(seen=float(s), unseen=float(u), hm=h)
+        def gzsl_epoch(_, distances):
+            r = evaluate_distances(distances, split.labels, split.seen_mask, beta=0.0)
+            if r["hm"] > best["hm"]:
+                best.update(seen=r["seen"], unseen=r["unseen"], hm=r["hm"])
 
-        train_softmax(data.x, data.y, c, self.cls_epochs, self.syn_num, self.cls_lr, g, on_epoch=gzsl_epoch)
-        u_cols = (~seen).nonzero()[:, 0]
-        if len(u_cols) and len(data.unseen_cols):
-            position = torch.full((c,), -1, dtype=torch.long, device=x.device)
-            position[u_cols] = torch.arange(len(u_cols), device=x.device)
-            syn_y = position[data.y[data.n_real:]]
-            keep = syn_y >= 0
-            is_unseen = ~seen[labels]
+        def zsl_epoch(_, distances):
+            zsl = evaluate_distances(distances, split.labels, split.seen_mask, beta=0.0)["zsl"]
+            best["zsl"] = max(best["zsl"], zsl)
 
-            def zsl_epoch(_, weight, bias):
-                pred = (x[is_unseen] @ weight.t() + bias).argmax(dim=1)
-                best["zsl"] = max(best["zsl"], float(per_class_recall(pred, position[labels[is_unseen]],
-                                                                      len(u_cols)).mean()))
-
-            train_softmax(data.x[data.n_real:][keep], syn_y[keep], len(u_cols), self.cls_epochs, self.syn_num,
-                          self.cls_lr, g, on_epoch=zsl_epoch)
+        self.train_classifiers(split.text, self.cls_epochs, self.cls_epochs, self.features(split.audio, split.video),
+                               gzsl_epoch, zsl_epoch)
         return best
 
     # -- training ----------------------------------------------------------------------------
@@ -367,7 +432,7 @@ class FVAEGAN(GZSLModel):
 
 class GANEpochs:
     """f-VAEGAN-D2's epochs, mixed into `src.train.Trainer` (which keeps validation, checkpoints,
-    logs and --resume). Batch indices come from the trainer's sampler generator, noise from the
+    logs and --resume). Batches come from the trainer's class-balanced sampler, noise from the
     global RNG: both are part of the resume state."""
 
     def train_epoch(self, epoch: int) -> Dict[str, float]:
@@ -375,30 +440,46 @@ class GANEpochs:
         model.train()
         x = model.features(ctx.train.audio, ctx.train.video)                   # (N, D)
         w = ctx.train.text[ctx.train.labels]                                   # (N, 300)
-        n = len(x)
         if a.reproduce_original:       # [original defect] MODELS.md: a stray break, one step per epoch
-            steps, critic_iter = 1, 1
+            n_batches, critic_iter = 1, 1
         else:
-            steps, critic_iter = min(a.n_batches, math.ceil(n / a.bs)), model.critic_iter
+            n_batches, critic_iter = a.n_batches, model.critic_iter
+        batches = self.sampler.draw(n_batches * a.bs)[0].view(n_batches, a.bs)     # positives only
         sums: Dict[str, Tensor] = {}
-        for _ in range(steps):
-            for _ in range(critic_iter):
-                idx = torch.randperm(n, generator=self.sampler.generator, device=ctx.device)[:a.bs]
-                loss_d, parts_d = model.critic_loss(x[idx], w[idx])
-                opt.zero_grad()
-                loss_d.backward()
-                opt.step("D", "D2")
-            loss_g, parts_g = model.generator_loss(x[idx], w[idx])
+        steps = 0
+        for i, idx in enumerate(batches):
+            loss_d, parts_d = model.critic_loss(x[idx], w[idx])
+            opt.zero_grad()
+            loss_d.backward()
+            opt.step("D", "D2")
+            if (i + 1) % critic_iter and i + 1 < n_batches:
+                continue
+            loss_g, parts_g = model.generator_loss(x[idx], w[idx])     # on the group's last critic batch
             opt.zero_grad()
             loss_g.backward()
             opt.step("E", "G")
+            steps += 1
             for k, v in {"loss": loss_g.detach(), **parts_g, **parts_d}.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
         stats = {k: float(v) / steps for k, v in sums.items()}
         if not all(math.isfinite(v) for v in stats.values()):
             raise UserError(f"non-finite f-VAEGAN-D2 loss at epoch {epoch + 1} ({stats}): try a lower --lr or "
                             f"--gan_weight; {ctx.run.path} keeps the last finished epoch")
+        if not a.retrain_all:          # stage 1: the classifiers' epoch counts, on val
+            self.choose_classifier_epochs()
         return stats
+
+    def choose_classifier_epochs(self) -> None:
+        from ..evaluate import evaluate_distances      # metrics, imported where used
+        model, val = self.ctx.model, self.ctx.val
+        model.eval()
+        best = model.choose_classifier_epochs(
+            val.audio, val.video, val.text,
+            gzsl_score=lambda d: evaluate_distances(d, val.labels, val.seen_mask)["hm"],
+            zsl_score=lambda d: evaluate_distances(d, val.labels, val.seen_mask, beta=0.0)["zsl"])
+        model.train()
+        log.debug("classifier epochs chosen on val: GZSL %d (HM %.4f), ZSL %d (ZSL %.4f)", best["gzsl"][1],
+                  best["gzsl"][0], best["zsl"][1], best["zsl"][0])
 
     def validation_loss(self) -> float:
         model, val = self.ctx.model, self.ctx.val
