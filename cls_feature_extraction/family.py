@@ -35,6 +35,9 @@ class ClsFamily(Family):
         self.name = f"cls_features_{dataset}"
         # FEATURES.md, "Video: C3D": [published quirk] (256 - v) mod 256 before the resize
         self.invert = match_published and dataset in INVERTED_DATASETS
+        # FEATURES.md, "Audio: VGGish": the published features were resampled by resampy 0.2.2,
+        # whose kaiser_best differs from the installed resampy's (mel.resample_published)
+        self.published_resampling = match_published
         self._pca = None
 
     def signature(self) -> dict:
@@ -42,6 +45,7 @@ class ClsFamily(Family):
             str(Path(p).resolve()) if p else None
             for p in (self.c3d_weights, self.vggish_weights, self.vggish_pca))
         return {"family": "cls", "dataset": self.dataset, "fps": self.fps, "invert": self.invert,
+                "published_resampling": self.published_resampling,
                 "weights": list(weights), "per_clip": self.per_clip}
 
     # -------------------------------------------------------------- workers
@@ -50,7 +54,8 @@ class ClsFamily(Family):
                    audio=AudioSpec())
         clips, valid = frames_to_clips(d.frames)               # [K, 16, 112, 112, 3], [K]
         samples = (d.audio / 32768.0).mean(axis=1)              # int16 [n, ch] -> mono float
-        examples = waveform_to_examples(samples, d.audio_rate)  # [M, 96, 64]
+        examples = waveform_to_examples(samples, d.audio_rate,  # [M, 96, 64]
+                                        published=self.published_resampling)
         if len(examples) == 0:
             raise Failure(f"audio shorter than one VGGish example (0.96 s): "
                           f"{len(samples) / d.audio_rate:.2f} s")
@@ -63,7 +68,7 @@ class ClsFamily(Family):
         vggish = load_vggish(self.vggish_weights, self.random_init).to(device)
         self._pca = load_pca(self.vggish_pca, self.random_init)
         # compile resampy's numba kernel here, once: the forked decoding workers inherit it
-        waveform_to_examples(np.zeros(4410), 44100)
+        waveform_to_examples(np.zeros(4410), 44100, published=self.published_resampling)
         return {"video": lambda b: c3d.features(normalise_clips(b["clips"], b["valid"])),
                 "audio": lambda b: vggish(b["examples"][:, None])}
 

@@ -32,12 +32,15 @@ def window_offsets(rate: float) -> np.ndarray:
 
 
 def resized_shape(h: int, w: int):
-    """Short side 112, long side floor(long * 112 / short)."""
+    """Short side 112, long side int((long / short) * 112), as in the original: the ratio
+    first, then the product, in float64. This is not always floor(long * 112 / short): for
+    a 168 x 183 frame, (183 / 168) * 112 is 121.99999999999999, so the long side is 121
+    where 183 * 112 / 168 would give 122."""
     if min(h, w) == SIZE:
         return h, w
     if h <= w:
-        return SIZE, int(math.floor(w * SIZE / h))
-    return int(math.floor(h * SIZE / w)), SIZE
+        return SIZE, int((w / h) * SIZE)
+    return int((h / w) * SIZE), SIZE
 
 
 def selavi_frame(rgb: np.ndarray) -> np.ndarray:

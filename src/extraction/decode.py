@@ -7,15 +7,19 @@
 One pass over the container demuxes the video and the audio stream together. Frames are
 handed to `frame_fn` one at a time as RGB uint8 `[H, W, 3]`, so only the pre-processed
 frames are kept in memory. With `fps` set, the video is converted to that constant rate on
-the fly (like ffmpeg's `fps` filter: output frame k shows the last input frame whose
-timestamp, rounded to the output rate, is <= k); with `fps=None` every decoded frame is
-taken in order, with no dropping or duplication.
+the fly by ffmpeg's own `fps` filter (libavfilter through PyAV's filter graph, default
+options: output frame k shows the last input frame whose timestamp, rounded to the nearest
+output tick, is <= k; the stream ends at the last frame's end time rounded the same way);
+with `fps=None` every decoded frame is taken in order, with no dropping or duplication.
 """
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Set
 
 import av
+import av.error
+import av.filter
 import numpy as np
 
 
@@ -48,41 +52,49 @@ class Decoded:
     audio_rate: int = 0
 
 
-def _round_half_up(x: float) -> int:
-    """Nearest integer, halves away from zero (ffmpeg's AV_ROUND_NEAR_INF); x >= 0 here."""
-    return int(x + 0.5 + 1e-9)
+class _FpsFilter:
+    """Streaming frame-rate conversion with ffmpeg's own `fps` filter (libavfilter, through
+    PyAV's filter graph): push decoded frames, get the output frames; `flush()` at the end
+    of the stream drains the frames the filter still holds. Each output frame's `opaque` is
+    the index of the input frame it shows (0, 1, ... in decoding order)."""
 
+    def __init__(self, fps: float, first, time_base, rate: float):
+        self.step = max(1, round(1 / (rate * time_base)))  # one source frame, in time_base
+        self.graph = av.filter.Graph()
+        src = self.graph.add_buffer(width=first.width, height=first.height, format=first.format,
+                                    time_base=time_base)
+        conv = self.graph.add("fps", f"fps={Fraction(fps).limit_denominator(1001)}")
+        sink = self.graph.add("buffersink")
+        src.link_to(conv)
+        conv.link_to(sink)
+        self.graph.configure()
+        self.n_in = 0
+        self.next_pts = None
 
-class _ConstantRate:
-    """Streaming frame-rate conversion: push input frames with their times, get output frames."""
+    def push(self, frame) -> list:
+        # a frame without a timestamp or duration follows its predecessor at the stream rate
+        # (ffmpeg's command line also estimates missing ones from the frame rate)
+        if frame.pts is None:
+            frame.pts = self.next_pts if self.next_pts is not None else self.n_in * self.step
+        if not frame.duration:
+            frame.duration = self.step
+        self.next_pts = frame.pts + frame.duration
+        frame.opaque = self.n_in
+        self.n_in += 1
+        self.graph.push(frame)
+        return self._drain()
 
-    def __init__(self, fps: float):
-        self.fps = fps
-        self.t0 = None
-        self.prev = None
-        self.prev_time = 0.0
-        self.next_k = 0
+    def flush(self) -> list:
+        self.graph.push(None)
+        return self._drain()
 
-    def push(self, frame, t: float) -> list:
-        if self.t0 is None:
-            self.t0 = t
-        slot = _round_half_up((t - self.t0) * self.fps)
+    def _drain(self) -> list:
         out = []
-        if self.prev is not None:
-            while self.next_k < slot:
-                out.append(self.prev)
-                self.next_k += 1
-        self.prev, self.prev_time = frame, t
-        return out
-
-    def finish(self, frame_duration: float) -> list:
-        if self.prev is None:
-            return []
-        end = _round_half_up((self.prev_time - self.t0 + frame_duration) * self.fps)
-        end = max(end, self.next_k + 1)  # the last input frame is shown at least once
-        out = [self.prev] * (end - self.next_k)
-        self.next_k = end
-        return out
+        while True:
+            try:
+                out.append(self.graph.pull())
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return out
 
 
 def _open(path: Path):
@@ -119,17 +131,17 @@ def decode(path, *, frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
         info = _video_info(container.streams.video[0]) if container.streams.video else None
         out = Decoded(info=info)
         wanted = keep(info) if (keep is not None and vstream is not None) else None
-        converter = _ConstantRate(fps) if fps else None
+        converter = None
         resampler = None
         chunks = []
-        n_in = 0
 
         last = [None, None]  # a frame repeated by the rate conversion is processed once
 
         def emit(frame):
             if wanted is None or out.n_frames in wanted:
-                if last[0] is not frame:
-                    last[:] = frame, frame_fn(frame.to_ndarray(format="rgb24"))
+                source = frame.opaque if converter is not None else out.n_frames
+                if last[0] != source:
+                    last[:] = source, frame_fn(frame.to_ndarray(format="rgb24"))
                 out.frames.append(last[1])
                 out.frame_indices.append(out.n_frames)
             out.n_frames += 1
@@ -146,13 +158,14 @@ def decode(path, *, frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
             for packet in container.demux(*streams):
                 for frame in packet.decode():
                     if packet.stream is vstream:
-                        if converter is None:
+                        if not fps:
                             emit(frame)
-                        else:
-                            t = frame.time if frame.time is not None else n_in / info.rate
-                            for f in converter.push(frame, t):
-                                emit(f)
-                        n_in += 1
+                            continue
+                        if converter is None:
+                            converter = _FpsFilter(fps, frame, frame.time_base or vstream.time_base,
+                                                   info.rate)
+                        for f in converter.push(frame):
+                            emit(f)
                     else:
                         if resampler is None:
                             resampler = av.AudioResampler(
@@ -161,7 +174,7 @@ def decode(path, *, frame_fn: Optional[Callable[[np.ndarray], Any]] = None,
                             out.audio_rate = audio.rate or frame.sample_rate
                         take_audio(resampler.resample(frame))
             if converter is not None:
-                for f in converter.finish(1.0 / info.rate):
+                for f in converter.flush():   # the frames the filter holds until the end
                     emit(f)
             if resampler is not None:
                 take_audio(resampler.resample(None))

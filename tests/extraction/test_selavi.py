@@ -33,7 +33,7 @@ def test_frame_offsets():
 
 
 def test_video_front_end():
-    assert resized_shape(240, 320) == (112, math.floor(320 * 112 / 240)) == (112, 149)
+    assert resized_shape(240, 320) == (112, int((320 / 240) * 112)) == (112, 149)
     assert resized_shape(320, 240) == (149, 112) and resized_shape(112, 200) == (112, 200)
     rgb = np.zeros((48, 64, 3), np.uint8)
     rgb[..., 1] = 255
@@ -44,6 +44,22 @@ def test_video_front_end():
     ramp = np.broadcast_to((np.arange(240) % 256).astype(np.uint8)[None, :, None], (112, 240, 3))
     got = selavi_frame(np.ascontiguousarray(ramp))[0, 0]
     assert np.allclose(got, ((np.arange(64, 176) / 255) - 0.45) / 0.225, atol=1e-5)
+
+
+def test_resize_long_side_is_ratio_then_product():
+    # the original's int((long / short) * 112), not floor(long * 112 / short): they differ in
+    # float64 for some sizes, found here among small ones. 168 x 183: (183 / 168) * 112 is
+    # 121.99999999999999 -> 121, while 183 * 112 / 168 is exactly 122.0
+    assert (183 / 168) * 112 < 122 and 183 * 112 / 168 == 122
+    assert resized_shape(168, 183) == (112, 121) and resized_shape(183, 168) == (121, 112)
+    differing = [(s, l) for s in range(1, 300) for l in range(s, 2 * s)
+                 if s != 112 and int((l / s) * 112) != math.floor(l * 112 / s)]
+    assert (168, 183) in differing
+    for s, l in differing:
+        assert resized_shape(s, l) == (112, int((l / s) * 112))
+        assert resized_shape(l, s) == (int((l / s) * 112), 112)
+    x = selavi_frame(np.zeros((168, 183, 3), np.uint8))  # resized to 112 x 121, then cropped
+    assert x.shape == (3, 112, 112)
 
 
 def test_audio_window_against_python_speech_features():
