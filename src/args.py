@@ -10,11 +10,30 @@ The model booleans (`--AVCA --ale --sje --devise --apn --cjme`, none = AVGZSLNet
 into one registry name by `resolve_model_name`, once; nothing after that reads them.
 """
 import argparse
+import textwrap
 from pathlib import Path
 
 from .errors import UserError
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
+
+DEPARTURES = """\
+Departures from the original code that remain, and why (README "Departures from the original"):
+  - sampling: the same class-balanced distributions, drawn on the device; not the original's
+    DataLoader random streams, so training is not bit-comparable (PROTOCOL.md)
+  - the validation loss: once over the val samples with fixed negatives, not --n_batches fresh
+    batches (it only picks *_loss.pt)
+  - original defects, fixed by default and kept under --reproduce_original: word-vector pairing,
+    plain L2 in training-time validation, CJME's broadcast loss, f-VAEGAN-D2's one step per epoch
+  - f-VAEGAN-D2 runs in the two-stage protocol (its classifiers' epochs chosen on val); the
+    original's test-set selection under --test_selection
+  - train_stats.pkl / val_stats.pkl are not written: metrics.jsonl holds the same numbers
+"""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Flag defaults shown, the description and epilog kept as written."""
+
 
 # Flags whose default depends on the model (parser default None): the registry entry's `defaults`,
 # else these (the original's argparse defaults).
@@ -57,11 +76,12 @@ def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> Non
 def get_main_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="main.py",
-        description="Train an audio-visual GZSL model. Stage 1 (default) trains on stage_1_train "
-                    "and validates on stage_1_val every epoch; stage 2 (--retrain_all) trains on "
-                    "train+val and, with --save_checkpoints, keeps every epoch's checkpoint for "
-                    "get_evaluation.py. Writes runs/{exp_name}/ under --dump_path.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description=textwrap.fill(
+            "Train an audio-visual GZSL model. Stage 1 (default) trains on stage_1_train and validates on "
+            "stage_1_val every epoch; stage 2 (--retrain_all) trains on train+val and, with "
+            "--save_checkpoints, keeps every epoch's checkpoint for get_evaluation.py. Writes "
+            "runs/{exp_name}/ under --dump_path.", 95),
+        epilog=DEPARTURES, formatter_class=_HelpFormatter)
     _add_data_flags(p, required_root=True)
     _add_model_flags(p)
 
