@@ -13,11 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from cls_feature_extraction.family import ClsFamily  # noqa: E402
+from src.errors import ArgumentParser  # noqa: E402
 from src.extraction.cli import add_run_args, dataset_name, entry, run  # noqa: E402
 
 
 def get_args_parser(dataset=None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="C3D (video, 4096-d) and VGGish (audio, 128-d) features per video, written as "
                     "cls_features_{dataset}.pkl and cls_features_{dataset}_per_clip.pkl "
                     "(FEATURES.md); failures go to cls_features_{dataset}.failures.tsv.")

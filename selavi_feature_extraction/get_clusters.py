@@ -15,11 +15,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from selavi_feature_extraction.family import SelaviFamily  # noqa: E402
+from src.errors import ArgumentParser  # noqa: E402
 from src.extraction.cli import add_run_args, bool_flag, dataset_name, entry, run  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="SeLaVi video (R(2+1)D-18) and audio (ResNet-9) features, 512-d each, "
                     "averaged over one-second windows (FEATURES.md).")
     add_run_args(p, batch_help="one-second windows per forward pass")

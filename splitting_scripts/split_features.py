@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from src.errors import UserError  # noqa: E402
+from src.errors import ArgumentParser, UserError  # noqa: E402
 from src.extraction.cli import dataset_name, entry  # noqa: E402
 from src.io_utils import atomic_path, atomic_write_text  # noqa: E402
 
@@ -75,8 +75,12 @@ def read_features(path) -> Features:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"features pickle not found: {path} (the output of the extraction)")
-    with open(path, "rb") as f:
-        obj = pickle.load(f)
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as err:
+        raise UserError(f"cannot read {path}: {type(err).__name__}: {err} (truncated or not a features "
+                        f"pickle? extract it again, or resume the extraction)") from None
     if isinstance(obj, dict) and {"video", "audio", "filenames"} <= set(obj):
         as_np = lambda x: np.asarray(x.cpu().numpy() if hasattr(x, "cpu") else x, np.float32)  # noqa: E731
         return Features("main_features", [_strip(str(n)) for n in obj["filenames"]],
@@ -162,7 +166,7 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
 
 
 def get_args_parser(dataset=None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n\n")[0])
     if dataset is None:
         p.add_argument("--dataset", type=dataset_name, required=True, help="ucf, activity or vggsound")
     p.add_argument("--features", required=True,

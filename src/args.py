@@ -13,7 +13,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from .errors import UserError
+from .errors import ArgumentParser, UserError
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
 
@@ -43,6 +43,38 @@ MODEL_DEPENDENT_DEFAULTS = {"bs": 256}
 PROJECT_FIELDS = ("reproduce_original", "resume", "overwrite", "model_name")
 
 
+# -- value types: a bad value is refused when parsed (`main.py: error: argument --lr: ...`) ------
+
+def _number(kind, ok, what):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} is not {what}")
+        return value
+    parse.__name__ = what          # argparse names the type in its message
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0 (0: no hidden layer)")
+positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number")
+nonnegative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+dropout = _number(float, lambda v: 0 <= v < 1, "a dropout probability in [0, 1)")
+momentum = _number(float, lambda v: 0 <= v <= 1, "a BatchNorm momentum in [0, 1]")
+seed = _number(int, lambda v: 0 <= v < 2 ** 32, "a seed in [0, 2**32)")
+
+
+def device_name(text: str) -> str:
+    """cpu, cuda, cuda:N (or auto / empty: the default)."""
+    import re
+    if text in ("", "auto") or re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda or cuda:N")
+
+
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     from .models.registry import model_flags
 
@@ -65,16 +97,16 @@ def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> Non
                    help="class-split/ subfolder: main_split (with main_features) or cls_split "
                         "(with cls_features); default: main_split for main_features, "
                         "cls_split for cls_features")
-    g.add_argument("--input_size_audio", type=int, default=512,
+    g.add_argument("--input_size_audio", type=positive_int, default=512,
                    help="audio feature width (512 main, 128 cls); checked against the .h5 files")
-    g.add_argument("--input_size_video", type=int, default=512,
+    g.add_argument("--input_size_video", type=positive_int, default=512,
                    help="video feature width (512 main, 4096 cls); checked against the .h5 files")
     g.add_argument("--input_size", type=int, default=None, help=IGNORED)
     g.add_argument("--manual_text_word2vec", action="store_true", help=IGNORED)
 
 
 def get_main_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="main.py",
         description=textwrap.fill(
             "Train an audio-visual GZSL model. Stage 1 (default) trains on stage_1_train and validates on "
@@ -86,16 +118,16 @@ def get_main_parser() -> argparse.ArgumentParser:
     _add_model_flags(p)
 
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=100, help="number of epochs")
-    g.add_argument("--bs", type=int, default=None,
+    g.add_argument("--epochs", type=positive_int, default=100, help="number of epochs")
+    g.add_argument("--bs", type=positive_int, default=None,
                    help=f"batch size (positive/negative pairs); default {MODEL_DEPENDENT_DEFAULTS['bs']}, "
                         f"64 with --fvaegan (the original's)")
-    g.add_argument("--n_batches", type=int, default=250, help="batches per epoch")
-    g.add_argument("--lr", type=float, default=3e-4, help="learning rate")
+    g.add_argument("--n_batches", type=positive_int, default=250, help="batches per epoch")
+    g.add_argument("--lr", type=positive_float, default=3e-4, help="learning rate")
     g.add_argument("--lr_scheduler", action="store_true",
                    help="ReduceLROnPlateau(mode=max, patience=3) on the val HM (AVCA always uses it)")
-    g.add_argument("--seed", type=int, default=42, help="seed of torch (CPU, CUDA) and numpy")
-    g.add_argument("--device", default=None,
+    g.add_argument("--seed", type=seed, default=42, help="seed of torch (CPU, CUDA) and numpy")
+    g.add_argument("--device", type=device_name, default=None,
                    help="cuda or cpu; default: cuda when available, else cpu")
     g.add_argument("--retrain_all", action="store_true",
                    help="stage 2: train on stage_1_train + stage_1_val (seen and unseen)")
@@ -106,51 +138,51 @@ def get_main_parser() -> argparse.ArgumentParser:
                    help="standardise audio, video and word vectors by their global mean/std")
 
     g = p.add_argument_group("architecture and loss")
-    g.add_argument("--embeddings_hidden_size", type=int, default=1024,
+    g.add_argument("--embeddings_hidden_size", type=nonnegative_int, default=1024,
                    help="hidden width of the input encoders (0: no hidden layer)")
-    g.add_argument("--decoder_hidden_size", type=int, default=64,
+    g.add_argument("--decoder_hidden_size", type=nonnegative_int, default=64,
                    help="hidden width of the projection/decoder nets (0: no hidden layer)")
-    g.add_argument("--embedding_dropout", type=float, default=0.8, help="dropout of the encoders")
-    g.add_argument("--decoder_dropout", type=float, default=0.5, help="dropout of the decoders")
-    g.add_argument("--additional_dropout", type=float, default=0.0,
+    g.add_argument("--embedding_dropout", type=dropout, default=0.8, help="dropout of the encoders")
+    g.add_argument("--decoder_dropout", type=dropout, default=0.5, help="dropout of the decoders")
+    g.add_argument("--additional_dropout", type=dropout, default=0.0,
                    help="dropout of AVCA's W_proj, D, A_rec, V_rec")
     g.add_argument("--embedding_use_bn", action="store_true", help="BatchNorm in the encoders (AVGZSLNet, CJME)")
     g.add_argument("--decoder_use_bn", action="store_true", help="BatchNorm in the decoder (AVGZSLNet)")
     g.add_argument("--normalize_decoder_outputs", action="store_true",
                    help="L2-normalise the decoder outputs (AVGZSLNet)")
-    g.add_argument("--margin", type=float, default=1.0, help="triplet margin (AVGZSLNet, CJME)")
+    g.add_argument("--margin", type=positive_float, default=1.0, help="triplet margin (AVGZSLNet, CJME)")
     g.add_argument("--distance_fn", default="L2Loss", choices=["L2Loss", "SquaredL2Loss"],
                    help="distance of the decoder losses and of evaluation")
-    g.add_argument("--depth_transformer", type=int, default=1, help="AVCA cross-attention layers")
-    g.add_argument("--momentum", type=float, default=0.99,
+    g.add_argument("--depth_transformer", type=positive_int, default=1, help="AVCA cross-attention layers")
+    g.add_argument("--momentum", type=momentum, default=0.99,
                    help="momentum of the second BatchNorm of AVCA's hidden-layer nets "
                         "(PyTorch convention: weight of the new batch statistics)")
     g.add_argument("--additional_triplets_loss", action="store_true", help="AVCA: add l_t")
-    g.add_argument("--first_additional_triplet", type=float, default=1, help="AVCA: weight in l_t")
-    g.add_argument("--second_additional_triplet", type=float, default=1, help="AVCA: weight in l_t")
+    g.add_argument("--first_additional_triplet", type=nonnegative_float, default=1, help="AVCA: weight in l_t")
+    g.add_argument("--second_additional_triplet", type=nonnegative_float, default=1, help="AVCA: weight in l_t")
     g.add_argument("--third_additional_triplet", type=float, default=1, help=IGNORED)
     g.add_argument("--reg_loss", action="store_true", help="AVCA: add the regularisation l_r")
     g.add_argument("--cycle_loss", action="store_true", help=IGNORED)
-    g.add_argument("--dropout_baselines", type=float, default=0.2,
+    g.add_argument("--dropout_baselines", type=dropout, default=0.2,
                    help="dropout of ALE/SJE/DEVISE/CJME")
     g.add_argument("--norm_inputs", action="store_true",
                    help="L2-normalise concat(video, audio) (ALE/SJE/DEVISE/APN)")
 
     g = p.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
-    g.add_argument("--syn_num", type=int, default=1000,
+    g.add_argument("--syn_num", type=positive_int, default=1000,
                    help="generated features per unseen class for the softmax classifier")
-    g.add_argument("--critic_iter", type=int, default=5,
+    g.add_argument("--critic_iter", type=positive_int, default=5,
                    help="critic batches per generator step: an epoch is --n_batches class-balanced critic "
                         "batches of --bs, with a generator step after every --critic_iter of them ([original "
                         "defect] under --reproduce_original: one critic and one generator step per epoch, the "
                         "original's stray break)")
-    g.add_argument("--gan_weight", type=float, default=1e5, help="weight of the generator's WGAN loss")
-    g.add_argument("--vae_weight", type=float, default=1.0, help="weight of the VAE loss (BCE + KL)")
-    g.add_argument("--latent_size", type=int, default=300, help="size of the VAE latent / generator noise")
-    g.add_argument("--cls_epochs", type=int, default=30,
+    g.add_argument("--gan_weight", type=nonnegative_float, default=1e5, help="weight of the generator's WGAN loss")
+    g.add_argument("--vae_weight", type=nonnegative_float, default=1.0, help="weight of the VAE loss (BCE + KL)")
+    g.add_argument("--latent_size", type=positive_int, default=300, help="size of the VAE latent / generator noise")
+    g.add_argument("--cls_epochs", type=positive_int, default=30,
                    help="most epochs of the softmax classifiers (GZSL and ZSL); stage 1 chooses each one's count "
                         "on val after every epoch, get_evaluation.py carries it to the stage-2 model")
-    g.add_argument("--cls_lr", type=float, default=1e-3, help="learning rate of the softmax classifier")
+    g.add_argument("--cls_lr", type=positive_float, default=1e-3, help="learning rate of the softmax classifier")
     g.add_argument("--test_selection", action="store_true",
                    help="[original defect] also evaluate every epoch on the run's evaluation split (val in "
                         "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifiers' "
@@ -180,7 +212,7 @@ def get_main_parser() -> argparse.ArgumentParser:
 
 
 def get_eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="get_evaluation.py",
         description="The reported numbers: choose beta on stage_1_val with the best stage-1 "
                     "model (*_score.pt), then evaluate the stage-2 checkpoint of the same epoch "
@@ -196,7 +228,7 @@ def get_eval_parser() -> argparse.ArgumentParser:
                    help="default: the stage-2 run's")
     p.add_argument("--root_dir", type=Path, default=None,
                    help="dataset folder, if it moved since training (default: the stage-2 run's)")
-    p.add_argument("--device", default=None, help="cuda or cpu; default: cuda when available")
+    p.add_argument("--device", type=device_name, default=None, help="cuda or cpu; default: cuda when available")
     p.add_argument("--eval_name", default="evaluation",
                    help="name of the JSON written into the stage-2 folder ({eval_name}.json)")
     p.add_argument("--reproduce_original", action="store_true",
@@ -230,7 +262,7 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
     if args.dataset_name is None:
         args.dataset_name = infer_dataset_name(args.root_dir)
     if not args.zero_shot_split:
-        args.zero_shot_split = "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
+        args.zero_shot_split = default_zero_shot_split(args)
     for name in ("epochs", "bs", "n_batches"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
@@ -238,6 +270,11 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
         import time
         args.exp_name = time.strftime("%Y%m%d-%H%M%S") + f"_{args.model_name}"
     return args
+
+
+def default_zero_shot_split(args) -> str:
+    """cls_split for cls features, else main_split (an empty --zero_shot_split)."""
+    return "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
 
 
 def infer_dataset_name(root_dir) -> str:

@@ -119,11 +119,39 @@ def format_line(result: dict) -> str:
 
 # -- get_evaluation.py: the two-stage evaluation (PROTOCOL.md "get_evaluation.py") ------------
 
+# args.pkl fields the evaluation reads (every original and project run has them)
+NEEDED_FIELDS = ("root_dir", "feature_extraction_method", "input_size_audio", "input_size_video")
+
+
+def run_setting(args) -> Dict[str, str]:
+    """What a run was trained on and as, from its args.pkl: the values both stages must share."""
+    from .args import default_zero_shot_split, resolve_model_name
+    return {"--dataset_name": str(getattr(args, "dataset_name", None)),
+            "--feature_extraction_method": Path(str(getattr(args, "feature_extraction_method", "main_features"))).name,
+            "--zero_shot_split": getattr(args, "zero_shot_split", "") or default_zero_shot_split(args),
+            "--input_size_audio": str(getattr(args, "input_size_audio", None)),
+            "--input_size_video": str(getattr(args, "input_size_video", None)),
+            "model": resolve_model_name(args) if not getattr(args, "model_name", None) else args.model_name,
+            "--reproduce_original": str(bool(getattr(args, "reproduce_original", True))),
+            "--distance_fn": str(getattr(args, "distance_fn", "L2Loss")),
+            "--z_score_inputs": str(bool(getattr(args, "z_score_inputs", False)))}
+
+
+def check_same_setting(args_a, path_a, args_b, path_b) -> None:
+    """Refuse a stage-1 run trained on another dataset, feature family, split, model or pairing
+    than the stage-2 run: its beta* and epoch would not belong to the stage-2 model."""
+    a, b = run_setting(args_a), run_setting(args_b)
+    diff = [f"{k} {a[k]} in {path_a} but {b[k]} in {path_b}" for k in a if a[k] != b[k]]
+    if diff:
+        raise UserError("the stage-A and stage-B runs were trained differently (" + "; ".join(diff) +
+                        "): pass the stage-1 and stage-2 runs of the same setting")
+
+
 def evaluate_runs(eval_args) -> dict:
     """Choose beta* with stage-1's best model on val; evaluate stage 2's same-epoch checkpoint
     on test. Returns the numbers; prints nothing."""
     import logging
-    from .args import resolve_model_name
+    from .args import default_zero_shot_split, resolve_model_name
     from .models.registry import model_flags
     from .data import dataset_from_args
     from .models import create_model, get_entry
@@ -139,6 +167,12 @@ def evaluate_runs(eval_args) -> dict:
     if not getattr(args, "retrain_all", False):
         raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
                         f"--load_path_stage_B must be the stage-2 run folder")
+    missing = [k for k in NEEDED_FIELDS if not hasattr(args, k)]
+    if missing:
+        raise UserError(f"{run_b.args_path} lacks the fields {', '.join(missing)}: it is damaged or not a "
+                        f"main.py run's; retrain stage 2 or restore the file")
+    if run_a.args_path.is_file():          # the authors' released models may come without it
+        check_same_setting(run_a.load_args(), run_a.args_path, args, run_b.args_path)
     original_run = not hasattr(args, "reproduce_original")      # written by the original code
     # the command line's model flag wins (as in the original); without one, the run's own model
     flag_given = any(getattr(eval_args, flag, False) for flag in model_flags())
@@ -147,7 +181,7 @@ def evaluate_runs(eval_args) -> dict:
         if getattr(eval_args, k) is not None:
             setattr(args, k, getattr(eval_args, k))
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
-        args.zero_shot_split = "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
+        args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
         raise UserError(f"the dataset folder {args.root_dir} of {run_b.args_path} does not exist here: "
                         f"pass --root_dir to where the dataset is now")
@@ -162,7 +196,12 @@ def evaluate_runs(eval_args) -> dict:
 
     path_a = run_a.find_best("score", entry.class_name)
     ckpt_a = load_checkpoint(path_a)
-    epoch = int(ckpt_a["epoch"])
+    try:
+        epoch = int(ckpt_a["epoch"])
+        assert epoch >= 1
+    except (KeyError, TypeError, ValueError, AssertionError):
+        raise UserError(f"{path_a} has no valid 'epoch' entry (got {ckpt_a.get('epoch')!r}): it is damaged; "
+                        f"restore it or retrain stage 1") from None
     model_a = create_model(model_name, args).to(device)
     load_model_state(model_a, ckpt_a["model"], path_a)
     val_results = evaluate_model(model_a, val, squared, z_score=z_score)

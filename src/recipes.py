@@ -15,12 +15,13 @@ Where this project runs something the original did not, the row says so (`extra_
 `note`): f-VAEGAN-D2 ran in its own script on main features only, with no run name and no
 evaluation line; here it runs on both families, under `fvaegan_*` run names, with an evaluation.
 """
-import argparse
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
+
+from .errors import ArgumentParser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -158,7 +159,7 @@ def markdown_table() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.recipes", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m src.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", nargs="?", choices=list(DATASET_TAGS))
     p.add_argument("method", nargs="?", choices=list(METHODS))
     p.add_argument("--data_dir", default="avgzsl_benchmark_datasets", help="folder holding UCF/, ActivityNet/, VGGSound/")

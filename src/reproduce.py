@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from .errors import ArgumentParser, exit_on_user_error
 from .recipes import DATASET_TAGS, FAMILIES, METHODS, cell_commands, exp_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,8 +146,18 @@ def write_tables(out_dir: Path, tables: Dict[str, str]) -> None:
 
 # -- the grid ------------------------------------------------------------------------------------
 
+def json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"account\": \"x\"}}', got {text!r}")
+    return value
+
+
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="table rows")
     p.add_argument("--datasets", nargs="+", default=list(DATASET_TAGS), choices=list(DATASET_TAGS))
@@ -170,7 +181,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm_cpus", type=int, default=8, help="CPUs per job")
     g.add_argument("--slurm_mem_gb", type=int, default=64)
     g.add_argument("--slurm_parallelism", type=int, default=32, help="jobs running at once (array throttle)")
-    g.add_argument("--slurm_additional", default="", help="extra sbatch parameters as JSON, e.g. '{\"account\": \"x\"}'")
+    g.add_argument("--slurm_additional", type=json_object, default={}, help="extra sbatch parameters as JSON, e.g. '{\"account\": \"x\"}'")
     g.add_argument("--submitit_cluster", default="slurm", choices=["slurm", "local", "debug"],
                    help="submitit executor (local/debug: run the jobs on this machine, for tests)")
     return p
@@ -211,7 +222,7 @@ def run_submitit(cells: List[Cell], args) -> Dict[Cell, object]:
     if args.slurm_partition:
         params["slurm_partition"] = args.slurm_partition
     if args.slurm_additional:
-        params["slurm_additional_parameters"] = json.loads(args.slurm_additional)
+        params["slurm_additional_parameters"] = args.slurm_additional
     if args.submitit_cluster != "slurm":          # local/debug executors take the generic parameters only
         params = {k: v for k, v in params.items() if not k.startswith("slurm_") and k not in ("gpus_per_node", "mem_gb", "cpus_per_task")}
     executor.update_parameters(**params)
@@ -230,8 +241,14 @@ def run_submitit(cells: List[Cell], args) -> Dict[Cell, object]:
 
 
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_user_error(parser.prog):
+        return run_grid(args)
+
+
+def run_grid(args) -> int:
     cells = grid(args)
     todo = [c for c in cells if not c.eval_json.is_file()]
     log.info("%d cells, %d finished, %d to run", len(cells), len(cells) - len(todo), len(todo))

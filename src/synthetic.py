@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 from .data import DATASETS, find_class_split_dir
-from .errors import UserError, exit_on_user_error
+from .errors import ArgumentParser, UserError, exit_on_user_error
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m src.synthetic", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="python -m src.synthetic", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="UCF", choices=list(DATASETS), help="benchmark to imitate")
     p.add_argument("--out_dir", type=Path, default=Path("avgzsl_benchmark_datasets"),

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from src.errors import UserError  # noqa: E402
+from src.errors import ArgumentParser, UserError  # noqa: E402
 from src.extraction.cli import entry  # noqa: E402
 from src.io_utils import atomic_path  # noqa: E402
 
@@ -83,7 +83,7 @@ def word2vec_vectors(model_path, names: List[str], binary: bool) -> Tuple[Dict[s
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Unit word vectors {name: float32[D]} for class names.")
+    p = ArgumentParser(description="Unit word vectors {name: float32[D]} for class names.")
     p.add_argument("--model", required=True,
                    help="fastText .bin (e.g. wiki.en.bin, as the released vectors) or a "
                         "word2vec-format file with --format word2vec")
