@@ -8,7 +8,9 @@ whether names match case-insensitively). Features of each folder
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
 atomically and rebuilt when any source `.h5` changes (name, size or mtime) or the cache is
-unreadable.
+unreadable. Bad input (an empty or contradictory class list, a class without a sample, a
+class mapped twice, word vectors that are not 300-d, broken `.h5` files) is a `UserError`
+naming the file and the fix, raised before any training starts.
 """
 import csv
 import logging
@@ -49,6 +51,7 @@ SPLITS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]]] = {
 }
 
 PAIRINGS = ("correct", "original")
+WORD_DIM = 300      # word2vec vectors
 
 
 @dataclass
@@ -103,15 +106,33 @@ def read_class_list(path: Path) -> List[str]:
 
 
 def load_word_vector_file(path: Path) -> Dict[str, np.ndarray]:
+    """{word2vec name: float32 [300]} of a pickled `.npy` dict, every vector checked."""
     if not path.is_file():
-        raise UserError(f"missing word vectors {path} (a pickled dict {{name: float32[300]}})")
+        raise UserError(f"missing word vectors {path} (a pickled dict {{name: float32[{WORD_DIM}]}})")
     try:
         d = np.load(path, allow_pickle=True).item()
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
         raise UserError(f"cannot read word vectors {path}: {err}") from None
     if not isinstance(d, dict) or not d:
         raise UserError(f"{path}: expected a non-empty pickled dict {{name: vector}}")
-    return d
+    vectors, by_width = {}, {}
+    for name, v in d.items():
+        try:
+            arr = np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: the vector of {name!r} is not numeric ({type(v).__name__}); "
+                            f"expected float32[{WORD_DIM}] vectors") from None
+        squeezed = arr.squeeze()
+        width = str(squeezed.shape[0]) if squeezed.ndim == 1 else "x".join(map(str, arr.shape)) or "scalar"
+        by_width.setdefault(width, []).append(str(name))
+        vectors[name] = squeezed.reshape(-1)
+    if set(by_width) != {str(WORD_DIM)}:
+        shown = "; ".join(f"{w}-d: {len(n)} vector(s), e.g. {n[0]!r}"
+                          for w, n in sorted(by_width.items(), key=lambda kv: -len(kv[1])))
+        what = "have different widths" if len(by_width) > 1 else f"are not {WORD_DIM}-d"
+        raise UserError(f"{path}: the word vectors {what} ({shown}); every vector must be "
+                        f"{WORD_DIM}-d word2vec: use the benchmark's word_embeddings_*_normed.npy")
+    return vectors
 
 
 class AVGZSLDataset:
@@ -186,6 +207,8 @@ class AVGZSLDataset:
         return self.feature_dir / "text" / f"word_embeddings_{self.info.npy_stem}_normed.npy"
 
     def _read_mapping(self) -> Dict[str, str]:
+        """{matching key of a dataset class name: word2vec name}; a class mapped twice to
+        different names is an error (the same row repeated is accepted)."""
         path = self.split_dir / self.info.mapping_csv
         if not path.is_file():
             raise UserError(f"missing class-name mapping {path} (columns original,manual)")
@@ -193,7 +216,15 @@ class AVGZSLDataset:
             rows = list(csv.DictReader(f))
         if not rows or not {"original", "manual"} <= set(rows[0]):
             raise UserError(f"{path}: expected the columns original,manual")
-        return {self.key(r["original"]): r["manual"].strip() for r in rows}
+        mapping: Dict[str, Tuple[str, str, int]] = {}       # key -> (original, manual, csv line)
+        for line, r in enumerate(rows, start=2):
+            original, manual = (r["original"] or "").strip(), (r["manual"] or "").strip()
+            seen = mapping.setdefault(self.key(original), (original, manual, line))
+            if seen[1] != manual:
+                raise UserError(f"{path}: class {original!r} is mapped twice: line {seen[2]} maps {seen[0]!r} "
+                                f"to {seen[1]!r}, line {line} maps {original!r} to {manual!r}; keep one row "
+                                f"per class, with its word2vec name")
+        return {k: v[1] for k, v in mapping.items()}
 
     def _pair_word_vectors(self) -> torch.Tensor:
         """[K, 300] float32, row c = the vector of class c under the chosen pairing."""
@@ -229,32 +260,65 @@ class AVGZSLDataset:
                                                 use_cache=self.cache)
         return self._folders[folder]
 
+    def _list_ids(self, list_name: str, role: str) -> List[int]:
+        """Sorted class indices of one non-empty stage_*.txt list."""
+        path = self.class_split_dir / f"{list_name}.txt"
+        names = read_class_list(path)
+        if not names:
+            raise UserError(f"{path} lists no class, but {role} come from it; write its class names "
+                            f"one per line (as in all_class.txt)")
+        return sorted({self.class_index(n, path) for n in names})
+
+    def _split_lists(self, name: str) -> Dict[str, List[int]]:
+        """{list name: class ids} of every class list split `name` reads: none empty, and no
+        class both in a seen and an unseen list."""
+        folders, seen_lists, unseen_lists = SPLITS[name]
+        ids: Dict[str, List[int]] = {}
+        for lists, role in ((seen_lists, "the seen classes"), (unseen_lists, "the unseen classes"),
+                            (folders, "the classes read from a feature folder")):
+            for list_name in lists:
+                if list_name not in ids:
+                    ids[list_name] = self._list_ids(list_name, f"{role} of split {name!r}")
+        for s_list in seen_lists:
+            for u_list in unseen_lists:
+                both = sorted(set(ids[s_list]) & set(ids[u_list]))
+                if both:
+                    shown = ", ".join(repr(self.class_names[c]) for c in both[:5])
+                    more = f" and {len(both) - 5} more" if len(both) > 5 else ""
+                    which = f"class {shown} is" if len(both) == 1 else f"{len(both)} classes ({shown}{more}) are"
+                    raise UserError(f"{which} listed both in "
+                                    f"{self.class_split_dir / (s_list + '.txt')} (seen) and in "
+                                    f"{self.class_split_dir / (u_list + '.txt')} (unseen); a class of "
+                                    f"split {name!r} is either seen or unseen: remove it from one list")
+        return ids
+
     def split(self, name: str) -> SplitData:
         if name not in SPLITS:
             raise ValueError(f"dataset_split must be one of {list(SPLITS)}, got {name!r}")
         folders, seen_lists, unseen_lists = SPLITS[name]
-        seen = self.class_ids_of(seen_lists)
-        unseen = sorted(set(self.class_ids_of(unseen_lists)) - set(seen))
+        ids = self._split_lists(name)
+        seen = sorted(set().union(*(ids[l] for l in seen_lists)))
+        unseen = sorted(set().union(*(ids[l] for l in unseen_lists)))
         class_ids = sorted(set(seen) | set(unseen))
-        if not class_ids:
-            raise UserError(f"split {name!r} has no class: the lists "
-                            f"{', '.join(f'{l}.txt' for l in seen_lists + unseen_lists)} in "
-                            f"{self.class_split_dir} are empty")
         wanted = torch.zeros(len(self.class_names), dtype=torch.bool)
         wanted[class_ids] = True
 
         audio, video, targets, urls = [], [], [], []
+        files: Dict[int, List[str]] = {}          # class id -> ["{folder}/{stem}.h5"] read for it
         for folder in folders:
             data = self.folder(folder)
             file_ids = torch.tensor([self.class_index(s, self.feature_dir / "audio" / folder / f"{s}.h5")
                                      if self.key(s) in self._index else -1 for s in data["classes"]],
                                     dtype=torch.long)
             present = set(file_ids.tolist())
-            for c in self.class_ids_of([folder]):
+            for c in ids[folder]:
                 if c not in present:
                     raise UserError(f"class {self.class_names[c]!r} is listed in "
                                     f"{self.class_split_dir / (folder + '.txt')} but has no "
                                     f"{self.feature_dir / 'audio' / folder / (self.class_names[c] + '.h5')}")
+            for stem, c in zip(data["classes"], file_ids.tolist()):
+                if c >= 0 and wanted[c]:
+                    files.setdefault(c, []).append(f"{folder}/{stem}.h5")
             row_ids = file_ids[data["row_class"]]                            # [n] global ids (-1 unknown)
             keep = (row_ids >= 0) & wanted[row_ids.clamp(min=0)]
             audio.append(data["audio"][keep])
@@ -262,8 +326,10 @@ class AVGZSLDataset:
             targets.append(row_ids[keep])
             urls.extend(u for u, k in zip(data["urls"], keep.tolist()) if k)
         targets_t = torch.cat(targets)
-        if targets_t.numel() == 0:
-            raise UserError(f"split {name!r} holds no sample in {self.feature_dir}")
+        counts = torch.bincount(targets_t, minlength=len(self.class_names))
+        empty = [c for c in class_ids if counts[c] == 0]
+        if empty:
+            self._no_sample_error(name, empty, files, ids)
         class_ids_t = torch.tensor(class_ids, dtype=torch.long)
         position = torch.full((len(self.class_names),), -1, dtype=torch.long)
         position[class_ids_t] = torch.arange(len(class_ids))
@@ -273,6 +339,25 @@ class AVGZSLDataset:
                          labels=position[targets_t], class_ids=class_ids_t, seen_mask=seen_mask,
                          text=self.word_vectors[class_ids_t], word_vectors=self.word_vectors,
                          urls=urls, class_names=self.class_names)
+
+    def _no_sample_error(self, name: str, empty: List[int], files: Dict[int, List[str]],
+                         ids: Dict[str, List[int]]):
+        """UserError naming the classes of split `name` without a sample and their .h5 files."""
+        _, seen_lists, unseen_lists = SPLITS[name]
+
+        def where(c: int) -> str:
+            h5 = ", ".join(f"{self.feature_dir / 'audio' / f} and video/{f}" for f in files.get(c, []))
+            lists = ", ".join(f"{l}.txt" for l in seen_lists + unseen_lists if c in ids[l])
+            return f"{h5} hold 0 rows, and {lists} lists it"
+
+        fix = (f"add the class's videos to its .h5 files or remove the class from the class lists in "
+               f"{self.class_split_dir}")
+        if len(empty) == 1:
+            raise UserError(f"class {self.class_names[empty[0]]!r} of split {name!r} has no sample: "
+                            f"{where(empty[0])}; {fix}")
+        shown = "; ".join(f"{self.class_names[c]!r}: {where(c)}" for c in empty[:3])
+        more = f"; and {len(empty) - 3} more" if len(empty) > 3 else ""
+        raise UserError(f"{len(empty)} classes of split {name!r} have no sample ({shown}{more}); {fix}")
 
 
 def dataset_from_args(args, pairing: Optional[str] = None) -> AVGZSLDataset:

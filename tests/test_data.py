@@ -235,7 +235,7 @@ BAD_INPUTS = {
     "class not in all_class.txt": (break_class_not_in_all, "all_class.txt"),
     "class not in mapping csv": (break_class_not_in_mapping, "missing from the mapping"),
     "class without word vector": (break_class_not_in_w2v, "has no vector"),
-    "empty split": (break_empty_split, "has no class"),
+    "empty split": (break_empty_split, "stage_1_val_seen.txt lists no class"),
     "feature width": (break_wrong_width, "--input_size_audio is 128"),
 }
 
