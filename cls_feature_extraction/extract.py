@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from cls_feature_extraction.family import ClsFamily  # noqa: E402
 from src.errors import ArgumentParser  # noqa: E402
-from src.extraction.cli import add_run_args, dataset_name, entry, run  # noqa: E402
+from src.extraction.cli import DATASET_HELP, add_run_args, dataset_name, entry, run  # noqa: E402
 
 
 def get_args_parser(dataset=None) -> argparse.ArgumentParser:
@@ -24,7 +24,7 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
                     "(FEATURES.md); failures go to cls_features_{dataset}.failures.tsv.")
     if dataset is None:
         p.add_argument("--dataset", type=dataset_name, required=True,
-                       help="ucf, activity or vggsound (decides the published quirks)")
+                       help=f"{DATASET_HELP} (decides the published quirks)")
     add_run_args(p, batch_help="C3D clips / VGGish examples per forward pass")
     g = p.add_argument_group("networks and pre-processing")
     g.add_argument("--c3d_weights", default=None, help="c3d.pickle (the Sports-1M C3D state_dict)")

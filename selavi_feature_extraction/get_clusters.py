@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from selavi_feature_extraction.family import SelaviFamily  # noqa: E402
 from src.errors import ArgumentParser  # noqa: E402
-from src.extraction.cli import add_run_args, bool_flag, dataset_name, entry, run  # noqa: E402
+from src.extraction.cli import DATASET_HELP, add_run_args, bool_flag, dataset_name, entry, run  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_run_args(p, batch_help="one-second windows per forward pass")
     g = p.add_argument_group("SeLaVi")
     g.add_argument("--weights_path", default=None, help="selavi_vgg_sound.pth (SeLaVi on VGGSound)")
-    g.add_argument("--dataset", type=dataset_name, required=True, help="ucf, activity or vggsound")
+    g.add_argument("--dataset", type=dataset_name, required=True, help=DATASET_HELP)
     g.add_argument("--aud_sample_rate", type=int, default=44100,
                    help="audio sample rate of the filterbank front end (default 44100)")
     g.add_argument("--exp_desc", default="", help="suffix of the output name (default none)")

@@ -14,7 +14,6 @@ The pickle's format decides the family: a dict (SeLaVi) -> main_features / main_
 list of `[video, class_id, audio, file_name]` (C3D/VGGish) -> cls_features / cls_split.
 """
 import argparse
-import csv
 import pickle
 import shutil
 import sys
@@ -24,22 +23,21 @@ from typing import Dict, List, Optional, Tuple
 
 import h5py
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from src.benchmarks import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
 from src.errors import ArgumentParser, UserError  # noqa: E402
-from src.extraction.cli import dataset_name, entry  # noqa: E402
+from src.extraction.cli import DATASET_HELP, dataset_name, entry  # noqa: E402
 from src.io_utils import atomic_path, atomic_write_text  # noqa: E402
 
-SPLITS = ("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen",
-          "stage_2_train", "stage_2_test_seen", "stage_2_test_unseen")
-NPY_STEM = {"ucf": "ucf", "activity": "activity", "vggsound": "vggsound"}
 URL_DTYPE = "S80"
 
 
 @dataclass
 class Features:
-    method: str                 # "main_features" or "cls_features"
+    family: str                 # "main" (SeLaVi) or "cls" (C3D/VGGish)
     names: List[str]            # file names without extension, pickle order
     video: np.ndarray           # float32 [N, D_v]
     audio: np.ndarray           # float32 [N, D_a]
@@ -83,12 +81,12 @@ def read_features(path) -> Features:
                         f"pickle? extract it again, or resume the extraction)") from None
     if isinstance(obj, dict) and {"video", "audio", "filenames"} <= set(obj):
         as_np = lambda x: np.asarray(x.cpu().numpy() if hasattr(x, "cpu") else x, np.float32)  # noqa: E731
-        return Features("main_features", [_strip(str(n)) for n in obj["filenames"]],
+        return Features("main", [_strip(str(n)) for n in obj["filenames"]],
                         as_np(obj["video"]), as_np(obj["audio"]))
     if isinstance(obj, list) and all(isinstance(r, (list, tuple)) and len(r) == 4 for r in obj):
         if not obj:
             raise UserError(f"{path} holds no video")
-        return Features("cls_features", [_strip(str(r[3])) for r in obj],
+        return Features("cls", [_strip(str(r[3])) for r in obj],
                         np.stack([np.asarray(r[0], np.float32).reshape(-1) for r in obj]),
                         np.stack([np.asarray(r[2], np.float32).reshape(-1) for r in obj]))
     raise UserError(f"{path} is neither a SeLaVi pickle (dict with video, audio, filenames) nor "
@@ -96,13 +94,16 @@ def read_features(path) -> Features:
                     f"per-clip pickle cannot be split, use the averaged one")
 
 
-def read_split_csv(path: Path) -> List[Tuple[str, str]]:
-    """(filename, label) rows of a `stage_*.csv` (columns found by name)."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"filename", "label"} <= set(reader.fieldnames):
-            raise UserError(f"{path}: expected columns filename and label, got {reader.fieldnames}")
-        return [(r["filename"].strip(), r["label"].strip()) for r in reader]
+def read_split_csv(path: Path) -> Dict[str, List[str]]:
+    """{label: its file names, each once, in csv order} of a `stage_*.csv` (columns found by name)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)
+    except pd.errors.EmptyDataError:
+        table = pd.DataFrame()
+    if not {"filename", "label"} <= set(table.columns):
+        raise UserError(f"{path}: expected columns filename and label, got {list(table.columns) or None}")
+    table = table[["label", "filename"]].apply(lambda column: column.str.strip()).drop_duplicates()
+    return table.groupby("label", sort=False)["filename"].agg(list).to_dict()
 
 
 def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
@@ -119,11 +120,12 @@ def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
 def split_features(features_path, class_split_dir, output_root, dataset: str,
                    w2v: Optional[str] = None) -> Report:
     feats = read_features(features_path)
+    family = FAMILIES[feats.family]
     class_split_dir, output_root = Path(class_split_dir), Path(output_root)
-    split_dir = class_split_dir / ("main_split" if feats.method == "main_features" else "cls_split")
+    split_dir = class_split_dir / family.split
     if not split_dir.is_dir():
-        raise UserError(f"class split folder not found: {split_dir} (give --class_split, the "
-                        f"dataset's class-split/ folder with main_split/ and cls_split/)")
+        raise UserError(f"class split folder not found: {split_dir} (give --class_split, the dataset's "
+                        f"class-split/ folder with {'/ and '.join(f.split for f in FAMILIES.values())}/)")
     report = Report()
     index: Dict[str, int] = {}
     for i, n in enumerate(feats.names):
@@ -131,8 +133,8 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
             report.duplicates.append(n)
         else:
             index[n] = i
-    out = output_root / "features" / feats.method
-    for split in SPLITS:
+    out = output_root / "features" / family.folder
+    for split in STAGES:
         txt, csv_path = split_dir / f"{split}.txt", split_dir / f"{split}.csv"
         if not txt.is_file():
             raise UserError(f"missing class list {txt}")
@@ -140,14 +142,12 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
         if not csv_path.is_file():
             report.missing_csv.append(split)
             continue
-        rows: Dict[str, Dict[str, None]] = {c: {} for c in classes}  # ordered sets of names
-        for name, label in read_split_csv(csv_path):
-            if label in rows:
-                rows[label][name] = None
+        rows = read_split_csv(csv_path)
         total = 0
         for c in classes:
-            found = sorted((n for n in rows[c] if n in index), key=index.get)  # pickle order
-            report.missing_rows += [(split, c, n) for n in rows[c] if n not in index]
+            listed = rows.get(c, [])
+            found = sorted((n for n in listed if n in index), key=index.get)  # pickle order
+            report.missing_rows += [(split, c, n) for n in listed if n not in index]
             if not found:
                 report.empty_classes.append((split, c))
             idx = [index[n] for n in found]
@@ -156,9 +156,10 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
             total += len(found)
         report.written[split] = (len(classes), total)
     if w2v:
+        npy_name = DATASETS[ALIASES[dataset]].word_vector_file
         if not Path(w2v).is_file():
-            raise UserError(f"word vectors not found: {w2v} (word_embeddings_{NPY_STEM[dataset]}_normed.npy)")
-        target = out / "text" / f"word_embeddings_{NPY_STEM[dataset]}_normed.npy"
+            raise UserError(f"word vectors not found: {w2v} ({npy_name})")
+        target = out / "text" / npy_name
         with atomic_path(target) as tmp:
             shutil.copyfile(w2v, tmp)
     atomic_write_text(report.text(), out / "split_report.txt")
@@ -168,7 +169,7 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
 def get_args_parser(dataset=None) -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__.split("\n\n")[0])
     if dataset is None:
-        p.add_argument("--dataset", type=dataset_name, required=True, help="ucf, activity or vggsound")
+        p.add_argument("--dataset", type=dataset_name, required=True, help=DATASET_HELP)
     p.add_argument("--features", required=True,
                    help="extraction pickle: main_features_{dataset}.pkl or cls_features_{dataset}.pkl")
     p.add_argument("--root_dir", required=True,

@@ -13,6 +13,7 @@ import argparse
 import textwrap
 from pathlib import Path
 
+from .benchmarks import DATASETS, FAMILIES
 from .errors import ArgumentParser, UserError
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
@@ -38,9 +39,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 # Flags whose default depends on the model (parser default None): the registry entry's `defaults`,
 # else these (the original's argparse defaults).
 MODEL_DEPENDENT_DEFAULTS = {"bs": 256}
-
-# Project-only fields: an args.pkl without them was written by the original code.
-PROJECT_FIELDS = ("reproduce_original", "resume", "overwrite", "model_name")
 
 
 # -- value types: a bad value is refused when parsed (`main.py: error: argument --lr: ...`) ------
@@ -84,23 +82,26 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> None:
+    main, cls = FAMILIES["main"], FAMILIES["cls"]
     g = parser.add_argument_group("data")
     g.add_argument("--root_dir", type=Path, default=None, required=required_root,
                    help="one dataset folder of the benchmark, e.g. avgzsl_benchmark_datasets/UCF "
                         "(holds class-split/ and features/)")
-    g.add_argument("--dataset_name", default=None, choices=["UCF", "ActivityNet", "VGGSound"],
+    g.add_argument("--dataset_name", default=None, choices=list(DATASETS),
                    help="which benchmark; default: the name of --root_dir's folder")
-    g.add_argument("--feature_extraction_method", type=Path, default=Path("main_features"),
-                   help="features/ subfolder: main_features (SeLaVi, 512/512) or cls_features "
-                        "(VGGish/C3D, 128/4096)")
+    g.add_argument("--feature_extraction_method", type=Path, default=Path(main.folder),
+                   help=f"features/ subfolder: {main.folder} ({main.networks}, {main.widths}) or {cls.folder} "
+                        f"({cls.networks}, {cls.widths})")
     g.add_argument("--zero_shot_split", default="",
-                   help="class-split/ subfolder: main_split (with main_features) or cls_split "
-                        "(with cls_features); default: main_split for main_features, "
-                        "cls_split for cls_features")
-    g.add_argument("--input_size_audio", type=positive_int, default=512,
-                   help="audio feature width (512 main, 128 cls); checked against the .h5 files")
-    g.add_argument("--input_size_video", type=positive_int, default=512,
-                   help="video feature width (512 main, 4096 cls); checked against the .h5 files")
+                   help=f"class-split/ subfolder: {main.split} (with {main.folder}) or {cls.split} "
+                        f"(with {cls.folder}); default: {main.split} for {main.folder}, "
+                        f"{cls.split} for {cls.folder}")
+    g.add_argument("--input_size_audio", type=positive_int, default=main.audio_width,
+                   help=f"audio feature width ({main.audio_width} main, {cls.audio_width} cls); checked "
+                        f"against the .h5 files")
+    g.add_argument("--input_size_video", type=positive_int, default=main.video_width,
+                   help=f"video feature width ({main.video_width} main, {cls.video_width} cls); checked "
+                        f"against the .h5 files")
     g.add_argument("--input_size", type=int, default=None, help=IGNORED)
     g.add_argument("--manual_text_word2vec", action="store_true", help=IGNORED)
 
@@ -224,8 +225,7 @@ def get_eval_parser() -> argparse.ArgumentParser:
                    help="stage-1 run folder (holds {Model}_score.pt)")
     p.add_argument("--load_path_stage_B", type=Path, required=True,
                    help="stage-2 run folder, trained with --retrain_all --save_checkpoints")
-    p.add_argument("--dataset_name", default=None, choices=["UCF", "ActivityNet", "VGGSound"],
-                   help="default: the stage-2 run's")
+    p.add_argument("--dataset_name", default=None, choices=list(DATASETS), help="default: the stage-2 run's")
     p.add_argument("--root_dir", type=Path, default=None,
                    help="dataset folder, if it moved since training (default: the stage-2 run's)")
     p.add_argument("--device", type=device_name, default=None, help="cuda or cpu; default: cuda when available")
@@ -274,12 +274,10 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def default_zero_shot_split(args) -> str:
     """cls_split for cls features, else main_split (an empty --zero_shot_split)."""
-    return "cls_split" if "cls" in str(args.feature_extraction_method) else "main_split"
+    return FAMILIES["cls" if "cls" in str(args.feature_extraction_method) else "main"].split
 
 
 def infer_dataset_name(root_dir) -> str:
-    from .data import DATASETS
-
     name = Path(root_dir).resolve().name if root_dir is not None else ""
     for key in DATASETS:
         if name.lower() == key.lower():

@@ -3,8 +3,8 @@
     ds = AVGZSLDataset("avgzsl_benchmark_datasets/UCF", "UCF", "main_features", "main_split")
     train = ds.split("train")        # SplitData: audio [N, D_a], video [N, D_v], targets [N], ...
 
-The three datasets differ only in the row of `DATASETS` (word-vector file stem, mapping csv,
-whether names match case-insensitively). Features of each folder
+The three datasets differ only in their row of `src.benchmarks.DATASETS` (word-vector file
+stem, mapping csv, whether names match case-insensitively). Features of each folder
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
 atomically and rebuilt when any source `.h5` changes (name, size or mtime) or the cache is
@@ -21,37 +21,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM
 from .errors import UserError
 from .features_cache import load_folder
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    npy_stem: str           # features/{method}/text/word_embeddings_{npy_stem}_normed.npy
-    mapping_csv: str        # class-split/{mapping_csv}, columns original,manual
-    case_insensitive: bool  # class names matched case-insensitively across files
-
-
-DATASETS: Dict[str, DatasetInfo] = {
-    "UCF": DatasetInfo("ucf", "ucf_w2v_class_names.csv", case_insensitive=True),
-    "ActivityNet": DatasetInfo("activity", "activitynet_w2v_class_names.csv", case_insensitive=True),
-    "VGGSound": DatasetInfo("vggsound", "vggsound_w2v_class_names.csv", case_insensitive=False),
-}
-
-# dataset_split -> (feature folders read, class lists of seen classes, of unseen classes)
-SPLITS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]]] = {
-    "train": (("stage_1_train",), ("stage_1_train",), ()),
-    "val": (("stage_1_val_seen", "stage_1_val_unseen"), ("stage_1_val_seen",), ("stage_1_val_unseen",)),
-    "train_val": (("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen"),
-                  ("stage_1_train", "stage_1_val_unseen"), ()),
-    "test": (("stage_2_test_seen", "stage_2_test_unseen"), ("stage_2_test_seen",), ("stage_2_test_unseen",)),
-}
-
 PAIRINGS = ("correct", "original")
-WORD_DIM = 300      # word2vec vectors
 
 
 @dataclass
@@ -74,14 +49,6 @@ class SplitData:
     word_vectors: torch.Tensor
     urls: List[str] = field(default_factory=list)
     class_names: List[str] = field(default_factory=list)   # all K classes, sorted
-
-    @property
-    def seen_class_ids(self) -> torch.Tensor:
-        return self.class_ids[self.seen_mask]
-
-    @property
-    def unseen_class_ids(self) -> torch.Tensor:
-        return self.class_ids[~self.seen_mask]
 
     def __len__(self) -> int:
         return self.targets.shape[0]
@@ -167,11 +134,11 @@ class AVGZSLDataset:
         self.class_split_dir = self.split_dir / self.zero_shot_split
         if not self.class_split_dir.is_dir():
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
-                            f"{self.zero_shot_split}); expected main_split or cls_split")
+                            f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
         self.feature_dir = self.root / "features" / self.feature_method
         if not self.feature_dir.is_dir():
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
-                            f"{self.feature_method}); expected main_features or cls_features")
+                            f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
         all_class = self.split_dir / "all_class.txt"
         # Class index = position in Python's case-sensitive sort of all_class.txt (PROTOCOL.md 1).
         self.class_names: List[str] = sorted(set(read_class_list(all_class)))
@@ -204,7 +171,7 @@ class AVGZSLDataset:
     # -- word vectors --------------------------------------------------------------------
     @property
     def word_vector_path(self) -> Path:
-        return self.feature_dir / "text" / f"word_embeddings_{self.info.npy_stem}_normed.npy"
+        return self.feature_dir / "text" / self.info.word_vector_file
 
     def _read_mapping(self) -> Dict[str, str]:
         """{matching key of a dataset class name: word2vec name}; a class mapped twice to

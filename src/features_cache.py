@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import torch
 
+from .benchmarks import FAMILIES
 from .errors import UserError
 from .io_utils import atomic_torch_save
 
@@ -178,5 +179,5 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
         want, got = sizes.get(m), data[m].shape[1]
         if want is not None and data[m].shape[0] and got != want:
             raise UserError(f"{dirs[m]}: {m} features are {got}-d but --input_size_{m} is {want} "
-                            f"(main_features: 512/512, cls_features: 128/4096)")
+                            f"({', '.join(f'{f.folder}: {f.widths}' for f in FAMILIES.values())})")
     return data

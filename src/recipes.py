@@ -21,17 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .benchmarks import DATASETS, FAMILIES
 from .errors import ArgumentParser
 
 REPO = Path(__file__).resolve().parents[1]
 
-DATASET_TAGS = {"UCF": "ucf", "ActivityNet": "activity", "VGGSound": "vggsound"}   # run-name tags
-FAMILIES: Dict[str, str] = {
-    "main": "--feature_extraction_method main_features --input_size_audio 512 --input_size_video 512 "
-            "--zero_shot_split main_split",
-    "cls": "--feature_extraction_method cls_features --input_size_audio 128 --input_size_video 4096 "
-           "--zero_shot_split cls_split",
-}
+DATASET_TAGS = {name: d.run_tag for name, d in DATASETS.items()}      # run-name tags
+FAMILY_FLAGS: Dict[str, str] = {      # the first layer of every training command
+    name: f"--feature_extraction_method {f.folder} --input_size_audio {f.audio_width} "
+          f"--input_size_video {f.video_width} --zero_shot_split {f.split}"
+    for name, f in FAMILIES.items()}
 COMMON = "--epochs 50 --lr_scheduler --lr 0.001 --n_batches 500"      # on every training command
 STAGE_2 = ("--retrain_all", "--save_checkpoints")
 RESUME = ("--resume", "--overwrite")     # continue an interrupted run; restart one with no resume state
@@ -109,7 +108,7 @@ def training_flags(method: str, dataset: str, family: str) -> List[str]:
     m = METHODS[method]
     if family not in m.families:
         raise KeyError(f"{method} does not run on {family} features")
-    return merge_flags(FAMILIES[family], COMMON, m.model_flag, m.flags, m.per_family.get(family, ""),
+    return merge_flags(FAMILY_FLAGS[family], COMMON, m.model_flag, m.flags, m.per_family.get(family, ""),
                        m.per_dataset.get(dataset, ""), m.per_cell.get((dataset, family), ""))
 
 

@@ -16,8 +16,6 @@ command skips every cell whose evaluation JSON exists, continues interrupted tra
 row per cell and seed), written atomically, also when some cells failed (shown as "-").
 """
 import argparse
-import csv
-import io
 import json
 import logging
 import os
@@ -26,10 +24,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
+import pandas as pd
+
+from .benchmarks import DATASETS, FAMILIES
 from .errors import ArgumentParser, exit_on_user_error
-from .recipes import DATASET_TAGS, FAMILIES, METHODS, cell_commands, exp_names
+from .recipes import METHODS, cell_commands, exp_names
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("avgzsl.reproduce")
@@ -86,20 +87,12 @@ def run_cell(cell: Cell) -> dict:
 
 # -- tables --------------------------------------------------------------------------------------
 
-def mean_std(values: Sequence[float]) -> Optional[tuple]:
-    """(mean, sample std or 0 for one value) of percentages, None when empty."""
-    if not values:
-        return None
-    n = len(values)
-    mean = sum(values) / n
-    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return mean, std
+LONG_COLUMNS = ["method", "dataset", "family", "seed", "seen", "unseen", "gzsl", "zsl", "beta", "epoch"]
 
 
-def fmt(ms: Optional[tuple], n: int) -> str:
-    if ms is None:
-        return "-"
-    return f"{ms[0]:.2f}" if n == 1 else f"{ms[0]:.2f} ± {ms[1]:.2f}"
+def cell_text(values: pd.Series) -> str:
+    """The seeds of one table cell: "mean ± sample std", the mean alone for one seed."""
+    return f"{values.mean():.2f}" if len(values) == 1 else f"{values.mean():.2f} ± {values.std():.2f}"
 
 
 def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Sequence[str],
@@ -108,33 +101,27 @@ def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Se
 
     Tables of GZSL (HM) and ZSL in percent, methods as rows, dataset x family as columns,
     "mean ± std" over the seeds that finished (sample std), "-" where none did."""
-    columns = [(d, f) for d in datasets for f in families]
-    headers = ["Method"] + [f"{d} {f}" for d, f in columns]
+    runs = pd.DataFrame([(*cell, *(100 * r[k] for k in ("seen", "unseen", "hm", "zsl")), r["beta"], r["epoch"])
+                         for cell, r in results.items()], columns=LONG_COLUMNS)
+    columns = pd.MultiIndex.from_tuples([(d, f) for d in datasets for f in families])
     md, out = [], {}
-    long_rows = [["method", "dataset", "family", "seed", "seen", "unseen", "gzsl", "zsl", "beta", "epoch"]]
-    for (m, d, f, s), r in sorted(results.items(), key=lambda kv: (list(METHODS).index(kv[0][0]),) + kv[0][1:]):
-        long_rows.append([m, d, f, s] + [f"{100 * r[k]:.4f}" for k in ("seen", "unseen", "hm", "zsl")]
-                         + [f"{r['beta']:.6f}", r["epoch"]])
-    for metric, key in (("GZSL", "hm"), ("ZSL", "zsl")):
-        rows = []
-        for m in methods:
-            row = [METHODS[m].label]
-            for d, f in columns:
-                vals = [100 * r[key] for (m2, d2, f2, _), r in results.items() if (m2, d2, f2) == (m, d, f)]
-                row.append(fmt(mean_std(vals), len(vals)))
-            rows.append(row)
-        md += [f"## {metric} ({'harmonic mean of seen and unseen' if key == 'hm' else 'unseen only'}, %)", "",
-               "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        md += ["| " + " | ".join(row) + " |" for row in rows] + [""]
-        buf = io.StringIO()
-        csv.writer(buf).writerows([headers] + rows)
-        out[f"results_{metric.lower()}.csv"] = buf.getvalue()
-    seeds = sorted({k[3] for k in results})
+    for metric, what in (("gzsl", "harmonic mean of seen and unseen"), ("zsl", "unseen only")):
+        table = (runs.pivot_table(index="method", columns=["dataset", "family"], values=metric, aggfunc=cell_text)
+                 .reindex(index=list(methods), columns=columns).astype(object).fillna("-"))
+        table.index = pd.Index([METHODS[m].label for m in methods], name="Method")
+        table.columns = [f"{d} {f}" for d, f in columns]
+        md += [f"## {metric.upper()} ({what}, %)", "",
+               table.to_markdown(tablefmt="github", disable_numparse=True), ""]
+        out[f"results_{metric}.csv"] = table.to_csv(lineterminator="\r\n")
+    seeds = sorted(set(runs["seed"]))
     out["results.md"] = (f"# Audio-visual GZSL results\n\nMean ± std over seeds {', '.join(map(str, seeds)) or '-'} "
                          f"(stage-2 test numbers of get_evaluation.py).\n\n" + "\n".join(md))
-    buf = io.StringIO()
-    csv.writer(buf).writerows(long_rows)
-    out["results_long.csv"] = buf.getvalue()
+    order = list(METHODS).index
+    long = runs.sort_values(["method", "dataset", "family", "seed"],
+                            key=lambda col: col.map(order) if col.name == "method" else col)
+    long = long.assign(**{k: long[k].map("{:.4f}".format) for k in ("seen", "unseen", "gzsl", "zsl")},
+                       beta=long["beta"].map("{:.6f}".format))
+    out["results_long.csv"] = long.to_csv(index=False, lineterminator="\r\n")
     return out
 
 
@@ -160,9 +147,9 @@ def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="table rows")
-    p.add_argument("--datasets", nargs="+", default=list(DATASET_TAGS), choices=list(DATASET_TAGS))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
-                   help="main (SeLaVi, main_split) and/or cls (VGGish/C3D, cls_split)")
+                   help=" and/or ".join(f"{k} ({f.networks}, {f.split})" for k, f in FAMILIES.items()))
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
     p.add_argument("--data_dir", default=os.environ.get("AVGZSL_DATA", "avgzsl_benchmark_datasets"),
                    help="folder holding UCF/, ActivityNet/, VGGSound/ (default: $AVGZSL_DATA or "

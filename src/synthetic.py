@@ -25,14 +25,11 @@ from typing import Dict, List, Optional
 import h5py
 import numpy as np
 
-from .data import DATASETS, find_class_split_dir
+from .benchmarks import DATASETS, FAMILIES, STAGES, WORD_DIM
+from .data import find_class_split_dir
 from .errors import ArgumentParser, UserError, exit_on_user_error
 
 log = logging.getLogger(__name__)
-
-STAGES = ("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen", "stage_2_train",
-          "stage_2_test_seen", "stage_2_test_unseen")
-FAMILIES = {"main": ("main_features", "main_split", 512, 512), "cls": ("cls_features", "cls_split", 128, 4096)}
 
 # Invented benchmarks: (all classes, train (= val seen) classes, val unseen, test unseen,
 # samples per class of train, val seen, val unseen, test seen, test unseen) — the real
@@ -87,8 +84,8 @@ def invented_spec(dataset: str, preset: str, rng: np.random.Generator, scale: fl
     spec.all_classes = [w.replace(" ", "") for w in words]
     spec.mapping = dict(zip(spec.all_classes, words))
     # word vectors with cluster structure (semantic neighbours), unit norm
-    centres = rng.standard_normal((max(4, n_all // 8), 300))
-    vecs = centres[rng.integers(len(centres), size=n_all)] + 0.8 * rng.standard_normal((n_all, 300))
+    centres = rng.standard_normal((max(4, n_all // 8), WORD_DIM))
+    vecs = centres[rng.integers(len(centres), size=n_all)] + 0.8 * rng.standard_normal((n_all, WORD_DIM))
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     spec.w2v = {w: v.astype(np.float32) for w, v in zip(words, vecs)}
 
@@ -98,13 +95,11 @@ def invented_spec(dataset: str, preset: str, rng: np.random.Generator, scale: fl
     test_u = [spec.all_classes[i] for i in order[n_train + n_val_u:n_train + n_val_u + n_test_u]]
     stage2 = sorted(train + val_u)
     n_rows = [max(2, int(round(k * scale))) for k in per_class]
-    for split, unseen in (("main_split", test_u), ("cls_split", test_u[:max(1, (2 * len(test_u)) // 3)])):
-        lists = {"stage_1_train": sorted(train), "stage_1_val_seen": sorted(train),
-                 "stage_1_val_unseen": sorted(val_u), "stage_2_train": stage2,
-                 "stage_2_test_seen": stage2, "stage_2_test_unseen": sorted(unseen)}
+    for split, unseen in ((FAMILIES["main"].split, test_u),
+                          (FAMILIES["cls"].split, test_u[:max(1, (2 * len(test_u)) // 3)])):
+        lists = dict(zip(STAGES, (sorted(train), sorted(train), sorted(val_u), stage2, stage2, sorted(unseen))))
         rows = {}
-        for stage, k in zip(("stage_1_train", "stage_1_val_seen", "stage_1_val_unseen",
-                             "stage_2_test_seen", "stage_2_test_unseen"), n_rows):
+        for stage, k in zip([s for s in STAGES if s != "stage_2_train"], n_rows):
             # the test-unseen videos of the classes cls_split leaves out stay listed (as in UCF)
             classes = test_u if stage == "stage_2_test_unseen" else lists[stage]
             rows[stage] = [(c, f"v_{c}_{stage[-4:]}_{j:04d}") for c in classes
@@ -130,9 +125,9 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
         raise UserError(f"--from_real {source}: no {dataset} class-split/ found in "
                         f"{', '.join(str(c) for c in candidates)}")
     split_dir = find_class_split_dir(ds_dir)
-    npy_name = f"word_embeddings_{info.npy_stem}_normed.npy"
-    npys = [source / "w2v_features" / npy_name, ds_dir / "features" / "main_features" / "text" / npy_name,
-            ds_dir / "features" / "cls_features" / "text" / npy_name]
+    npy_name = info.word_vector_file
+    npys = [source / "w2v_features" / npy_name] + [ds_dir / "features" / f.folder / "text" / npy_name
+                                                  for f in FAMILIES.values()]
     npy = next((p for p in npys if p.is_file()), None)
     if npy is None:
         raise UserError(f"--from_real {source}: no {npy_name} in {', '.join(str(p) for p in npys)}")
@@ -141,8 +136,7 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
     spec.all_classes = [l.strip() for l in (split_dir / "all_class.txt").read_text().splitlines() if l.strip()]
     with open(split_dir / info.mapping_csv, newline="") as f:
         spec.mapping = {r["original"].strip(): r["manual"].strip() for r in csv.DictReader(f)}
-    spec.source_split_dir = split_dir
-    for split in ("main_split", "cls_split"):
+    for split in (f.split for f in FAMILIES.values()):
         lists, rows = {}, {}
         for stage in STAGES:
             lists[stage] = [l.strip() for l in (split_dir / split / f"{stage}.txt").read_text().splitlines() if l.strip()]
@@ -158,7 +152,7 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
 
 
 def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, preset: Optional[str] = None,
-             families=("main", "cls"), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
+             families=tuple(FAMILIES), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
              spread: float = 1.0, overwrite: bool = False, max_per_class: Optional[int] = None) -> Path:
     """Write `{out_root}/{dataset}/` and return that path (max_per_class: cap the videos of a
     class in each split, for quick tests on the real split files)."""
@@ -192,13 +186,14 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
     # the vector each class's features are built from: its own (the correct pairing)
     by_lower = {c.lower() if info.case_insensitive else c: spec.mapping.get(c) for c in spec.all_classes}
     for fam in families:
-        method, split, d_a, d_v = FAMILIES[fam]
+        family = FAMILIES[fam]
+        d_a, d_v = family.audio_width, family.video_width
         frng = np.random.default_rng([seed, 1 + list(FAMILIES).index(fam)])
-        proj_a = frng.standard_normal((300, d_a)).astype(np.float32) / np.sqrt(300 / 4)
-        proj_v = frng.standard_normal((300, d_v)).astype(np.float32) / np.sqrt(300 / 4)
+        proj_a = frng.standard_normal((WORD_DIM, d_a)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
+        proj_v = frng.standard_normal((WORD_DIM, d_v)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
         cache: Dict[str, tuple] = {}       # video name -> (audio, video): a video keeps its features
-        feat_dir = out / "features" / method
-        for stage, rows in spec.rows[split].items():
+        feat_dir = out / "features" / family.folder
+        for stage, rows in spec.rows[family.split].items():
             by_class: Dict[str, List[str]] = {}
             for c, video in rows:
                 by_class.setdefault(c, []).append(video)
@@ -212,7 +207,8 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
                     continue
                 new = [v for v in videos if v not in cache]
                 if new:
-                    z = spec.w2v[manual][None] + spread * frng.standard_normal((len(new), 300)).astype(np.float32) / np.sqrt(300)
+                    eps = frng.standard_normal((len(new), WORD_DIM)).astype(np.float32)
+                    z = spec.w2v[manual][None] + spread * eps / np.sqrt(WORD_DIM)
                     a = z @ proj_a + noise * frng.standard_normal((len(new), d_a)).astype(np.float32)
                     v = z @ proj_v + noise * frng.standard_normal((len(new), d_v)).astype(np.float32)
                     cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
@@ -220,7 +216,7 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
                 for modality, k in (("audio", 0), ("video", 1)):
                     write_h5(feat_dir / modality / stage / f"{canonical}.h5",
                              np.stack([cache[name][k] for name in videos]), videos)
-        text = feat_dir / "text" / f"word_embeddings_{info.npy_stem}_normed.npy"
+        text = feat_dir / "text" / info.word_vector_file
         text.parent.mkdir(parents=True, exist_ok=True)
         np.save(text, spec.w2v, allow_pickle=True)
     log.info("wrote %s in %.2fs", out, time.perf_counter() - t0)
@@ -238,8 +234,8 @@ def main(argv=None) -> None:
                         "(e.g. ../shared/data, or a dataset folder holding class-split/)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="sizes of invented classes (default: those of --dataset; tiny: for tests)")
-    p.add_argument("--families", nargs="+", default=["main", "cls"], choices=list(FAMILIES),
-                   help="feature families: main (512/512) and/or cls (128/4096)")
+    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
+                   help="feature families: " + " and/or ".join(f"{k} ({f.widths})" for k, f in FAMILIES.items()))
     p.add_argument("--scale", type=float, default=1.0, help="multiply the samples per class (invented classes)")
     p.add_argument("--noise", type=float, default=1.0, help="modality noise (higher: harder)")
     p.add_argument("--spread", type=float, default=1.0, help="within-class spread of the latent (higher: harder)")

@@ -18,7 +18,7 @@ import torch
 
 from conftest import REFERENCE, ROOT
 from src.args import finalize_main_args, get_eval_parser, get_main_parser
-from src.recipes import DATASET_TAGS, FAMILIES, METHODS, cell_commands, exp_names, script_commands
+from src.recipes import DATASET_TAGS, METHODS, cell_commands, exp_names, script_commands
 
 SPEC = ROOT.parent / "shared" / "spec" / "RUN_SCRIPTS.md"
 SMOKE = ["--epochs", "1", "--n_batches", "2", "--bs", "32", "--syn_num", "20", "--cls_epochs", "2", "--device", "cpu"]

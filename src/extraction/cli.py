@@ -6,22 +6,22 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-
+from src.benchmarks import ALIASES, DATASETS
 from src.errors import UserError, exit_on_user_error
 
 from .pipeline import Family, extract, merge
 from .videos import list_videos
 
-DATASETS = {"ucf": "ucf", "ucf101": "ucf", "activity": "activity", "activitynet": "activity",
-            "vggsound": "vggsound"}
+_NAMES = [d.aliases[0] for d in DATASETS.values()]
+DATASET_HELP = ", ".join(_NAMES[:-1]) + " or " + _NAMES[-1]        # ucf, activity or vggsound
 
 
 def dataset_name(value: str) -> str:
+    """The name the extraction uses (pickle names, quirks) of a --dataset value: any alias, any case."""
     try:
-        return DATASETS[value.lower()]
+        return DATASETS[ALIASES[value.lower()]].aliases[0]
     except KeyError:
-        raise argparse.ArgumentTypeError(
-            f"unknown dataset {value!r}: use ucf, activity or vggsound") from None
+        raise argparse.ArgumentTypeError(f"unknown dataset {value!r}: use {DATASET_HELP}") from None
 
 
 def bool_flag(value: str) -> bool:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from splitting_scripts.split_features import SPLITS, main as split_main, split_features
+from splitting_scripts.split_features import main as split_main, split_features
+from src.benchmarks import STAGES
 from src.errors import UserError
 
 CLASSES = {"Archery": "Archery", "BalanceBeam": "Balance Beam", "Biking": "Biking"}
@@ -141,4 +142,4 @@ def test_split_with_the_official_csvs(shared_splits, tmp_path, dataset, folder):
     assert not [r for r in report.missing_rows if r[0] == "stage_2_test_unseen"]
     files = sorted(p.stem for p in (tmp_path / "features/cls_features/video/stage_2_test_unseen").iterdir())
     assert files == sorted(txt)
-    assert set(report.written) == set(SPLITS) - set(report.missing_csv)
+    assert set(report.written) == set(STAGES) - set(report.missing_csv)
