@@ -47,7 +47,7 @@ def exit_on_user_error(prog: str):
         print(f"{prog}: error: {os_error_line(err)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
-        print(f"{prog}: {err or 'interrupted'}", file=sys.stderr)
+        print(f"{prog}: {str(err) or 'interrupted'}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 130))
 
 

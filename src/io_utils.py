@@ -1,36 +1,122 @@
-"""Atomic writes: a temp file in the target's folder, then os.replace (never half-written)."""
+"""Atomic writes: a temp file in the target's folder, then os.replace (never half-written).
+
+A failed write raises an OSError that names the target file (a full disk: errno ENOSPC) and
+leaves the previous version of the file and no temp file behind. Temp files are named
+`.{name}.*.tmp`; one left by a killed process is removed by `remove_temp_files`.
+"""
+import errno
 import json
 import os
 import pickle
+import queue
+import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+TEMP_GLOB = ".*.tmp"
+
+# Test-only (tests/test_interruptions.py): when set, called with (temp file, target) once the temp
+# file is complete and before it is renamed, in the writing thread; src/train.py sets it from
+# AVGZSL_TEST_PAUSE_AT to hold a write at that point.
+before_rename: Optional[Callable[[Path, Path], None]] = None
+
+
+def _name_target(err: OSError, path: Path, tmp: Optional[str]) -> OSError:
+    """The same error, naming the file the user knows (the target, not its temp file)."""
+    if err.errno is None or (err.filename is not None and str(err.filename) not in (str(tmp), str(path))):
+        return err                            # about another path (a parent folder, say)
+    return type(err)(err.errno, err.strerror or os.strerror(err.errno), str(path))
+
 
 @contextmanager
 def atomic_path(path):
-    """Yields a temp path beside `path`; renamed onto `path` only if the block succeeds."""
+    """Yields a temp path beside `path`; renamed onto `path` only if the block succeeds (after an
+    fsync, so a crash never leaves a renamed but empty file). The temp file is removed on any
+    failure, interruption included."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp makes 0600: give the usual permissions
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp makes 0600: give the usual permissions
         yield Path(tmp)
+        _fsync(tmp)
+        if before_rename is not None:
+            before_rename(Path(tmp), path)
         os.replace(tmp, path)
+    except OSError as err:
+        named = _name_target(err, path, tmp)
+        if named is err:
+            raise
+        raise named from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+def _fsync(name) -> None:
+    fd = os.open(name, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EROFS):    # a file system without fsync
+            raise
+    finally:
+        os.close(fd)
 
 
 def atomic_torch_save(obj, path) -> None:
+    """torch.save through a Python file, so that a failed write is the OSError it is (ENOSPC for
+    a full disk) rather than torch's `RuntimeError: [enforce fail at inline_container.cc]`."""
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            try:
+                torch.save(obj, f)
+            except RuntimeError as err:
+                if not _is_write_failure(err):
+                    raise
+                raise _write_failure(err, tmp, path) from None
+
+
+def _is_write_failure(err: RuntimeError) -> bool:
+    text = str(err)
+    return any(s in text for s in ("inline_container", "PytorchStreamWriter", "file write failed"))
+
+
+def _write_failure(err: RuntimeError, tmp, path) -> OSError:
+    """torch's writer lost the OS error: call it a full disk when the disk has (next to) no room."""
+    try:
+        free = shutil.disk_usage(Path(tmp).parent).free
+    except OSError:
+        free = None
+    if free is not None and free < 64 * 2 ** 20:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, "torch.save failed to write it: is the disk full or the quota exceeded?", str(path))
+
+
+def remove_temp_files(folder) -> list:
+    """Remove the temp files of atomic writes left in `folder` by a killed process (call it only
+    when no write into `folder` is in progress). Returns the removed paths."""
+    removed = []
+    for p in Path(folder).glob(TEMP_GLOB):
+        try:
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def atomic_pickle(obj, path) -> None:
@@ -61,31 +147,41 @@ def cpu_snapshot(obj):
 
 class BackgroundWriter:
     """Runs writes in one background thread, in submission order, so that saving checkpoints
-    overlaps training. `flush()` waits for them and re-raises the first error."""
+    overlaps training. `flush()` waits for them and re-raises the first error; after an error
+    the writes submitted later are skipped, so what is on disk is always a prefix of the writes
+    submitted. `discard_pending()` skips, for good, the writes not yet started (the one in
+    progress is finished): the same prefix property, for a training that must stop now."""
 
     def __init__(self):
-        import queue
-        import threading
         self._queue = queue.Queue()
         self._error = None
-        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._discard = False
+        self._thread = threading.Thread(target=self._work, daemon=True, name="BackgroundWriter")
         self._thread.start()
 
     def _work(self):
         while True:
             fn, args = self._queue.get()
             try:
-                if self._error is None:
+                if self._error is None and not self._discard:
                     fn(*args)
             except BaseException as err:  # noqa: BLE001 - reported by flush()
                 self._error = err
             finally:
                 self._queue.task_done()
 
+    @property
+    def pending(self) -> int:
+        """Writes submitted and not finished (approximate while the thread runs)."""
+        return self._queue.unfinished_tasks
+
     def submit(self, fn, *args) -> None:
         if self._error is not None:
             self.flush()
         self._queue.put((fn, args))
+
+    def discard_pending(self) -> None:
+        self._discard = True
 
     def flush(self) -> None:
         self._queue.join()

@@ -3,20 +3,32 @@
     runs/{exp_name}/args.pkl  train.log  metrics.jsonl  {Model}_score.pt  {Model}_loss.pt
     runs/{exp_name}/checkpoints/{Model}_score_ckpt_{epoch}.pt     (--save_checkpoints)
     runs/{exp_name}/checkpoints/resume_state.pt                   (this project: --resume)
+    runs/{exp_name}.lock                                          (while a training holds the folder)
 
 A checkpoint is a dict: epoch (epoch index + 1), model, optimizer, metric ("score"/"loss").
 """
 import argparse
+import errno
+import logging
+import os
 import pathlib
 import pickle
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from .errors import UserError
-from .io_utils import atomic_pickle, atomic_torch_save, cpu_snapshot
+from .io_utils import atomic_pickle, atomic_torch_save, cpu_snapshot, remove_temp_files
+
+log = logging.getLogger("avgzsl")
+
+# Flags that may change when a run is resumed: how long it trains, where its files are, how it
+# logs. Every other flag (model, shapes, data, optimisation, sampling) must be the run's.
+RESUME_MAY_CHANGE = ("epochs", "resume", "overwrite", "device", "verbose", "dump_path", "exp_name", "root_dir")
 
 
 class RunFolder:
@@ -27,6 +39,8 @@ class RunFolder:
     ckpt_dir = property(lambda self: self.path / "checkpoints")
     resume_path = property(lambda self: self.ckpt_dir / "resume_state.pt")
 
+    lock_path = property(lambda self: self.path.parent / f"{self.path.name}.lock")
+
     def best(self, class_name: str, metric: str) -> Path:
         return self.path / f"{class_name}_{metric}.pt"
 
@@ -35,8 +49,14 @@ class RunFolder:
 
     # -- writing -------------------------------------------------------------------------
     def check_free(self, resume: bool, overwrite: bool) -> None:
-        """Refuse an existing run folder unless resuming or overwriting (before any work)."""
-        if not self.path.exists() or not any(self.path.iterdir()) or overwrite:
+        """Refuse an existing run folder unless resuming or overwriting (before any work). A run
+        folder of the original code (the authors' released models under runs/) is never replaced."""
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return
+        if self.written_by_the_original():
+            raise UserError(f"{self.path} holds a run of the original code (the released models?); it is "
+                            f"evaluated as it is and never trained over: choose another --exp_name, or move it")
+        if overwrite:
             return
         if not resume:
             raise UserError(f"run folder {self.path} already exists: choose another --exp_name, "
@@ -45,11 +65,58 @@ class RunFolder:
             raise UserError(f"{self.path} holds checkpoints but no resume state (checkpoints/"
                             f"resume_state.pt): pass --overwrite to train it again")
 
+    def written_by_the_original(self) -> bool:
+        """args.pkl without this project's fields (the original's main.py wrote it)."""
+        if not self.args_path.is_file():
+            return False
+        try:
+            return not hasattr(self.load_args(), "reproduce_original")
+        except UserError:
+            return False
+
+    def lock(self) -> "RunLock":
+        """Take the folder for one training (see RunLock); before it is read, deleted or written."""
+        return RunLock(self.lock_path, self.path).acquire()
+
+    def will_resume(self, resume: bool) -> bool:
+        return resume and self.resume_path.exists()
+
+    def check_resume_args(self, args: argparse.Namespace) -> None:
+        """Refuse --resume with flags other than the run's (RESUME_MAY_CHANGE aside), naming each."""
+        saved = self.load_args()
+        diffs = resume_differences(args, saved)
+        if not diffs:
+            return
+        now = " and ".join(_flag_phrase(name, new) for name, new, _ in diffs)
+        then = " and ".join(_flag_phrase(name, old) for name, _, old in diffs)
+        raise UserError(f"--resume {now}, but {self.path} was trained {then} ({self.args_path}): pass the "
+                        f"run's flags to continue it, or train it again with --overwrite (without --resume)")
+
+    def read_resume_state(self) -> dict:
+        """checkpoints/resume_state.pt, or a UserError naming it (truncated, garbage, not ours)."""
+        path = self.resume_path
+        fix = f"train {self.path} again with --overwrite (without --resume)"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # noqa: BLE001 - whatever is wrong with the file, it is the file
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0]
+            raise UserError(f"cannot read the resume state {path} ({reason}): it is damaged; {fix}") from None
+        missing = [k for k in RESUME_KEYS if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise UserError(f"{path} is not a resume state (missing {', '.join(missing)}): {fix}")
+        return state
+
+    def remove_temps(self) -> list:
+        """Remove temp files of interrupted atomic writes (only while no write is in progress)."""
+        return [p for d in (self.path, self.ckpt_dir) if d.is_dir() for p in remove_temp_files(d)]
+
     def prepare(self, resume: bool, overwrite: bool) -> bool:
         """Create the folder; True when an interrupted run is to be resumed. A run that died
-        before its first epoch ended is started again under --resume."""
+        before its first resume state was written (nothing but args.pkl and logs) is started again
+        under --resume."""
         self.check_free(resume, overwrite)
-        if resume and self.resume_path.exists():
+        if self.will_resume(resume):
+            self.remove_temps()
             return True
         if self.path.exists():
             shutil.rmtree(self.path)
@@ -88,6 +155,135 @@ class RunFolder:
         if not found:
             raise UserError(f"{self.path} holds no {pattern}: is it a finished stage-1 run folder?")
         return found[0]
+
+
+RESUME_KEYS = ("epoch", "model", "optimizer", "scheduler", "best_score", "best_loss", "rng", "sampler")
+
+
+def _comparable(value):
+    return str(value) if isinstance(value, pathlib.PurePath) else value
+
+
+def _ignored_flags() -> set:
+    from .args import IGNORED, get_main_parser
+    return {a.dest for a in get_main_parser()._actions if a.help in (IGNORED, "ignored")}
+
+
+def resume_differences(args: argparse.Namespace, saved: argparse.Namespace) -> list:
+    """[(name, value now, value of the run)] of the flags that may not change on --resume. A flag the
+    run's args.pkl lacks (an older version) counts as its default."""
+    from .args import get_main_parser
+    from .models.registry import model_flags
+
+    parser = get_main_parser()
+    skip = set(RESUME_MAY_CHANGE) | _ignored_flags() | set(model_flags())    # the model: by model_name
+    diffs = []
+    for name, new in sorted(vars(args).items()):
+        if name in skip:
+            continue
+        if hasattr(saved, name):
+            old = getattr(saved, name)
+        else:
+            old = parser.get_default(name)
+            if old is None:
+                continue
+        if _comparable(new) != _comparable(old):
+            diffs.append((name, new, old))
+    return diffs
+
+
+def _flag_phrase(name: str, value) -> str:
+    if name == "model_name":
+        from .models.registry import model_flags
+        flag = {n: f for f, (n, _) in model_flags().items()}.get(value)
+        return f"with --{flag}" if flag else f"with no model flag ({value})"
+    if isinstance(value, bool):
+        return f"with --{name}" if value else f"without --{name}"
+    return f"with --{name} {_comparable(value)}"
+
+
+class RunLock:
+    """An exclusive lock on a run folder for one training: `flock` on runs/{exp_name}.lock, beside
+    the folder (so --overwrite, which deletes the folder, runs under it). The holder writes its pid
+    and host into the file, for the message that refuses a second training. The OS releases the
+    lock when the holder exits, however it exits; a clean release also removes the file (a file
+    left by a killed holder is harmless and taken over). A file system without flock is warned
+    about and not locked."""
+
+    def __init__(self, path: Path, run_path: Path):
+        self.path, self.run_path = Path(path), Path(run_path)
+        self.file = None
+        # the folders this lock created (runs/, --dump_path): removed again if left empty
+        self._made = [d for d in reversed(self.path.parents) if not d.exists()][::-1]
+
+    def acquire(self) -> "RunLock":
+        try:
+            import fcntl
+        except ImportError:                     # not a POSIX system: no lock
+            log.debug("no fcntl: %s is not locked", self.run_path)
+            return self
+        for attempt in range(100):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                f = open(self.path, "a+")
+            except FileNotFoundError:         # the parent vanished (another run's clean-up): again
+                if attempt == 99:
+                    raise
+                continue
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip()
+                f.close()
+                raise UserError(f"{self.run_path} is being written by another training ("
+                                f"{holder or 'holder unknown'}; lock {self.path}): wait for it to end, or "
+                                f"choose another --exp_name") from None
+            except OSError as err:
+                f.close()
+                if err.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    log.warning("cannot lock %s (%s): a second training of %s at the same time is not "
+                                "prevented", self.path, err.strerror, self.run_path)
+                    return self
+                raise
+            # the previous holder may have removed the file between our open and our flock
+            try:
+                st, own = os.stat(self.path), os.fstat(f.fileno())
+                same = (st.st_ino, st.st_dev) == (own.st_ino, own.st_dev)
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
+        else:
+            raise UserError(f"cannot take the lock {self.path}: it keeps being replaced")
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        f.flush()
+        self.file = f
+        return self
+
+    def release(self) -> None:
+        f, self.file = self.file, None
+        if f is not None:
+            try:
+                self.path.unlink()              # while still holding it: see acquire
+            except OSError:
+                pass
+            f.close()
+        made, self._made = self._made, []
+        for d in made:                          # nothing was written: leave no empty runs/ behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 class _PathUnpickler(pickle.Unpickler):
@@ -130,4 +326,4 @@ def load_model_state(model, state: dict, source) -> None:
     model.load_state_dict(state)
 
 
-__all__ = ["RunFolder", "load_checkpoint", "load_model_state", "pathlib"]
+__all__ = ["RunFolder", "RunLock", "load_checkpoint", "load_model_state", "resume_differences", "pathlib"]

@@ -3,14 +3,30 @@ best-score / best-loss / per-epoch checkpoints, the LR scheduler, logs, and --re
 
 The loop knows a model only through the interface of `src/models/base.py`. A model with its
 own procedure (a `fit(ctx)` method, e.g. f-VAEGAN-D2) is handed the same context instead.
+
+Interruptions (README "Interruptions"). A training holds its run folder (`RunFolder.lock`), so
+a second one of the same folder is refused. Its files are written in this order, by one
+background thread: the resume state of epoch 0 before anything else, then for every epoch its
+checkpoints and then its resume state. Whatever stops the process, the folder holds a prefix of
+that sequence (each file whole, thanks to the atomic writes), so `--resume` continues from the
+last resume state: an epoch whose checkpoints were written without its resume state is trained
+again, to the same numbers, and overwrites them; metrics.jsonl lines after the resume state are
+dropped. SIGINT (Ctrl-C) and SIGTERM (Slurm, submitit, kill) raise `TrainingInterrupted` in the
+main thread; the files queued so far are finished (a second signal drops the ones not started),
+and the process exits with a line saying which epoch the folder keeps (status 130 / 143).
 """
 import argparse
+import errno
 import json
 import logging
 import math
+import os
 import random
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from typing import Dict, Optional
 
 import numpy as np
@@ -22,11 +38,103 @@ from .errors import UserError
 from .evaluate import evaluate_model, zscore
 from .models import create_model, get_entry
 from .models.base import PairBatch
-from .io_utils import BackgroundWriter, atomic_torch_save, cpu_snapshot
-from .runs import RunFolder
+from . import io_utils
+from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
+from .runs import RunFolder, load_model_state
 from .sampler import PairSampler
 
 log = logging.getLogger("avgzsl")
+
+
+# -- interruptions -----------------------------------------------------------------------------
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a training, raised in the main thread. The command-line boundary
+    (src/errors.py) prints `prog: {self}` as one line and exits with `exit_code` (128 + signal)."""
+
+    def __init__(self, signum: int, detail: str = ""):
+        super().__init__(signum, detail)
+        self.signum, self.detail, self.exit_code = signum, detail, 128 + signum
+
+    def __str__(self) -> str:
+        what = "interrupted" if self.signum == signal.SIGINT else f"terminated ({signal.Signals(self.signum).name})"
+        return f"{what}: {self.detail}" if self.detail else what
+
+
+class StopSignals:
+    """While active (main thread only): SIGINT and SIGTERM raise TrainingInterrupted where the main
+    thread is. Once `stopping` (the trainer finishing its queued files before it exits), a signal
+    is only remembered in `signum`; a second one calls `on_repeat` (drop the writes not started)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.previous = {}
+        self.stopping = False
+        self.signum: Optional[int] = None       # the first signal received
+        self.on_repeat = None
+        self.received = threading.Event()       # set by any signal (the test pauses wait on it)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return                               # signals are the main thread's business
+        for signum in self.SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous == signal.SIG_IGN:       # nohup and the like: keep ignoring it
+                continue
+            self.previous[signum] = previous
+            signal.signal(signum, self._handle)
+
+    def restore(self) -> None:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        repeat = self.signum is not None
+        self.signum = self.signum or signum
+        self.received.set()
+        if not self.stopping:
+            self.stopping = True
+            raise TrainingInterrupted(signum)
+        if repeat and self.on_repeat is not None:
+            self.on_repeat()
+
+
+_ACTIVE_SIGNALS: Optional[StopSignals] = None
+
+
+@contextmanager
+def stop_signals():
+    """StopSignals for the duration of the block; nested blocks share the outer one."""
+    global _ACTIVE_SIGNALS
+    if _ACTIVE_SIGNALS is not None:
+        yield _ACTIVE_SIGNALS
+        return
+    stop = _ACTIVE_SIGNALS = StopSignals()
+    stop.install()
+    try:
+        yield stop
+    finally:
+        stop.restore()
+        _ACTIVE_SIGNALS = None
+
+
+TEST_PAUSE_ENV = "AVGZSL_TEST_PAUSE_AT"
+
+
+def pause_for_test(moment: str, stop: Optional[StopSignals] = None) -> bool:
+    """Test-only hook (tests/test_interruptions.py): with AVGZSL_TEST_PAUSE_AT=`moment`, print
+    `test pause: {moment}` and wait there until a signal arrives (at most 60 s), so that a test
+    can signal the process at that exact point. A no-op otherwise."""
+    if os.environ.get(TEST_PAUSE_ENV) != moment:
+        return False
+    print(f"test pause: {moment}", flush=True)
+    if stop is not None:
+        stop.received.wait(60)           # a signal raises here in the main thread; wakes the writer
+    else:
+        time.sleep(60)
+    return True
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
@@ -78,7 +186,7 @@ def setup_logging(run: Optional[RunFolder] = None, verbose: bool = False) -> Non
     console.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(console)
     if run is not None:
-        fh = logging.FileHandler(run.path / "train.log")
+        fh = _QuietFileHandler(run.path / "train.log")
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(fh)
     for name in ("src.features_cache", "src.data"):
@@ -87,8 +195,17 @@ def setup_logging(run: Optional[RunFolder] = None, verbose: bool = False) -> Non
         logging.getLogger(name).propagate = False
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """train.log: a line that cannot be written (a full disk) is dropped without logging's
+    traceback on stderr; the checkpoint writes report the disk."""
+
+    def handleError(self, record) -> None:
+        pass
+
+
 class Context:
-    """What a fit loop needs: args, device, data, model, optimiser, scheduler, run folder."""
+    """What a fit loop needs: args, device, data, model, optimiser, scheduler, run folder. It holds
+    the run folder's lock until `close()` (Trainer.fit calls it)."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -96,7 +213,22 @@ class Context:
         args.device = self.device.type
         self.run = RunFolder(args.dump_path / "runs" / args.exp_name)
         setup_logging(None, args.verbose)
+        # one training per run folder: locked before the folder is read, deleted or written
+        self.lock = self.run.lock()
+        try:
+            self._setup(args)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder (idempotent)."""
+        self.lock.release()
+
+    def _setup(self, args: argparse.Namespace) -> None:
         self.run.check_free(args.resume, args.overwrite)
+        if self.run.will_resume(args.resume):
+            self.run.check_resume_args(args)
         # data and model first: bad input fails before anything is written
         dataset = dataset_from_args(args)
         self.train = dataset.split("train_val" if args.retrain_all else "train").to(self.device)
@@ -125,7 +257,9 @@ class Trainer:
         val_sampler = PairSampler(ctx.val.labels, len(ctx.val.class_ids), a.seed + 1, ctx.device)
         self.val_neg = val_sampler.negatives(ctx.val.labels)
         self.start_epoch, self.best_score, self.best_loss = 0, -math.inf, math.inf
+        self.saved_epoch: Optional[int] = None     # the epoch of the resume state on disk
         self.writer = None
+        self.stop: Optional[StopSignals] = None
         self.files = BackgroundWriter()     # checkpoints are written while the next epoch trains
 
     # -- one epoch -----------------------------------------------------------------------
@@ -168,18 +302,90 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
-        ctx, a, run, cls = self.ctx, self.ctx.args, self.ctx.run, self.ctx.entry.class_name
-        if ctx.resuming:
-            self.load_resume_state()
-        from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(log_dir=str(run.path), purge_step=self.start_epoch)
-        try:
-            self.epochs()
-        finally:
-            self.files.flush()           # every finished epoch's files are on disk
-            self.writer.close()
+        ctx, run = self.ctx, self.ctx.run
+        failure: Optional[BaseException] = None
+        with stop_signals() as stop:
+            self.stop = stop
+            try:
+                self._fit()
+            except BaseException as err:  # noqa: BLE001 - re-raised below, once the files are done
+                failure = err
+            finally:
+                failure = self._finish(failure)
+        if failure is not None:
+            raise failure
         log.info("done: best val %s HM %.4f; checkpoints in %s", ctx.model.reported_mode, self.best_score, run.path)
         return {"best_score": self.best_score, "best_loss": self.best_loss}
+
+    def _fit(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        if self.ctx.resuming:
+            self.load_resume_state()
+        else:
+            self.save_resume_state()     # epoch 0, before any checkpoint: --resume works from the start
+        self.writer = SummaryWriter(log_dir=str(self.ctx.run.path), purge_step=self.start_epoch)
+        pause = os.environ.get(TEST_PAUSE_ENV, "")
+        if pause.startswith("writing:"):     # test-only: hold the first write of that file before its rename
+            def hold(tmp, path, name=pause.split(":", 1)[1]):
+                if path.name == name:
+                    io_utils.before_rename = None
+                    pause_for_test(pause, self.stop)
+            io_utils.before_rename = hold
+        self.epochs()
+
+    def _finish(self, failure: Optional[BaseException]) -> Optional[BaseException]:
+        """Finish the queued writes (drop the ones not started on another signal), close the logs,
+        remove temp files, release the folder; the exception to raise, if any, in one line."""
+        ctx, stop = self.ctx, self.stop
+        stop.stopping = True
+        stop.on_repeat = self.files.discard_pending
+        if isinstance(failure, KeyboardInterrupt) and self.files.pending:
+            log.info("finishing the files of the finished epochs (interrupt again to skip them)")
+        write_error = None
+        try:
+            self.files.flush()
+        except BaseException as err:  # noqa: BLE001
+            write_error = err
+        finally:
+            io_utils.before_rename = None
+            if self.writer is not None:
+                try:
+                    self.writer.close()
+                except Exception as err:  # noqa: BLE001 - TensorBoard's own write failing (a full disk)
+                    log.debug("closing TensorBoard's writer: %s", err)
+            ctx.run.remove_temps()
+            ctx.close()
+        if failure is None and stop.signum is not None:    # a signal during the last writes
+            failure = TrainingInterrupted(stop.signum)
+        if write_error is not None and (failure is None or isinstance(failure, (KeyboardInterrupt, OSError))):
+            failure = write_error
+        if isinstance(failure, TrainingInterrupted) and not failure.detail:
+            return TrainingInterrupted(failure.signum, self.kept())
+        if isinstance(failure, KeyboardInterrupt) and not isinstance(failure, TrainingInterrupted):
+            return TrainingInterrupted(signal.SIGINT, self.kept())
+        if isinstance(failure, OSError) and failure.filename is not None and (
+                failure is write_error or str(failure.filename).startswith(str(ctx.run.path))):
+            return UserError(self.write_failure_line(failure))
+        return failure
+
+    def kept(self) -> str:
+        """What the folder holds now, for the message of an interruption."""
+        run, epochs, saved = self.ctx.run.path, self.ctx.args.epochs, self.saved_epoch
+        if not saved:
+            return f"{run} holds no finished epoch yet; --resume starts it again"
+        if saved >= epochs:
+            return f"{run} is complete ({saved} epochs)"
+        return f"{run} keeps epoch {saved} of {epochs}; continue with --resume"
+
+    def write_failure_line(self, err: OSError) -> str:
+        what = ("the disk is full" if err.errno == errno.ENOSPC else
+                "the disk quota is exceeded" if err.errno == errno.EDQUOT else "a write failed")
+        reason = err.strerror or os.strerror(err.errno or 0)
+        fix = "free some space, then continue" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it, then continue"
+        saved = self.saved_epoch
+        keeps = (f"{self.ctx.run.path} keeps epoch {saved}" if saved else
+                 f"{self.ctx.run.path} holds no finished epoch")
+        return f"{what}: cannot write {err.filename} ({reason}); {keeps}: {fix} with --resume"
 
     def epochs(self) -> None:
         ctx, a, run, cls = self.ctx, self.ctx.args, self.ctx.run, self.ctx.entry.class_name
@@ -207,6 +413,9 @@ class Trainer:
                 ctx.scheduler.step(score)
             self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
             self.start_epoch = epoch + 1
+            if os.environ.get(TEST_PAUSE_ENV) == f"before_resume_state:{epoch + 1}":
+                self.files.flush()           # test-only: the epoch's checkpoints on disk, not its state
+                pause_for_test(f"before_resume_state:{epoch + 1}", self.stop)
             self.save_resume_state()
 
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
@@ -230,38 +439,75 @@ class Trainer:
         w.flush()
         line = {"epoch": epoch + 1, "train": train_stats, "val_loss": val_loss, "lr": lr, "seconds": t_epoch,
                 "val": {m: {k: rm[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} for m, rm in results.items()}}
-        with open(self.ctx.run.path / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        path = self.ctx.run.path / "metrics.jsonl"
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(line) + "\n")
+        except OSError as err:               # name the file (a buffered write's error does not)
+            raise OSError(err.errno, err.strerror, str(path)) from None
 
     # -- resume --------------------------------------------------------------------------
     def save_resume_state(self) -> None:
-        ctx = self.ctx
-        self.files.submit(atomic_torch_save, cpu_snapshot({
-            "epoch": self.start_epoch, "model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
+        """Queue the resume state of `start_epoch` finished epochs, after the epoch's checkpoints."""
+        ctx, epoch = self.ctx, self.start_epoch
+        blob = cpu_snapshot({
+            "epoch": epoch, "model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
             "scheduler": ctx.scheduler.state_dict() if ctx.scheduler is not None else None,
             "best_score": self.best_score, "best_loss": self.best_loss, "rng": rng_state(),
-            "sampler": self.sampler.state_dict()}), ctx.run.resume_path)
+            "sampler": self.sampler.state_dict()})
+
+        def write():
+            atomic_torch_save(blob, ctx.run.resume_path)
+            self.saved_epoch = epoch
+
+        self.files.submit(write)
 
     def load_resume_state(self) -> None:
         ctx = self.ctx
-        state = torch.load(ctx.run.resume_path, map_location="cpu", weights_only=False)
-        ctx.model.load_state_dict(state["model"])
-        ctx.optimizer.load_state_dict(state["optimizer"])
-        if ctx.scheduler is not None and state["scheduler"] is not None:
-            ctx.scheduler.load_state_dict(state["scheduler"])
-        self.start_epoch, self.best_score, self.best_loss = state["epoch"], state["best_score"], state["best_loss"]
-        set_rng_state(state["rng"])
-        self.sampler.load_state_dict(state["sampler"])
-        # the metrics of epochs after the saved state (an epoch interrupted mid-way) are dropped
+        path = ctx.run.resume_path
+        state = ctx.run.read_resume_state()
+        load_model_state(ctx.model, state["model"], path)
+        try:
+            ctx.optimizer.load_state_dict(state["optimizer"])
+            if ctx.scheduler is not None and state["scheduler"] is not None:
+                ctx.scheduler.load_state_dict(state["scheduler"])
+            self.start_epoch, self.best_score, self.best_loss = int(state["epoch"]), state["best_score"], state["best_loss"]
+            set_rng_state(state["rng"])
+            self.sampler.load_state_dict(state["sampler"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
+            raise UserError(f"the resume state {path} does not fit this run ({type(err).__name__}: "
+                            f"{str(err).splitlines()[0] if str(err) else ''}): train {ctx.run.path} again "
+                            f"with --overwrite (without --resume)") from None
+        self.saved_epoch = self.start_epoch
+        # the metrics of epochs after the saved state (an epoch interrupted mid-way) are dropped,
+        # and a line cut by a crash
         metrics = ctx.run.path / "metrics.jsonl"
         if metrics.exists():
-            kept = [l for l in metrics.read_text().splitlines() if json.loads(l)["epoch"] <= self.start_epoch]
-            metrics.write_text("".join(l + "\n" for l in kept))
+            kept = []
+            for line in metrics.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= self.start_epoch:
+                    kept.append(line)
+            atomic_write_text("".join(l + "\n" for l in kept), metrics)
         log.info("resumed %s after epoch %d", ctx.run.path, self.start_epoch)
 
 
 def fit(args: argparse.Namespace) -> dict:
-    ctx = Context(args)
-    if hasattr(ctx.model, "fit"):        # a model with its own procedure (f-VAEGAN-D2)
-        return ctx.model.fit(ctx)
-    return Trainer(ctx).fit()
+    """Train as main.py does; SIGINT and SIGTERM raise TrainingInterrupted throughout."""
+    with stop_signals():
+        ctx = None
+        try:
+            ctx = Context(args)
+            if hasattr(ctx.model, "fit"):        # a model with its own procedure (f-VAEGAN-D2)
+                return ctx.model.fit(ctx)
+            return Trainer(ctx).fit()
+        except TrainingInterrupted as err:
+            if err.detail:
+                raise
+            raise TrainingInterrupted(err.signum, "before training started") from None
+        finally:
+            if ctx is not None:
+                ctx.close()

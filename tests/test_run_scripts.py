@@ -214,3 +214,17 @@ def test_evaluation_lines_find_original_run_folders_under_their_names(tmp_path):
     got = json.loads((work / "runs" / "attention_vgg_all_main" / "evaluation.json").read_text())
     assert got["epoch"] == 2 and got["pairing"] == "original" and got["dataset"] == "VGGSound"
     assert 0 <= got["hm"] <= 1 and got["stage_B"].endswith("AVCA_score_ckpt_1.pt")
+
+
+def test_training_lines_never_overwrite_released_models(tmp_path):
+    """`--resume --overwrite` (the scripts' training lines) refuses a run folder of the original code."""
+    from src.runs import RunFolder
+    from src.errors import UserError
+    run = tmp_path / "runs" / "attention_ucf_val_main"
+    run.mkdir(parents=True)
+    with open(run / "args.pkl", "wb") as f:
+        pickle.dump(argparse.Namespace(AVCA=True, root_dir=Path("x")), f)
+    (run / "AVCA_score.pt").write_bytes(b"released")
+    with pytest.raises(UserError, match="original code"):
+        RunFolder(run).check_free(resume=True, overwrite=True)
+    assert (run / "AVCA_score.pt").read_bytes() == b"released"

@@ -73,8 +73,12 @@ def test_resume_after_kill_equals_uninterrupted_run(tiny_root, tmp_path):
                             stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
                                                             "PATH": "/usr/bin:/bin"})
     state = tmp_path / "runs" / "r" / "checkpoints" / "resume_state.pt"
+
+    def finished_epochs():               # the resume state exists from the start (epoch 0)
+        return torch.load(state, weights_only=False)["epoch"] if state.exists() else 0
+
     deadline = time.time() + 240
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
+    while finished_epochs() < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)                       # into the next epoch
     proc.send_signal(signal.SIGKILL)
