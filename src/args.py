@@ -266,6 +266,9 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("epochs", "bs", "n_batches"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if Path(args.exp_name).is_absolute() or ".." in Path(args.exp_name).parts:
+        raise UserError(f"--exp_name {args.exp_name} leaves runs/: give a name (sub-folders allowed), "
+                        f"and --dump_path for where runs/ goes")
     if not args.exp_name:
         import time
         args.exp_name = time.strftime("%Y%m%d-%H%M%S") + f"_{args.model_name}"

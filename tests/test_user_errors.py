@@ -169,3 +169,9 @@ def test_extraction_bad_flag_is_one_line(tmp_path):
     proc = run_cli(ROOT / "cls_feature_extraction" / "extract.py", "--dataset", "mars", "--root_dir", tmp_path,
                    "--output_dir", tmp_path, check=False)
     one_line_error(proc, "mars")
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/abs/run"])
+def test_exp_name_that_leaves_runs(name, tmp_path):
+    proc = run_cli("main.py", "--root_dir", tmp_path, "--dump_path", tmp_path, "--exp_name", name, check=False)
+    one_line_error(proc, "--exp_name", name)
