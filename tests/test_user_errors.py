@@ -173,5 +173,6 @@ def test_extraction_bad_flag_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("name", ["../../escape", "/abs/run"])
 def test_exp_name_that_leaves_runs(name, tmp_path):
-    proc = run_cli("main.py", "--root_dir", tmp_path, "--dump_path", tmp_path, "--exp_name", name, check=False)
+    proc = run_cli("main.py", "--root_dir", tmp_path, "--dataset_name", "UCF", "--dump_path", tmp_path, "--exp_name",
+                   name, check=False)
     one_line_error(proc, "--exp_name", name)
