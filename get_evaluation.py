@@ -10,9 +10,10 @@ def main(argv=None):
     from pathlib import Path
 
     from src.args import get_eval_parser
-    from src.evaluate import evaluate_runs, format_line
+    from src.evaluate import format_line
     from src.io_utils import atomic_write_json
-    from src.train import setup_logging
+    from src.runtime import setup_logging
+    from src.two_stage import evaluate_runs
 
     parser = get_eval_parser()
     args = parser.parse_args(argv)

@@ -10,8 +10,8 @@ def main(argv=None):
     parser = get_main_parser()
     args = parser.parse_args(argv)
     with exit_on_user_error(parser.prog):
-        from src.train import fit
-        fit(finalize_main_args(args))
+        from src.compose import train
+        train(finalize_main_args(args))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,10 @@ from src.args import finalize_main_args, get_eval_parser, get_main_parser  # noq
 from src.data import AVGZSLDataset  # noqa: E402
 from src.models import create_model  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-from src.train import Context, Trainer, pair_batch, resolve_device, setup_logging  # noqa: E402
+from src.compose import build_trainer  # noqa: E402
+from src.runs import RunFolder  # noqa: E402
+from src.runtime import resolve_device, setup_logging  # noqa: E402
+from src.train import pair_batch  # noqa: E402
 
 SEED_AVCA = ("--AVCA --lr 0.001 --embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 "
              "--decoder_dropout 0.3 --additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss "
@@ -69,7 +72,7 @@ def main():
         # pure compute: the model's step on batches already in memory
         train = splits[0].to(device)
         model = create_model("avca", args).to(device)
-        opt, _ = model.configure_optimizers(args)
+        opt, _ = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
         g = torch.Generator(device=device).manual_seed(0)
         batches = [pair_batch(train, torch.randint(0, len(train), (a.bs,), device=device, generator=g),
                               torch.randint(0, len(train), (a.bs,), device=device, generator=g)) for _ in range(8)]
@@ -92,15 +95,16 @@ def main():
         # a whole epoch of the trainer (stage 1), and stage 2 for get_evaluation
         setup_logging()
         for exp, extra in (("bench_val", []), ("bench_all", ["--retrain_all", "--save_checkpoints"])):
-            ctx = Context(finalize_main_args(get_main_parser().parse_args(flags + ["--exp_name", exp, "--overwrite", *extra])))
-            Trainer(ctx).fit()
+            run = RunFolder(work / "runs" / exp)
+            build_trainer(finalize_main_args(get_main_parser().parse_args(flags + ["--exp_name", exp, "--overwrite",
+                                                                              *extra])), run).fit()
             if exp == "bench_val":
-                line = json.loads((ctx.run.path / "metrics.jsonl").read_text().splitlines()[-1])
+                line = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
                 out["epoch_s"] = round(line["seconds"], 2)
                 out["epoch_samples_per_s"] = round(a.n_batches * a.bs / line["seconds"])
                 out["epoch_over_compute"] = round(line["seconds"] / (a.n_batches * step), 3)
 
-        from src.evaluate import evaluate_runs
+        from src.two_stage import evaluate_runs
         ev = get_eval_parser().parse_args(["--load_path_stage_A", str(work / "runs/bench_val"), "--load_path_stage_B",
                                            str(work / "runs/bench_all"), "--AVCA", "--device", str(device)])
         t = time.perf_counter()

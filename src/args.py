@@ -10,11 +10,13 @@ The model booleans (`--AVCA --ale --sje --devise --apn --cjme`, none = AVGZSLNet
 into one registry name by `resolve_model_name`, once; nothing after that reads them.
 """
 import argparse
+import re
 import textwrap
 from pathlib import Path
 
 from .benchmarks import DATASETS, FAMILIES
 from .errors import ArgumentParser, UserError
+from .models import get_entry, model_flags
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
 
@@ -67,15 +69,12 @@ seed = _number(int, lambda v: 0 <= v < 2 ** 32, "a seed in [0, 2**32)")
 
 def device_name(text: str) -> str:
     """cpu, cuda, cuda:N (or auto / empty: the default)."""
-    import re
     if text in ("", "auto") or re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is not a device: cpu, cuda or cuda:N")
 
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
-    from .models.registry import model_flags
-
     group = parser.add_argument_group("model choice (at most one; none = AVGZSLNet)")
     for flag, (name, help_) in model_flags().items():
         group.add_argument(f"--{flag}", action="store_true", help=help_)
@@ -243,8 +242,6 @@ def get_eval_parser() -> argparse.ArgumentParser:
 
 def resolve_model_name(args: argparse.Namespace) -> str:
     """The registry name chosen by the original store-true flags (none = AVGZSLNet)."""
-    from .models.registry import model_flags
-
     chosen = [name for flag, (name, _) in model_flags().items() if getattr(args, flag, False)]
     if len(chosen) > 1:
         flags = " ".join(f"--{f}" for f, (n, _) in model_flags().items() if n in chosen)
@@ -255,7 +252,6 @@ def resolve_model_name(args: argparse.Namespace) -> str:
 def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the defaults that depend on other flags; validate values."""
     args.model_name = resolve_model_name(args)
-    from .models import get_entry
     for name, value in {**MODEL_DEPENDENT_DEFAULTS, **get_entry(args.model_name).defaults}.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -266,6 +262,8 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("epochs", "bs", "n_batches"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.test_selection and args.model_name != "fvaegan":
+        raise UserError("--test_selection reproduces f-VAEGAN-D2's original epoch choice: use it with --fvaegan")
     if Path(args.exp_name).is_absolute() or ".." in Path(args.exp_name).parts:
         raise UserError(f"--exp_name {args.exp_name} leaves runs/: give a name (sub-folders allowed), "
                         f"and --dump_path for where runs/ goes")

@@ -7,7 +7,7 @@
   log line).
 
 The models and splits are rebuilt from the evaluation's result (its checkpoints and pairing),
-as `src.evaluate.evaluate_runs` built them.
+with `src.two_stage`'s restoration, as get_evaluation.py built them.
 """
 import logging
 from pathlib import Path
@@ -20,8 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from .data import dataset_from_args  # noqa: E402
 from .evaluate import BETA_GRID, gzsl_scores, zscore  # noqa: E402
 from .io_utils import atomic_path  # noqa: E402
+from .models import get_entry  # noqa: E402
+from .runtime import resolve_device  # noqa: E402
+from .two_stage import restore_model, stage_b_args  # noqa: E402
 
 log = logging.getLogger("avgzsl")
 SEEN_COLOR, UNSEEN_COLOR = "tab:blue", "tab:orange"
@@ -97,15 +101,7 @@ def reported_distances(model, split, squared: bool, z_score: bool, chunk: int = 
 
 def save_evaluation_plots(eval_args, result: dict, max_points: int = 2000) -> List[Path]:
     """Both pictures of a get_evaluation.py result; returns the paths written."""
-    from .data import dataset_from_args
-    from .models import create_model, get_entry
-    from .runs import RunFolder, load_checkpoint, load_model_state
-    from .train import resolve_device
-
-    args = RunFolder(eval_args.load_path_stage_B).load_args()
-    for k in ("dataset_name", "root_dir"):
-        if getattr(eval_args, k, None) is not None:
-            setattr(args, k, getattr(eval_args, k))
+    args = stage_b_args(eval_args)
     device = resolve_device(eval_args.device)
     dataset = dataset_from_args(args, pairing=result["pairing"])
     squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"
@@ -115,9 +111,7 @@ def save_evaluation_plots(eval_args, result: dict, max_points: int = 2000) -> Li
     written = []
 
     def load(path):
-        model = create_model(result["model"], args).to(device)
-        load_model_state(model, load_checkpoint(path)["model"], path)
-        return model.eval()
+        return restore_model(result["model"], args, Path(path), dataset, device)
 
     val = dataset.split("val").to(device)
     dist = reported_distances(load(result["stage_A"]), val, squared, z_score)

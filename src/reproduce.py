@@ -30,6 +30,7 @@ import pandas as pd
 
 from .benchmarks import DATASETS, FAMILIES
 from .errors import ArgumentParser, exit_on_user_error
+from .io_utils import atomic_write_text
 from .recipes import METHODS, cell_commands, exp_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +127,6 @@ def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Se
 
 
 def write_tables(out_dir: Path, tables: Dict[str, str]) -> None:
-    from .io_utils import atomic_write_text
     for name, text in tables.items():
         atomic_write_text(text, Path(out_dir) / name)
 

@@ -21,7 +21,9 @@ from typing import Optional
 
 import torch
 
+from .args import IGNORED, get_main_parser
 from .errors import UserError
+from .models import model_flags
 from .io_utils import atomic_pickle, atomic_torch_save, cpu_snapshot, remove_temp_files
 
 log = logging.getLogger("avgzsl")
@@ -165,16 +167,12 @@ def _comparable(value):
 
 
 def _ignored_flags() -> set:
-    from .args import IGNORED, get_main_parser
     return {a.dest for a in get_main_parser()._actions if a.help in (IGNORED, "ignored")}
 
 
 def resume_differences(args: argparse.Namespace, saved: argparse.Namespace) -> list:
     """[(name, value now, value of the run)] of the flags that may not change on --resume. A flag the
     run's args.pkl lacks (an older version) counts as its default."""
-    from .args import get_main_parser
-    from .models.registry import model_flags
-
     parser = get_main_parser()
     skip = set(RESUME_MAY_CHANGE) | _ignored_flags() | set(model_flags())    # the model: by model_name
     diffs = []
@@ -194,7 +192,6 @@ def resume_differences(args: argparse.Namespace, saved: argparse.Namespace) -> l
 
 def _flag_phrase(name: str, value) -> str:
     if name == "model_name":
-        from .models.registry import model_flags
         flag = {n: f for f, (n, _) in model_flags().items()}.get(value)
         return f"with --{flag}" if flag else f"with no model flag ({value})"
     if isinstance(value, bool):

@@ -1,11 +1,14 @@
-"""The fit loop (PROTOCOL.md section 3): epochs of class-balanced pairs, per-epoch validation,
-best-score / best-loss / per-epoch checkpoints, the LR scheduler, logs, and --resume.
+"""The fit loop (PROTOCOL.md section 3): epochs, per-epoch validation, best-score / best-loss /
+per-epoch checkpoints, the LR scheduler, logs, and --resume.
 
-The loop knows a model only through the interface of `src/models/base.py`. A model with its
-own procedure (a `fit(ctx)` method, e.g. f-VAEGAN-D2) is handed the same context instead.
+`Trainer` takes explicit objects (model, optimiser, splits, run folder) and a frozen
+`TrainConfig`; `src/compose.py` builds them from the command line. It knows a model only
+through the interface of `src/models/base.py`. An epoch is `pair_epoch` (class-balanced
+positive/negative pairs, one optimiser step each) unless the model's registry entry brings its
+own `epoch_fn` (f-VAEGAN-D2), which gets the same `EpochInputs`; `callbacks` are called after
+every epoch (`after_epoch(trainer, epoch)`) and at the end (`after_fit(trainer)`).
 
-Interruptions (README "Interruptions"). A training holds its run folder (`RunFolder.lock`), so
-a second one of the same folder is refused. Its files are written in this order, by one
+Interruptions (README "Interruptions"). Its files are written in this order, by one
 background thread: the resume state of epoch 0 before anything else, then for every epoch its
 checkpoints and then its resume state. Whatever stops the process, the folder holds a prefix of
 that sequence (each file whole, thanks to the atomic writes), so `--resume` continues from the
@@ -15,32 +18,29 @@ dropped. SIGINT (Ctrl-C) and SIGTERM (Slurm, submitit, kill) raise `TrainingInte
 main thread; the files queued so far are finished (a second signal drops the ones not started),
 and the process exits with a line saying which epoch the folder keeps (status 130 / 143).
 """
-import argparse
 import errno
 import json
 import logging
 import math
 import os
-import random
 import signal
-import sys
 import threading
 import time
 from contextlib import contextmanager
-from typing import Dict, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import SplitData, dataset_from_args
-from .errors import UserError
-from .evaluate import evaluate_model, zscore
-from .models import create_model, get_entry
-from .models.base import PairBatch
 from . import io_utils
+from .data import SplitData
+from .errors import UserError
+from .evaluate import evaluate_distances, evaluate_model, zscore
 from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
+from .models.base import EpochInputs, PairBatch
 from .runs import RunFolder, load_model_state
+from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
 
 log = logging.getLogger("avgzsl")
@@ -137,33 +137,18 @@ def pause_for_test(moment: str, stop: Optional[StopSignals] = None) -> bool:
     return True
 
 
-def resolve_device(name: Optional[str]) -> torch.device:
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        log.warning("--device %s asked but CUDA is not available: using the CPU", name)
-        return torch.device("cpu")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)          # CPU and every CUDA device
-
-
-def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the loop needs from the command line."""
+    epochs: int
+    n_batches: int
+    bs: int
+    seed: int
+    z_score: bool = False            # --z_score_inputs
+    squared: bool = False            # validate with squared L2 distances
+    save_checkpoints: bool = False   # every epoch's checkpoint (stage 2)
+    retrain_all: bool = False        # stage 2
+    reproduce_original: bool = False
 
 
 def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: bool = False) -> PairBatch:
@@ -177,85 +162,45 @@ def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: 
     return batch
 
 
-def setup_logging(run: Optional[RunFolder] = None, verbose: bool = False) -> None:
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.propagate = False
-    for h in list(log.handlers):
-        log.removeHandler(h)
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(console)
-    if run is not None:
-        fh = _QuietFileHandler(run.path / "train.log")
-        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(fh)
-    for name in ("src.features_cache", "src.data"):
-        logging.getLogger(name).handlers = log.handlers
-        logging.getLogger(name).setLevel(logging.INFO)
-        logging.getLogger(name).propagate = False
-
-
-class _QuietFileHandler(logging.FileHandler):
-    """train.log: a line that cannot be written (a full disk) is dropped without logging's
-    traceback on stderr; the checkpoint writes report the disk."""
-
-    def handleError(self, record) -> None:
-        pass
-
-
-class Context:
-    """What a fit loop needs: args, device, data, model, optimiser, scheduler, run folder. It holds
-    the run folder's lock until `close()` (Trainer.fit calls it)."""
-
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.device = resolve_device(args.device)
-        args.device = self.device.type
-        self.run = RunFolder(args.dump_path / "runs" / args.exp_name)
-        setup_logging(None, args.verbose)
-        # one training per run folder: locked before the folder is read, deleted or written
-        self.lock = self.run.lock()
-        try:
-            self._setup(args)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        """Release the run folder (idempotent)."""
-        self.lock.release()
-
-    def _setup(self, args: argparse.Namespace) -> None:
-        self.run.check_free(args.resume, args.overwrite)
-        if self.run.will_resume(args.resume):
-            self.run.check_resume_args(args)
-        # data and model first: bad input fails before anything is written
-        dataset = dataset_from_args(args)
-        self.train = dataset.split("train_val" if args.retrain_all else "train").to(self.device)
-        self.val = dataset.split("val").to(self.device)
-        seed_everything(args.seed)
-        self.entry = get_entry(args.model_name)
-        self.model = create_model(args.model_name, args).to(self.device)
-        self.optimizer, self.scheduler = self.model.configure_optimizers(args)
-        self.resuming = self.run.prepare(args.resume, args.overwrite)
-        setup_logging(self.run, args.verbose)
-        log.info("run %s on %s: %s, %s", self.run.path, self.device, args.model_name,
-                 "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
-        log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes",
-                 len(self.train), len(self.train.class_ids), len(self.val),
-                 int(self.val.seen_mask.sum()), int((~self.val.seen_mask).sum()))
-        # [original defect] the original validated with plain L2 whatever --distance_fn said.
-        self.squared = args.distance_fn == "SquaredL2Loss" and not args.reproduce_original
-        self.run.save_args(args)
+def pair_epoch(inp: EpochInputs) -> Dict[str, float]:
+    """One epoch of `n_batches` class-balanced pair batches, one optimiser step each; mean losses."""
+    model, opt, n = inp.model, inp.optimizer, inp.n_batches
+    model.train()
+    pos, neg = (t.view(n, inp.bs) for t in inp.sampler.draw(n * inp.bs))
+    sums: Dict[str, torch.Tensor] = {}
+    bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
+    for step in bar:
+        batch = pair_batch(inp.train, pos[step], neg[step], inp.z_score)
+        loss, parts = model.training_step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.after_optimizer_step(batch)
+        for k, v in {"loss": loss.detach(), **parts}.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        if (step + 1) % 50 == 0 or step + 1 == n:      # one host sync per 50 steps
+            mean_loss = float(sums["loss"]) / (step + 1)
+            if not math.isfinite(mean_loss):
+                raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
+                                f"lower --lr; the run folder keeps the last finished epoch")
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+    return {k: float(v) / n for k, v in sums.items()}
 
 
 class Trainer:
-    def __init__(self, ctx: Context):
-        self.ctx, a = ctx, ctx.args
-        self.sampler = PairSampler(ctx.train.labels, len(ctx.train.class_ids), a.seed, ctx.device)
+    def __init__(self, *, model, optimizer, scheduler, train: SplitData, val: SplitData, run: RunFolder,
+                 class_name: str, config: TrainConfig, resuming: bool = False,
+                 epoch_fn: Optional[Callable[[EpochInputs], Dict[str, float]]] = None,
+                 val_loss_fn: Optional[Callable[[object, SplitData], float]] = None, callbacks: Sequence = ()):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.train, self.val, self.run, self.class_name, self.config = train, val, run, class_name, config
+        self.resuming, self.callbacks = resuming, list(callbacks)
+        self.epoch_fn = epoch_fn or pair_epoch
+        self.val_loss_fn = val_loss_fn or self.pair_validation_loss
+        device = train.audio.device
+        self.sampler = PairSampler(train.labels, len(train.class_ids), config.seed, device)
         # the validation loss: every val sample once, with a negative fixed for the run
-        val_sampler = PairSampler(ctx.val.labels, len(ctx.val.class_ids), a.seed + 1, ctx.device)
-        self.val_neg = val_sampler.negatives(ctx.val.labels)
+        self.val_neg = PairSampler(val.labels, len(val.class_ids), config.seed + 1, device).negatives(val.labels)
         self.start_epoch, self.best_score, self.best_loss = 0, -math.inf, math.inf
         self.saved_epoch: Optional[int] = None     # the epoch of the resume state on disk
         self.writer = None
@@ -263,38 +208,21 @@ class Trainer:
         self.files = BackgroundWriter()     # checkpoints are written while the next epoch trains
 
     # -- one epoch -----------------------------------------------------------------------
-    def train_epoch(self, epoch: int) -> Dict[str, float]:
-        ctx, a, model = self.ctx, self.ctx.args, self.ctx.model
-        model.train()
-        pos, neg = (t.view(a.n_batches, a.bs) for t in self.sampler.draw(a.n_batches * a.bs))
-        sums: Dict[str, torch.Tensor] = {}
-        bar = tqdm(range(a.n_batches), desc=f"epoch {epoch + 1}/{a.epochs}", leave=False,
-                   mininterval=1.0, disable=None)
-        for step in bar:
-            batch = pair_batch(ctx.train, pos[step], neg[step], a.z_score_inputs)
-            loss, parts = model.training_step(batch)
-            ctx.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            ctx.optimizer.step()
-            model.after_optimizer_step(batch)
-            for k, v in {"loss": loss.detach(), **parts}.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-            if (step + 1) % 50 == 0 or step + 1 == a.n_batches:      # one host sync per 50 steps
-                mean_loss = float(sums["loss"]) / (step + 1)
-                if not math.isfinite(mean_loss):
-                    raise UserError(f"non-finite training loss at epoch {epoch + 1}, step {step + 1}: try a "
-                                    f"lower --lr; {ctx.run.path} keeps the last finished epoch")
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
-        return {k: float(v) / a.n_batches for k, v in sums.items()}
+    def epoch_inputs(self, epoch: int) -> EpochInputs:
+        c = self.config
+        return EpochInputs(model=self.model, optimizer=self.optimizer, train=self.train, val=self.val,
+                           sampler=self.sampler, epoch=epoch, epochs=c.epochs, n_batches=c.n_batches, bs=c.bs,
+                           z_score=c.z_score, retrain_all=c.retrain_all, reproduce_original=c.reproduce_original,
+                           val_metrics=lambda d: evaluate_distances(d, self.val.labels, self.val.seen_mask))
 
     @torch.no_grad()
-    def validation_loss(self) -> float:
-        ctx, model = self.ctx, self.ctx.model
+    def pair_validation_loss(self, model, val: SplitData) -> float:
+        """The training loss in eval mode over the val samples, each with its fixed negative."""
         model.eval()
-        n, total = len(ctx.val), 0.0
-        idx = torch.arange(n, device=ctx.device)
+        n, total = len(val), 0.0
+        idx = torch.arange(n, device=val.audio.device)
         for i in range(0, n, 4096):
-            batch = pair_batch(ctx.val, idx[i:i + 4096], self.val_neg[i:i + 4096], ctx.args.z_score_inputs)
+            batch = pair_batch(val, idx[i:i + 4096], self.val_neg[i:i + 4096], self.config.z_score)
             loss, _ = model.training_step(batch)
             total += float(loss) * len(batch.label)
         model.train()
@@ -302,7 +230,6 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
-        ctx, run = self.ctx, self.ctx.run
         failure: Optional[BaseException] = None
         with stop_signals() as stop:
             self.stop = stop
@@ -314,16 +241,19 @@ class Trainer:
                 failure = self._finish(failure)
         if failure is not None:
             raise failure
-        log.info("done: best val %s HM %.4f; checkpoints in %s", ctx.model.reported_mode, self.best_score, run.path)
+        for cb in self.callbacks:
+            cb.after_fit(self)
+        log.info("done: best val %s HM %.4f; checkpoints in %s", self.model.reported_mode, self.best_score,
+                 self.run.path)
         return {"best_score": self.best_score, "best_loss": self.best_loss}
 
     def _fit(self) -> None:
         from torch.utils.tensorboard import SummaryWriter
-        if self.ctx.resuming:
+        if self.resuming:
             self.load_resume_state()
         else:
             self.save_resume_state()     # epoch 0, before any checkpoint: --resume works from the start
-        self.writer = SummaryWriter(log_dir=str(self.ctx.run.path), purge_step=self.start_epoch)
+        self.writer = SummaryWriter(log_dir=str(self.run.path), purge_step=self.start_epoch)
         pause = os.environ.get(TEST_PAUSE_ENV, "")
         if pause.startswith("writing:"):     # test-only: hold the first write of that file before its rename
             def hold(tmp, path, name=pause.split(":", 1)[1]):
@@ -336,7 +266,7 @@ class Trainer:
     def _finish(self, failure: Optional[BaseException]) -> Optional[BaseException]:
         """Finish the queued writes (drop the ones not started on another signal), close the logs,
         remove temp files, release the folder; the exception to raise, if any, in one line."""
-        ctx, stop = self.ctx, self.stop
+        stop = self.stop
         stop.stopping = True
         stop.on_repeat = self.files.discard_pending
         if isinstance(failure, KeyboardInterrupt) and self.files.pending:
@@ -353,8 +283,7 @@ class Trainer:
                     self.writer.close()
                 except Exception as err:  # noqa: BLE001 - TensorBoard's own write failing (a full disk)
                     log.debug("closing TensorBoard's writer: %s", err)
-            ctx.run.remove_temps()
-            ctx.close()
+            self.run.remove_temps()
         if failure is None and stop.signum is not None:    # a signal during the last writes
             failure = TrainingInterrupted(stop.signum)
         if write_error is not None and (failure is None or isinstance(failure, (KeyboardInterrupt, OSError))):
@@ -364,13 +293,13 @@ class Trainer:
         if isinstance(failure, KeyboardInterrupt) and not isinstance(failure, TrainingInterrupted):
             return TrainingInterrupted(signal.SIGINT, self.kept())
         if isinstance(failure, OSError) and failure.filename is not None and (
-                failure is write_error or str(failure.filename).startswith(str(ctx.run.path))):
+                failure is write_error or str(failure.filename).startswith(str(self.run.path))):
             return UserError(self.write_failure_line(failure))
         return failure
 
     def kept(self) -> str:
         """What the folder holds now, for the message of an interruption."""
-        run, epochs, saved = self.ctx.run.path, self.ctx.args.epochs, self.saved_epoch
+        run, epochs, saved = self.run.path, self.config.epochs, self.saved_epoch
         if not saved:
             return f"{run} holds no finished epoch yet; --resume starts it again"
         if saved >= epochs:
@@ -383,35 +312,37 @@ class Trainer:
         reason = err.strerror or os.strerror(err.errno or 0)
         fix = "free some space, then continue" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it, then continue"
         saved = self.saved_epoch
-        keeps = (f"{self.ctx.run.path} keeps epoch {saved}" if saved else
-                 f"{self.ctx.run.path} holds no finished epoch")
+        keeps = (f"{self.run.path} keeps epoch {saved}" if saved else
+                 f"{self.run.path} holds no finished epoch")
         return f"{what}: cannot write {err.filename} ({reason}); {keeps}: {fix} with --resume"
 
     def epochs(self) -> None:
-        ctx, a, run, cls = self.ctx, self.ctx.args, self.ctx.run, self.ctx.entry.class_name
-        for epoch in range(self.start_epoch, a.epochs):
+        c, run, cls, model = self.config, self.run, self.class_name, self.model
+        for epoch in range(self.start_epoch, c.epochs):
             t0 = time.perf_counter()
-            train_stats = self.train_epoch(epoch)
+            train_stats = self.epoch_fn(self.epoch_inputs(epoch))
             t_train = time.perf_counter() - t0
-            results = evaluate_model(ctx.model, ctx.val, ctx.squared, z_score=a.z_score_inputs)
-            score = results[ctx.model.reported_mode]["hm"]
-            val_loss = self.validation_loss()
+            results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
+            score = results[model.reported_mode]["hm"]
+            val_loss = self.val_loss_fn(model, self.val)
             # strictly better only; a NaN never becomes the best [original defect]
             if math.isfinite(val_loss) and val_loss < self.best_loss:
                 self.best_loss = val_loss
-                run.save_checkpoint(run.best(cls, "loss"), ctx.model, ctx.optimizer, epoch + 1, "loss", self.files,
+                run.save_checkpoint(run.best(cls, "loss"), model, self.optimizer, epoch + 1, "loss", self.files,
                                     val_loss=val_loss)
             if math.isfinite(score) and score > self.best_score:
                 self.best_score = score
-                run.save_checkpoint(run.best(cls, "score"), ctx.model, ctx.optimizer, epoch + 1, "score", self.files,
+                run.save_checkpoint(run.best(cls, "score"), model, self.optimizer, epoch + 1, "score", self.files,
                                     score=score)
-            if a.save_checkpoints:
-                run.save_checkpoint(run.epoch_ckpt(cls, epoch), ctx.model, ctx.optimizer, epoch + 1, "score", self.files,
+            if c.save_checkpoints:
+                run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
                                     score=score)
-            lr = ctx.optimizer.param_groups[0]["lr"]
-            if ctx.scheduler is not None:
-                ctx.scheduler.step(score)
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler is not None:
+                self.scheduler.step(score)
             self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
+            for cb in self.callbacks:
+                cb.after_epoch(self, epoch)
             self.start_epoch = epoch + 1
             if os.environ.get(TEST_PAUSE_ENV) == f"before_resume_state:{epoch + 1}":
                 self.files.flush()           # test-only: the epoch's checkpoints on disk, not its state
@@ -419,12 +350,12 @@ class Trainer:
             self.save_resume_state()
 
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
-        mode = self.ctx.model.reported_mode
+        mode, c = self.model.reported_mode, self.config
         r = results[mode]
         log.info("epoch %d/%d  loss %.4f  val loss %.4f  val %s: seen %.4f unseen %.4f HM %.4f ZSL %.4f "
-                 "beta %.2f  lr %.2e  (%.1fs, %.0f samples/s)", epoch + 1, self.ctx.args.epochs,
+                 "beta %.2f  lr %.2e  (%.1fs, %.0f samples/s)", epoch + 1, c.epochs,
                  train_stats["loss"], val_loss, mode, r["seen"], r["unseen"], r["hm"], r["zsl"], r["beta"],
-                 lr, t_epoch, self.ctx.args.n_batches * self.ctx.args.bs / t_train)
+                 lr, t_epoch, c.n_batches * c.bs / t_train)
         for m, rm in results.items():
             log.debug("  %s: seen %.4f unseen %.4f HM %.4f ZSL %.4f beta %.2f", m, rm["seen"], rm["unseen"],
                       rm["hm"], rm["zsl"], rm["beta"])
@@ -439,7 +370,7 @@ class Trainer:
         w.flush()
         line = {"epoch": epoch + 1, "train": train_stats, "val_loss": val_loss, "lr": lr, "seconds": t_epoch,
                 "val": {m: {k: rm[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} for m, rm in results.items()}}
-        path = self.ctx.run.path / "metrics.jsonl"
+        path = self.run.path / "metrics.jsonl"
         try:
             with open(path, "a") as f:
                 f.write(json.dumps(line) + "\n")
@@ -449,39 +380,38 @@ class Trainer:
     # -- resume --------------------------------------------------------------------------
     def save_resume_state(self) -> None:
         """Queue the resume state of `start_epoch` finished epochs, after the epoch's checkpoints."""
-        ctx, epoch = self.ctx, self.start_epoch
+        epoch = self.start_epoch
         blob = cpu_snapshot({
-            "epoch": epoch, "model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict(),
-            "scheduler": ctx.scheduler.state_dict() if ctx.scheduler is not None else None,
+            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "best_score": self.best_score, "best_loss": self.best_loss, "rng": rng_state(),
             "sampler": self.sampler.state_dict()})
 
         def write():
-            atomic_torch_save(blob, ctx.run.resume_path)
+            atomic_torch_save(blob, self.run.resume_path)
             self.saved_epoch = epoch
 
         self.files.submit(write)
 
     def load_resume_state(self) -> None:
-        ctx = self.ctx
-        path = ctx.run.resume_path
-        state = ctx.run.read_resume_state()
-        load_model_state(ctx.model, state["model"], path)
+        path = self.run.resume_path
+        state = self.run.read_resume_state()
+        load_model_state(self.model, state["model"], path)
         try:
-            ctx.optimizer.load_state_dict(state["optimizer"])
-            if ctx.scheduler is not None and state["scheduler"] is not None:
-                ctx.scheduler.load_state_dict(state["scheduler"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
             self.start_epoch, self.best_score, self.best_loss = int(state["epoch"]), state["best_score"], state["best_loss"]
             set_rng_state(state["rng"])
             self.sampler.load_state_dict(state["sampler"])
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as err:
             raise UserError(f"the resume state {path} does not fit this run ({type(err).__name__}: "
-                            f"{str(err).splitlines()[0] if str(err) else ''}): train {ctx.run.path} again "
+                            f"{str(err).splitlines()[0] if str(err) else ''}): train {self.run.path} again "
                             f"with --overwrite (without --resume)") from None
         self.saved_epoch = self.start_epoch
         # the metrics of epochs after the saved state (an epoch interrupted mid-way) are dropped,
         # and a line cut by a crash
-        metrics = ctx.run.path / "metrics.jsonl"
+        metrics = self.run.path / "metrics.jsonl"
         if metrics.exists():
             kept = []
             for line in metrics.read_text().splitlines():
@@ -492,22 +422,4 @@ class Trainer:
                 if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= self.start_epoch:
                     kept.append(line)
             atomic_write_text("".join(l + "\n" for l in kept), metrics)
-        log.info("resumed %s after epoch %d", ctx.run.path, self.start_epoch)
-
-
-def fit(args: argparse.Namespace) -> dict:
-    """Train as main.py does; SIGINT and SIGTERM raise TrainingInterrupted throughout."""
-    with stop_signals():
-        ctx = None
-        try:
-            ctx = Context(args)
-            if hasattr(ctx.model, "fit"):        # a model with its own procedure (f-VAEGAN-D2)
-                return ctx.model.fit(ctx)
-            return Trainer(ctx).fit()
-        except TrainingInterrupted as err:
-            if err.detail:
-                raise
-            raise TrainingInterrupted(err.signum, "before training started") from None
-        finally:
-            if ctx is not None:
-                ctx.close()
+        log.info("resumed %s after epoch %d", self.run.path, self.start_epoch)

@@ -32,8 +32,8 @@ def test_shapes(audio, video):
     ta, tv, tw = m.get_embeddings(x.audio, x.video, x.class_text)
     assert ta.shape == (6, 64) and tv.shape == (6, 64) and tw.shape == (4, 64)
     d = m.eval_distances(x.audio, x.video, x.class_text)
-    assert set(d) == {"audio", "video", "both"} and d["both"].shape == (6, 4)
-    assert torch.equal(d["audio"], d["video"]) and torch.allclose(d["video"], torch.cdist(tv, tw))
+    assert m.modes == ("both",) and set(d) == {"both"} and d["both"].shape == (6, 4)   # θv against θw
+    assert torch.allclose(d["both"], torch.cdist(tv, tw))
     assert torch.allclose(m.eval_distances(x.audio, x.video, x.class_text, squared=True)["both"], d["both"] ** 2)
     tokens = m.cross_attention(torch.randn(6, 2, 300))
     assert tokens.shape == (6, 2, 300)
@@ -52,8 +52,10 @@ def test_loss_parts(flags, parts):
 
 def test_pos_emb_is_not_optimised_and_bn_stats_move_after_step():
     m, args = build("--lr", "0.01")
-    opt, sched = m.configure_optimizers(args)
-    assert sched is not None                                   # AVCA's scheduler runs without --lr_scheduler
+    assert not args.lr_scheduler
+    opt, sched = m.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
+    assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau)   # AVCA's runs without --lr_scheduler
+    assert sched.mode == "max" and sched.patience == 3 and opt.param_groups[0]["lr"] == 0.01
     assert all(p is not m.pos_emb1D for g in opt.param_groups for p in g["params"])
     assert opt.param_groups[0]["weight_decay"] == 1e-5
     pos = m.pos_emb1D.detach().clone()

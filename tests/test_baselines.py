@@ -1,7 +1,8 @@
 """The baselines (MODELS.md): DEVISE/ALE/SJE, APN, CJME, AVGZSLNet.
 
-Losses on hand-computed cases, forward and evaluation shapes and modes, --norm_inputs, the
-CJME broadcast switch, and that an optimiser step lowers the loss on a fixed batch.
+Losses on hand-computed cases, evaluation modes, --norm_inputs, the CJME broadcast switch, and
+two stages plus get_evaluation on a tiny benchmark. What every registered model must answer
+(shapes, backward, optimiser steps, state_dict round trip) is in tests/test_models_registry.py.
 """
 import math
 
@@ -20,6 +21,7 @@ from src.models.registry import create_model
 D_A, D_V, C, B = 12, 20, 5, 16
 SMALL = ["--input_size_audio", str(D_A), "--input_size_video", str(D_V),
          "--embeddings_hidden_size", "32", "--decoder_hidden_size", "16"]
+# The run-script flags of each baseline (the two-stage integration test).
 BASELINES = {
     "ale": ["--ale"], "sje": ["--sje"], "devise": ["--devise"], "apn": ["--apn"],
     "cjme": ["--cjme", "--embedding_use_bn"],
@@ -270,63 +272,39 @@ def test_avgzslnet_without_batch_norm_and_without_hidden_layer():
     assert torch.isfinite(loss)
 
 
-# ---------------------------------------------------------------- every baseline
+# ---------------------------------------------------------------- evaluation modes
+# (every registered model's shapes, steps and state_dict: tests/test_models_registry.py)
 
-@pytest.mark.parametrize("name", sorted(BASELINES))
-def test_forward_and_eval_shapes(name):
-    model = build(*BASELINES[name])
-    assert resolve_model_name(parse(*BASELINES[name])) == name
-    batch = make_batch()
-    model.train()
-    loss, parts = model.training_step(batch)
-    assert loss.shape == () and torch.isfinite(loss) and loss.requires_grad
-    assert parts and all(p.shape == () and not p.requires_grad for p in parts.values())
-    model.eval()
-    n, c = 7, 9
+def eval_inputs(n=7, c=9):
     g = torch.Generator().manual_seed(1)
-    audio, video, text = torch.randn(n, D_A, generator=g), torch.randn(n, D_V, generator=g), torch.randn(c, 300, generator=g)
+    return torch.randn(n, D_A, generator=g), torch.randn(n, D_V, generator=g), torch.randn(c, 300, generator=g)
+
+
+@pytest.mark.parametrize("flags", [("--ale",), ("--sje",), ("--devise",), ("--devise", "--norm_inputs"), ("--apn",)])
+def test_single_mode_models_report_one_distance(flags):
+    model = build(*flags).eval()
+    a, v, t = eval_inputs()
     with torch.no_grad():
-        d = model.eval_distances(audio, video, text)
-        d2 = model.eval_distances(audio, video, text, squared=True)
-    assert set(d) == set(model.modes) == {"audio", "video", "both"} and model.reported_mode in d
-    for mode in d:
-        assert d[mode].shape == (n, c) and torch.all(d[mode] >= 0)
+        d = model.eval_distances(a, v, t)
+        d2 = model.eval_distances(a, v, t, squared=True)
+    assert model.modes == ("both",) and model.reported_mode == "both" and set(d) == set(d2) == {"both"}
+    e, w = model.eval_embeddings(a, v, t)
+    assert torch.allclose(d["both"], torch.cdist(e, w), atol=1e-5) and torch.allclose(d2["both"], d["both"] ** 2)
+
+
+@pytest.mark.parametrize("flags", [("--cjme", "--embedding_use_bn"), BASELINES["avgzslnet"]])
+def test_audio_video_models_report_three_modes(flags):
+    model = build(*flags).eval()
+    a, v, t = eval_inputs()
+    with torch.no_grad():
+        d = model.eval_distances(a, v, t)
+        d2 = model.eval_distances(a, v, t, squared=True)
+    assert model.modes == ("audio", "video", "both") and model.reported_mode == "both"
+    assert set(d) == set(d2) == {"audio", "video", "both"}
     assert torch.allclose(d2["audio"], d["audio"] ** 2) and torch.allclose(d2["video"], d["video"] ** 2)
-    if name in ("ale", "sje", "devise", "apn"):
-        assert model.reported_mode == "both"
-        assert torch.equal(d["audio"], d["video"]) and torch.equal(d["both"], d["video"])
-    if name == "avgzslnet":
+    if type(model).__name__ == "AVGZSLNet":
         assert torch.allclose(d["both"], d["audio"] + d["video"])
         assert torch.allclose(d2["both"], d["audio"] ** 2 + d["video"] ** 2)
-
-
-@pytest.mark.parametrize("name", sorted(BASELINES))
-def test_optimizer_step_lowers_the_loss_on_a_fixed_batch(name):
-    model = build(*BASELINES[name], "--lr", "1e-3")
-    opt, sched = model.configure_optimizers(parse(*BASELINES[name], "--lr", "1e-3"))
-    assert sched is None                                   # baselines: only with --lr_scheduler
-    assert isinstance(opt, torch.optim.Adam) and opt.defaults["weight_decay"] == 0
-    batch = make_batch()
-    model.train()
-
-    def loss_now():
-        torch.manual_seed(123)                             # the same dropout masks each time
-        return model.training_step(batch)[0]
-
-    before = loss_now()
-    for _ in range(3):
-        opt.zero_grad()
-        loss_now().backward()
-        opt.step()
-        model.after_optimizer_step(batch)
-    after = loss_now()
-    assert after.item() < before.item(), f"{name}: {before.item()} -> {after.item()}"
-
-
-def test_lr_scheduler_flag_gives_plateau():
-    args = parse("--devise", "--lr_scheduler")
-    _, sched = build("--devise").configure_optimizers(args)
-    assert isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) and sched.mode == "max"
 
 
 @pytest.mark.parametrize("flag", ["--devise", "--apn"])
@@ -374,9 +352,9 @@ def tiny_benchmark(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_two_stages_and_evaluation_beat_chance(name, tiny_benchmark, tmp_path):
-    train = pytest.importorskip("src.train")
     from src.args import finalize_main_args, get_eval_parser
-    from src.evaluate import evaluate_runs
+    from src.compose import train as fit_run
+    from src.two_stage import evaluate_runs
 
     def stage(exp, *extra):
         args = get_main_parser().parse_args([
@@ -384,7 +362,7 @@ def test_two_stages_and_evaluation_beat_chance(name, tiny_benchmark, tmp_path):
             "--dump_path", str(tmp_path), "--exp_name", exp, "--epochs", "2", "--n_batches", "15",
             "--bs", "64", "--lr", "1e-3", "--embeddings_hidden_size", "64", "--decoder_hidden_size", "32",
             *BASELINES[name], *extra])
-        return train.fit(finalize_main_args(args)), args
+        return fit_run(finalize_main_args(args)), args
 
     result, args = stage("val")
     # chance: 12 val classes (8 seen, 4 unseen), HM about 1/12

@@ -4,7 +4,6 @@ import json
 import math
 import re
 import shutil
-from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -15,10 +14,13 @@ import torch.nn.functional as F
 from conftest import run_cli
 from src.args import finalize_main_args, get_main_parser
 from src.errors import UserError
-from src.models import create_model, list_models
+from src.models import create_model
 
-list_models()   # registers every model in _all.py's order before one model file is imported (flag order)
-from src.models.fvaegan import FVAEGAN, GANEpochs, bce_sum, gradient_penalty, train_softmax, vae_loss  # noqa: E402
+from src.data import SplitData
+from src.evaluate import evaluate_distances
+from src.models.base import EpochInputs
+from src.models.fvaegan import FVAEGAN, bce_sum, gan_epoch, gradient_penalty, train_softmax, vae_loss
+from src.sampler import PairSampler
 
 D_A, D_V = 12, 20
 LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=\d+\.\d\d, ZSL performance=\d+\.\d\d"
@@ -32,15 +34,16 @@ def build(*extra, seed=0) -> FVAEGAN:
     return create_model("fvaegan", args)
 
 
-def split(n_per_class, text, seed=0):
-    """A SplitData-like object whose features are class centres plus noise (non-negative)."""
+def split(n_per_class, text, seed=0, labels=None, seen_mask=None):
+    """A SplitData whose features are class centres plus noise (non-negative)."""
     g = torch.Generator().manual_seed(seed)
     c = len(text)
-    labels = torch.arange(c).repeat_interleave(n_per_class)
+    labels = torch.arange(c).repeat_interleave(n_per_class) if labels is None else labels
     centres = torch.rand(c, D_A + D_V, generator=g)
     x = (centres[labels] + 0.05 * torch.rand(len(labels), D_A + D_V, generator=g))
-    return SimpleNamespace(audio=x[:, :D_A], video=x[:, D_A:], labels=labels, text=text, class_ids=torch.arange(c),
-                           seen_mask=torch.ones(c, dtype=torch.bool), name="train")
+    return SplitData(name="train", audio=x[:, :D_A], video=x[:, D_A:], targets=labels, labels=labels,
+                     class_ids=torch.arange(c), seen_mask=torch.ones(c, dtype=torch.bool) if seen_mask is None else
+                     seen_mask, text=text, word_vectors=text)
 
 
 def test_shapes_and_state_dict():
@@ -102,7 +105,7 @@ def test_gradient_penalty_of_a_linear_critic():
 
 def test_critic_and_generator_steps_update_their_own_networks():
     m = build()
-    opt, sched = m.configure_optimizers(SimpleNamespace(lr=1e-3))
+    opt, sched = m.configure_optimizers(lr=1e-3)
     assert sched is None and {g["betas"] for g in opt.param_groups} == {(0.5, 0.999)}
     x, w = torch.rand(6, D_A + D_V), torch.randn(6, 300)
     before = {k: v.clone() for k, v in m.state_dict().items()}
@@ -145,7 +148,7 @@ def test_evaluation_classifiers_real_seen_and_generated_unseen():
     assert data.y[:18].unique().tolist() == [0, 2, 3] and data.y[18:].tolist() == [1] * 10 + [4] * 10
     audio, video = torch.rand(7, D_A), torch.rand(7, D_V)
     d = m.eval_distances(audio, video, text)
-    assert set(d) == {"audio", "video", "both", "zsl"} and d["both"].shape == d["zsl"].shape == (7, 5)
+    assert set(d) == {"both", "zsl"} and d["both"].shape == d["zsl"].shape == (7, 5)
     assert torch.allclose(torch.exp(-d["both"]).sum(1), torch.ones(7))            # -log softmax
     # the ZSL classifier: over the unseen columns only, trained on the generated features alone
     assert bool(torch.isinf(d["zsl"][:, [0, 2, 3]]).all()) and torch.allclose(torch.exp(-d["zsl"][:, [1, 4]]).sum(1),
@@ -199,27 +202,27 @@ def test_z_score_inputs_refused():
         build("--z_score_inputs")
 
 
+def epoch_inputs(model, train, val, n_batches, reproduce=False, retrain_all=True):
+    opt, _ = model.configure_optimizers(lr=1e-4)
+    return EpochInputs(model=model, optimizer=opt, train=train, val=val,
+                       sampler=PairSampler(train.labels, len(train.class_ids), seed=0), epoch=0, epochs=1,
+                       n_batches=n_batches, bs=64, z_score=False, retrain_all=retrain_all, reproduce_original=reproduce,
+                       val_metrics=lambda d: evaluate_distances(d, val.labels, val.seen_mask))
+
+
 @pytest.mark.parametrize("reproduce,n_batches,expected", [(False, 12, (12, 3)), (False, 10, (10, 3)),
                                                          (True, 12, (1, 1))])
 def test_epoch_steps_class_balance_and_the_original_stray_break(reproduce, n_batches, expected):
     """--n_batches critic batches of --bs from the class-balanced sampler, a generator step after
     every --critic_iter of them (and after the last); the original: one of each."""
-    from src.sampler import PairSampler
     m = build("--critic_iter", "4")
     text = F.normalize(torch.randn(2, 300))
-    train = split(1, text)
-    labels = torch.tensor([0] * 90 + [1] * 10)                          # imbalanced: 90 / 10
-    train.labels, train.audio, train.video = labels, torch.rand(100, D_A), torch.rand(100, D_V)
-    args = SimpleNamespace(reproduce_original=reproduce, n_batches=n_batches, bs=64, retrain_all=True)
-    opt, _ = m.configure_optimizers(SimpleNamespace(lr=1e-4))
-    trainer = GANEpochs()
-    trainer.ctx = SimpleNamespace(args=args, model=m, optimizer=opt, train=train, device=torch.device("cpu"))
-    trainer.sampler = PairSampler(labels, 2, seed=0)
+    train = split(0, text, labels=torch.tensor([0] * 90 + [1] * 10))         # imbalanced: 90 / 10
     calls = {"critic": [], "generator": []}
     for name in calls:
         fn = getattr(m, f"{name}_loss")
         setattr(m, f"{name}_loss", lambda x, w, fn=fn, name=name: (calls[name].append(w), fn(x, w))[1])
-    stats = trainer.train_epoch(0)
+    stats = gan_epoch(epoch_inputs(m, train, train, n_batches, reproduce))
     assert (len(calls["critic"]), len(calls["generator"])) == expected
     assert {"loss", "critic", "gan", "bce", "kl"} <= set(stats)
     assert all(len(w) == 64 for w in calls["critic"])
@@ -228,6 +231,20 @@ def test_epoch_steps_class_balance_and_the_original_stray_break(reproduce, n_bat
         share = float((w == text[1]).all(dim=1).float().mean())
         assert 0.4 < share < 0.6, share
         assert torch.equal(calls["generator"][0], calls["critic"][3])      # the group's last critic batch
+
+
+def test_stage_1_epoch_chooses_the_classifier_epochs_on_val():
+    m = build("--cls_epochs", "5")
+    text = F.normalize(torch.randn(4, 300, generator=torch.Generator().manual_seed(1)))
+    train = split(8, text[:3])
+    val = split(4, text, seed=1, seen_mask=torch.tensor([True, True, True, False]))
+    assert (int(m.cls_epochs_gzsl), int(m.cls_epochs_zsl)) == (5, 5)
+    seen = []
+    inp = epoch_inputs(m, train, val, 4, retrain_all=False)
+    inp.val_metrics = lambda d: (seen.append(d.shape), evaluate_distances(d, val.labels, val.seen_mask))[1]
+    gan_epoch(inp)
+    assert seen and all(s == (16, 4) for s in seen) and len(seen) == 10          # 5 GZSL + 5 ZSL epochs scored
+    assert 1 <= int(m.cls_epochs_gzsl) <= 5 and 1 <= int(m.cls_epochs_zsl) <= 5
 
 
 @pytest.fixture(scope="module")
@@ -280,15 +297,16 @@ def test_restored_model_rebuilds_the_training_time_validation(two_stage):
     get_evaluation, from stage-2 args) gives the numbers its epoch logged in training."""
     from src.data import dataset_from_args
     from src.evaluate import evaluate_model
-    from src.runs import RunFolder, load_checkpoint, load_model_state
+    from src.runs import RunFolder, load_checkpoint
+    from src.two_stage import restore_model
 
     run = RunFolder(two_stage / "runs" / "val")
     args = RunFolder(two_stage / "runs" / "all").load_args()
-    model = create_model("fvaegan", args)
     path = run.best("FVAEGAN", "score")
     ckpt = load_checkpoint(path)
-    load_model_state(model, ckpt["model"], path)
-    r = evaluate_model(model, dataset_from_args(args).split("val"))["both"]
+    dataset = dataset_from_args(args)
+    model = restore_model("fvaegan", args, path, dataset, "cpu")      # attaches its training split (train)
+    r = evaluate_model(model, dataset.split("val"))["both"]
     logged = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[ckpt["epoch"] - 1])["val"]["both"]
     assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} == logged
 
@@ -296,18 +314,18 @@ def test_restored_model_rebuilds_the_training_time_validation(two_stage):
 def test_get_evaluation_uses_the_classifier_epochs_stage_1_chose(two_stage):
     from src.data import dataset_from_args
     from src.evaluate import evaluate_model
-    from src.runs import RunFolder, load_checkpoint, load_model_state
+    from src.runs import RunFolder
+    from src.two_stage import restore_model
 
     runs = two_stage / "runs"
     result = json.loads((runs / "all" / "evaluation.json").read_text())
     args = RunFolder(runs / "all").load_args()
-    a, b = create_model("fvaegan", args), create_model("fvaegan", args)
-    load_model_state(a, load_checkpoint(result["stage_A"])["model"], result["stage_A"])
-    load_model_state(b, load_checkpoint(result["stage_B"])["model"], result["stage_B"])
+    dataset = dataset_from_args(args)
+    a, b = (restore_model("fvaegan", args, result[k], dataset, "cpu") for k in ("stage_A", "stage_B"))
     chosen = (int(a.cls_epochs_gzsl), int(a.cls_epochs_zsl))
     assert (int(b.cls_epochs_gzsl), int(b.cls_epochs_zsl)) == (30, 30)      # stage 2 chooses nothing
     assert all(1 <= e <= 30 for e in chosen) and chosen != (30, 30)
     b.adopt_stage_1_choices(a)
-    test = dataset_from_args(args).split("test")
+    test = dataset.split("test")
     r = evaluate_model(b, test, beta=result["beta"])["both"]
     assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl")} == {k: result[k] for k in ("seen", "unseen", "hm", "zsl")}

@@ -1,9 +1,12 @@
-"""Every model of the registry: state_dict keys and shapes of the original's checkpoints.
+"""The registry: its order and imports, and every model's state_dict against the original's.
 
 `../shared/reference/checkpoint_keys.json` lists the keys and shapes of each original model
 under the run-script flags; published checkpoints load by name, so they must match exactly.
 """
+import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import torch
 
 from src.args import get_main_parser, resolve_model_name
 from src.models.base import GZSLModel
-from src.models.registry import create_model, get_entry, list_models
+from src.models.registry import create_model, get_entry, list_models, model_flags
 
 KEYS_JSON = Path(__file__).resolve().parents[2] / "shared" / "reference" / "checkpoint_keys.json"
 
@@ -84,3 +87,37 @@ def test_registered_model_answers_the_interface(name):
     assert isinstance(model, GZSLModel)
     assert type(model).__name__ == entry.class_name
     assert model.reported_mode in model.modes
+
+
+# The model flags of --help and the README, in their order (a new model may come anywhere).
+FLAG_ORDER = ["AVCA", "ale", "sje", "devise", "apn", "cjme", "fvaegan"]
+
+
+def test_model_flags_in_registration_order():
+    flags = model_flags()
+    assert [f for f in flags if f in FLAG_ORDER] == FLAG_ORDER
+    assert all(get_entry(name).flag == flag for flag, (name, _) in flags.items())
+    assert [e for e in list_models() if get_entry(e).flag is None] == ["avgzslnet"]   # the default model
+
+
+def test_list_models_is_sorted_and_unknown_names_fail():
+    assert list_models() == sorted(list_models()) and "avgzslnet" in list_models()
+    with pytest.raises(KeyError, match="unknown model 'nope'; known: ale, "):
+        get_entry("nope")
+
+
+@pytest.mark.parametrize("statement", [
+    "import src.models.registry as r",
+    "import src.models.fvaegan",
+    "from src.models import create_model",
+    "from src.args import get_main_parser",
+])
+def test_any_first_import_registers_every_model_in_order(statement):
+    """Whatever is imported first, the package's __init__ imports the model files in its order."""
+    code = (f"{statement}\nfrom src.models.registry import list_models, model_flags\n"
+            f"print(list(model_flags())); print(list_models())")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    flags, names = (ast.literal_eval(line) for line in out.stdout.splitlines())
+    assert flags == list(model_flags()) and names == list_models()

@@ -139,11 +139,11 @@ def test_cli_bad_input_is_one_line(tiny_root, tmp_path):
 
 def test_z_score_and_squared_distance_train_in_process(tiny_root, tmp_path):
     from src.args import finalize_main_args, get_main_parser
-    from src.train import fit
+    from src.compose import train
     args = finalize_main_args(get_main_parser().parse_args(list(map(str, main_args(
         tiny_root, tmp_path, "z", "--z_score_inputs", "--distance_fn", "SquaredL2Loss", "--embedding_use_bn",
         "--embeddings_hidden_size", "64", epochs=2, n_batches=5)))))
-    out = fit(args)
+    out = train(args)
     assert args.model_name == "avgzslnet" and 0.0 <= out["best_score"] <= 1.0
     assert (tmp_path / "runs" / "z" / "AVGZSLNet_score.pt").is_file()
 

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GZSLModel, PairBatch, distance_matrix
+from ..benchmarks import WORD_DIM
+from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
 from .registry import register_model
 
-WORD_DIM = 300
 INIT_SCALE = 2e-4   # the original initialises both maps as 2e-4 * U(0, 1)
 
 
@@ -16,11 +16,12 @@ class APN(GZSLModel):
     """Two linear maps x = concat(v, a) -> 300 "attributes", stored as 1x1 convolutions.
 
     `ALE_vector` [300, D, 1, 1] gives `final`, `prototype_vectors.layer4` [300, D, 1, 1]
-    gives `layer4` (D = D_v + D_a). Evaluation: L2 distance between `final` and the word
-    vectors, one mode reported as all three.
+    gives `layer4` (D = D_v + D_a). Evaluation: one mode, `both`, the L2 distance between
+    `final` and the word vectors.
     """
+    modes = ("both",)
 
-    def __init__(self, input_size_audio: int, input_size_video: int, norm_inputs: bool = False):
+    def __init__(self, *, input_size_audio: int, input_size_video: int, norm_inputs: bool = False):
         super().__init__()
         dim = input_size_audio + input_size_video
         # Creation order is the original's: prototype_vectors first (it fixes the init under a seed).
@@ -51,8 +52,7 @@ class APN(GZSLModel):
             "ce_layer4": F.cross_entropy((layer4 @ W.t()).softmax(dim=1), y),
             "mse_layer4": F.mse_loss(layer4, w_y),
         }
-        loss = sum(parts.values())
-        return loss, {k: p.detach() for k, p in parts.items()}
+        return loss_and_parts(parts)
 
     @torch.no_grad()
     def eval_embeddings(self, audio, video, text):
@@ -62,8 +62,7 @@ class APN(GZSLModel):
 
     @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
-        d = distance_matrix(*self.eval_embeddings(audio, video, text), squared)      # (N, C)
-        return {"audio": d, "video": d, "both": d}
+        return {"both": distance_matrix(*self.eval_embeddings(audio, video, text), squared)}   # (N, C)
 
 
 @register_model("apn", flag="apn", class_name="APN",

@@ -4,15 +4,21 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from .base import GZSLModel, PairBatch, distance_matrix, plateau
+from ..benchmarks import WORD_DIM
+from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet, Transformer
 from .registry import register_model
 
-WORD_DIM, JOINT_DIM = 300, 64
+JOINT_DIM = 64
 
 
 class AVCA(GZSLModel):
-    def __init__(self, input_size_audio: int, input_size_video: int, embeddings_hidden_size: int,
+    """Audio and video attend to each other and are embedded with the word vectors in a 64-d
+    space. One mode: the distance between θv (the video embedding) and θw, reported as `both`.
+    """
+    modes = ("both",)
+
+    def __init__(self, *, input_size_audio: int, input_size_video: int, embeddings_hidden_size: int,
                  decoder_hidden_size: int, embedding_dropout: float, decoder_dropout: float,
                  additional_dropout: float, depth_transformer: int, momentum: float,
                  additional_triplets_loss: bool = False, first_additional_triplet: float = 1.0,
@@ -87,8 +93,7 @@ class AVCA(GZSLModel):
         if self.reg_loss:
             parts["l_r"] = (mse(phi_v_rec, phi_v) + mse(phi_a_rec, phi_a)
                             + mse(theta_v, theta_w) + mse(theta_a, theta_w))
-        loss = sum(parts.values())
-        return loss, {k: p.detach() for k, p in parts.items()}
+        return loss_and_parts(parts)
 
     @torch.no_grad()
     def after_optimizer_step(self, batch: PairBatch) -> None:
@@ -100,8 +105,7 @@ class AVCA(GZSLModel):
     @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
         _, theta_v, theta_w = self.get_embeddings(audio, video, text)
-        d = distance_matrix(theta_v, theta_w, squared)
-        return {"audio": d, "video": d, "both": d}    # AVCA reports θv in all three modes
+        return {"both": distance_matrix(theta_v, theta_w, squared)}     # (N, C)
 
     @torch.no_grad()
     def eval_embeddings(self, audio, video, text):
@@ -113,9 +117,10 @@ class AVCA(GZSLModel):
         # [published behaviour] pos_emb1D is not optimised: it keeps its N(0, 1) init.
         return [p for n, p in self.named_parameters() if n != "pos_emb1D"]
 
-    def configure_optimizers(self, args):
-        opt = torch.optim.Adam(self.optimizer_parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-5)
-        return opt, plateau(opt)   # AVCA's scheduler runs with or without --lr_scheduler
+    def configure_optimizers(self, lr: float, lr_scheduler: bool):
+        """Adam(lr, weight decay 1e-5) and the plateau scheduler, with or without `lr_scheduler`."""
+        opt = torch.optim.Adam(self.optimizer_parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=1e-5)
+        return opt, plateau(opt)
 
 
 @register_model("avca", flag="AVCA", class_name="AVCA",

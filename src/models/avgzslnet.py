@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GZSLModel, PairBatch, audio_video_distances
+from ..benchmarks import WORD_DIM
+from .base import GZSLModel, PairBatch, audio_video_distances, loss_and_parts
 from .blocks import MLPEmbeddingNet, TripletEmbeddings, TripletNet
 from .registry import register_model
 
-WORD_DIM, JOINT_DIM = 300, 64
+JOINT_DIM = 64
 
 
 def l2_distance(x: Tensor, y: Tensor, squared: bool = False) -> Tensor:
@@ -39,8 +40,9 @@ class AVGZSLNet(TripletEmbeddings, GZSLModel):
     to the word space. Evaluation: f_a(a), f_v(v) against f_t(W); modes audio, video and
     `both` = the sum of the two (reported). The decoder is not used in evaluation.
     """
+    modes = ("audio", "video", "both")
 
-    def __init__(self, input_size_audio: int, input_size_video: int, embeddings_hidden_size: int,
+    def __init__(self, *, input_size_audio: int, input_size_video: int, embeddings_hidden_size: int,
                  decoder_hidden_size: int, embedding_dropout: float, decoder_dropout: float,
                  embedding_use_bn: bool = False, decoder_use_bn: bool = False,
                  normalize_decoder_outputs: bool = False, margin: float = 1.0,
@@ -75,8 +77,7 @@ class AVGZSLNet(TripletEmbeddings, GZSLModel):
             "composite_triplet": (trip(t, a_e, a_e_n) + trip(a_e, t, t_n)
                                   + trip(t, v_e, v_e_n) + trip(v_e, t, t_n)),
         }
-        loss = sum(parts.values())
-        return loss, {k: p.detach() for k, p in parts.items()}
+        return loss_and_parts(parts)
 
     @torch.no_grad()
     def eval_embeddings(self, audio, video, text):

@@ -1,25 +1,41 @@
 """The interface every model answers; the trainer and the evaluator know nothing else.
 
-- `training_step(batch) -> (loss, parts)`: the scalar loss to back-propagate and its named
-  parts (detached scalars for the logs).
+A model is a `GZSLModel` built from keyword arguments only (`Model(*, input_size_audio, ...)`;
+its registry builder reads them off the argparse Namespace). It answers:
+
+- `training_step(batch: PairBatch) -> (loss, parts)`: the scalar loss to back-propagate and its
+  named parts as detached scalars for the logs (`loss_and_parts(parts)` builds both when the loss
+  is the sum of its parts).
 - `after_optimizer_step(batch)`: a hook run after each optimiser step (default: nothing).
-- `eval_distances(audio, video, text, squared) -> {mode: [N, C]}`: distances of N samples to
-  the C classes whose word vectors are `text [C, 300]`, for each mode in `modes`; optionally
-  also `zsl`: the distances ZSL is computed from (f-VAEGAN-D2's own ZSL classifier), else the
-  mode's own.
+- `configure_optimizers(lr, lr_scheduler) -> (optimizer, scheduler or None)`: default Adam(lr)
+  over `optimizer_parameters()` (all parameters by default) and, with `lr_scheduler`,
+  ReduceLROnPlateau(mode="max", patience=3), which the trainer steps on the val score.
+- `modes`: the keys `eval_distances` returns (default `("both",)`: one distance; AVGZSLNet and
+  CJME have `("audio", "video", "both")`), and `reported_mode`, the one the paper reports (the
+  epoch score and get_evaluation's line; default "both").
+- `eval_distances(audio [N, D_a], video [N, D_v], text [C, 300], squared) -> {mode: [N, C]}`:
+  distances of N samples to the C classes whose word vectors are `text`, one entry per mode in
+  `modes`; optionally also `zsl`: the distances ZSL is computed from (f-VAEGAN-D2's own ZSL
+  classifier), else the mode's own. Called in eval mode.
 - `adopt_stage_1_choices(stage_1_model)`: what stage 1 chose on val besides the epoch and beta,
   taken over by the stage-2 model before the test (default: nothing).
-- `reported_mode`: the mode the paper reports (the epoch score and get_evaluation's line).
-- `configure_optimizers(args) -> (optimizer, scheduler or None)`.
-- optionally `fit(trainer)`: a model with its own training procedure (f-VAEGAN-D2).
+- `evaluation_needs_split() -> split name or None`: a model whose evaluation needs data beyond
+  its weights (f-VAEGAN-D2: its training split's real features) names the split, and is given
+  it with `attach_training_data(split)` before `eval_distances` (default: None).
+- a model with its own epochs (f-VAEGAN-D2) registers an `epoch_fn(EpochInputs) -> stats` and a
+  `val_loss_fn(model, val) -> float` with its builder (`src/models/registry.py`).
 - optionally `eval_embeddings(audio, video, text) -> (samples [N, d], classes [C, d])`: the
   embeddings behind the reported distances (get_evaluation.py --plots draws their t-SNE).
 """
 from dataclasses import dataclass, fields
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:                    # annotations only: the model files sit below data and sampler
+    from ..data import SplitData
+    from ..sampler import PairSampler
 
 
 @dataclass
@@ -45,14 +61,42 @@ class PairBatch:
         return PairBatch(**{f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)})
 
 
+@dataclass
+class EpochInputs:
+    """What one training epoch gets from the trainer (`src.train.pair_epoch`, or the `epoch_fn`
+    of a model's registry entry, e.g. f-VAEGAN-D2's): the model, its optimiser, the splits, the
+    class-balanced sampler, the epoch (0-based) of `epochs`, `n_batches` batches of `bs`, whether
+    the inputs are z-scored, the stage (`retrain_all`: stage 2), `reproduce_original`, and
+    `val_metrics(dist [N_val, C_val]) -> evaluate_distances(...)` on the val split.
+    """
+    model: "GZSLModel"
+    optimizer: object
+    train: "SplitData"
+    val: "SplitData"
+    sampler: "PairSampler"
+    epoch: int
+    epochs: int
+    n_batches: int
+    bs: int
+    z_score: bool
+    retrain_all: bool
+    reproduce_original: bool
+    val_metrics: Callable[[Tensor], dict]
+
+
 def distance_matrix(x: Tensor, t: Tensor, squared: bool = False) -> Tensor:
     """L2 distances [N, C] between sample embeddings x [N, d] and class embeddings t [C, d]."""
     d = torch.cdist(x, t, p=2)
     return d * d if squared else d
 
 
+def loss_and_parts(parts: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+    """(the sum of the named losses, in their order; each of them detached, for the logs)."""
+    return sum(parts.values()), {k: p.detach() for k, p in parts.items()}
+
+
 class GZSLModel(nn.Module):
-    modes: Tuple[str, ...] = ("audio", "video", "both")
+    modes: Tuple[str, ...] = ("both",)
     reported_mode: str = "both"
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
@@ -63,6 +107,9 @@ class GZSLModel(nn.Module):
 
     def adopt_stage_1_choices(self, stage_1: "GZSLModel") -> None:
         pass
+
+    def evaluation_needs_split(self) -> Optional[str]:
+        return None
 
     def eval_distances(self, audio: Tensor, video: Tensor, text: Tensor,
                        squared: bool = False) -> Dict[str, Tensor]:
@@ -75,11 +122,10 @@ class GZSLModel(nn.Module):
     def optimizer_parameters(self):
         return self.parameters()
 
-    def configure_optimizers(self, args) -> Tuple[torch.optim.Optimizer, Optional[object]]:
-        """Adam(lr), no weight decay; ReduceLROnPlateau(max, patience 3) with --lr_scheduler."""
-        opt = torch.optim.Adam(self.optimizer_parameters(), lr=args.lr)
-        sched = plateau(opt) if args.lr_scheduler else None
-        return opt, sched
+    def configure_optimizers(self, lr: float, lr_scheduler: bool) -> Tuple[torch.optim.Optimizer, Optional[object]]:
+        """Adam(lr), no weight decay; ReduceLROnPlateau(max, patience 3) with `lr_scheduler`."""
+        opt = torch.optim.Adam(self.optimizer_parameters(), lr=lr)
+        return opt, (plateau(opt) if lr_scheduler else None)
 
 
 def plateau(optimizer):
@@ -89,7 +135,7 @@ def plateau(optimizer):
 
 def audio_video_distances(e_a: Tensor, e_v: Tensor, t_a: Tensor, t_v: Tensor,
                           squared: bool) -> Dict[str, Tensor]:
-    """The usual three modes: audio, video, and `both` = their sum."""
+    """The three modes of AVGZSLNet: audio, video, and `both` = their sum."""
     d_a = distance_matrix(e_a, t_a, squared)
     d_v = distance_matrix(e_v, t_v, squared)
     return {"audio": d_a, "video": d_v, "both": d_a + d_v}

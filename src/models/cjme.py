@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GZSLModel, PairBatch, distance_matrix
+from ..benchmarks import WORD_DIM
+from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
 from .blocks import TripletEmbeddings, TripletNet
 from .registry import register_model
 
-WORD_DIM, JOINT_DIM = 300, 64
+JOINT_DIM = 64
 ENTROPY_GAP = 0.1   # an entropy must exceed the other by more than this to pick a modality
 
 
@@ -46,8 +47,9 @@ class CJME(TripletEmbeddings, GZSLModel):
     Evaluation modes: audio, video, and `both` = per sample the video distance where α >= 0.5,
     else the audio distance (reported).
     """
+    modes = ("audio", "video", "both")
 
-    def __init__(self, input_size_audio: int, input_size_video: int, hidden_size: int,
+    def __init__(self, *, input_size_audio: int, input_size_video: int, hidden_size: int,
                  dropout: float, use_bn: bool, margin: float = 1.0, broadcast_attention_loss: bool = False):
         super().__init__()
         # Each branch: Linear, [BN], ReLU, Dropout, Linear, ReLU.
@@ -82,8 +84,7 @@ class CJME(TripletEmbeddings, GZSLModel):
             "mse_av": F.mse_loss(a_e, v_e),
             "attention": F.mse_loss(alpha, target[:, None]),
         }
-        loss = sum(parts.values())
-        return loss, {k: p.detach() for k, p in parts.items()}
+        return loss_and_parts(parts)
 
     @torch.no_grad()
     def eval_embeddings(self, audio, video, text):

@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..benchmarks import WORD_DIM
 from ..errors import UserError
-from .base import GZSLModel, PairBatch
+from .base import EpochInputs, GZSLModel, PairBatch
 from .registry import register_model
 
 log = logging.getLogger("avgzsl")
 
-WORD_DIM = 300
 ENC_HIDDEN, GEN_HIDDEN, CRITIC_HIDDEN = 300, 512, 512    # MODELS.md
 GP_LAMBDA = 10.0        # gradient-penalty weight of both critics
 D2_WEIGHT = 1.0         # the unconditional critic's loss next to the conditional one's
@@ -206,10 +206,9 @@ class OptimizerSet:
 class FVAEGAN(GZSLModel):
     """Encoder E, generator G, conditional critic D, unconditional critic D2 (in that order)."""
 
-    def __init__(self, input_size_audio: int, input_size_video: int, latent_size: int = 300,
+    def __init__(self, *, input_size_audio: int, input_size_video: int, latent_size: int = 300,
                  gan_weight: float = 1e5, vae_weight: float = 1.0, critic_iter: int = 5, syn_num: int = 1000,
-                 cls_epochs: int = 30, cls_lr: float = 1e-3, seed: int = 42,
-                 data_source: Optional[Callable[[str], object]] = None):
+                 cls_epochs: int = 30, cls_lr: float = 1e-3, seed: int = 42, trained_on_train_val: bool = False):
         super().__init__()
         x_dim = input_size_audio + input_size_video
         self.E = Encoder(x_dim, latent_size)
@@ -218,13 +217,12 @@ class FVAEGAN(GZSLModel):
         self.D2 = Critic(x_dim)
         # saved with the weights: what evaluation needs to rebuild the same classifier
         self.register_buffer("eval_seed", torch.tensor(seed, dtype=torch.long))
-        self.register_buffer("trained_on_train_val", torch.tensor(False))
+        self.register_buffer("trained_on_train_val", torch.tensor(trained_on_train_val))
         # the classifiers' epoch counts, chosen on val in stage 1 (cls_epochs until then)
         self.register_buffer("cls_epochs_gzsl", torch.tensor(cls_epochs, dtype=torch.long))
         self.register_buffer("cls_epochs_zsl", torch.tensor(cls_epochs, dtype=torch.long))
         self.latent_size, self.gan_weight, self.vae_weight = latent_size, gan_weight, vae_weight
         self.critic_iter, self.syn_num, self.cls_epochs, self.cls_lr = critic_iter, syn_num, cls_epochs, cls_lr
-        self._data_source = data_source          # split name -> SplitData (a restored model's real data)
         self._real: Optional[RealData] = None
         self._classifiers: Optional[Classifiers] = None     # of the last split evaluated
 
@@ -281,17 +279,22 @@ class FVAEGAN(GZSLModel):
         self.cls_epochs_zsl.copy_(stage_1.cls_epochs_zsl)
         self._classifiers = None
 
+    def evaluation_needs_split(self) -> Optional[str]:
+        """Its training split: the real features of its classifiers (src/two_stage.restore_model)."""
+        return "train_val" if bool(self.trained_on_train_val) else "train"
+
     def attach_training_data(self, split) -> None:
-        """The real training features (a SplitData), used by the evaluation classifier."""
-        self._real = RealData(self.features(split.audio, split.video), split.labels, split.text)
+        """The real training features (a SplitData), used by the evaluation classifiers."""
+        x = self.features(split.audio, split.video)
+        if self._real is None and bool((x < 0).any()):
+            log.warning("f-VAEGAN-D2: the features have negative values, which its Sigmoid generator "
+                        "cannot produce (MODELS.md); expect poor unseen-class features")
+        self._real = RealData(x, split.labels, split.text)
 
     def real_data(self, device) -> RealData:
         if self._real is None:
-            name = "train_val" if bool(self.trained_on_train_val) else "train"
-            if self._data_source is None:
-                raise UserError(f"f-VAEGAN-D2 needs the real features of its training split ({name}) to "
-                                f"train its classifier: build the model with create_model(name, args)")
-            self.attach_training_data(self._data_source(name))
+            raise UserError("f-VAEGAN-D2 needs the real features of its training split to train its classifiers: "
+                            "attach_training_data(split) first (src/two_stage.restore_model does)")
         return RealData(*(t.to(device) for t in self._real))
 
     @torch.no_grad()
@@ -360,13 +363,13 @@ class FVAEGAN(GZSLModel):
 
     @torch.no_grad()
     def eval_distances(self, audio, video, text, squared=False):
-        """-log p(c | x) [N, C] of the GZSL classifier as all three modes; `zsl`: the ZSL
+        """-log p(c | x) [N, C] of the GZSL classifier (one mode); `zsl`: the ZSL
         classifier's over the unseen columns, +inf elsewhere (`squared` does not apply)."""
         x, c = self.features(audio, video), self.classifiers(text)
         d = gzsl_distances(x, *c.gzsl)
         d_zsl = d.new_full(d.shape, math.inf) if c.zsl is None else \
             zsl_distances(x, *c.zsl, c.unseen_cols, len(text))
-        return {"audio": d, "video": d, "both": d, "zsl": d_zsl}
+        return {"both": d, "zsl": d_zsl}
 
     @torch.no_grad()
     def choose_classifier_epochs(self, audio: Tensor, video: Tensor, text: Tensor,
@@ -390,156 +393,75 @@ class FVAEGAN(GZSLModel):
         self._classifiers = None
         return best
 
-    @torch.no_grad()
-    def original_scores(self, split) -> Dict[str, float]:
-        """[original defect] The original's numbers on `split` itself (MODELS.md): GZSL by the
-        classifier's argmax (no calibration) at its best epoch by HM on the split, ZSL by the ZSL
-        classifier at its best epoch on the split."""
-        from ..evaluate import evaluate_distances      # metrics, imported where used
-        best = {"seen": 0.0, "unseen": 0.0, "hm": -1.0, "zsl": 0.0}
-
-        def gzsl_epoch(_, distances):
-            r = evaluate_distances(distances, split.labels, split.seen_mask, beta=0.0)
-            if r["hm"] > best["hm"]:
-                best.update(seen=r["seen"], unseen=r["unseen"], hm=r["hm"])
-
-        def zsl_epoch(_, distances):
-            zsl = evaluate_distances(distances, split.labels, split.seen_mask, beta=0.0)["zsl"]
-            best["zsl"] = max(best["zsl"], zsl)
-
-        self.train_classifiers(split.text, self.cls_epochs, self.cls_epochs, self.features(split.audio, split.video),
-                               gzsl_epoch, zsl_epoch)
-        return best
-
     # -- training ----------------------------------------------------------------------------
-    def configure_optimizers(self, args):
-        """Adam(lr, betas (0.5, 0.999)) for each of E, G, D, D2; no scheduler."""
-        return OptimizerSet({name: torch.optim.Adam(getattr(self, name).parameters(), lr=args.lr, betas=(0.5, 0.999))
+    def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
+        """Adam(lr, betas (0.5, 0.999)) for each of E, G, D, D2; no scheduler (MODELS.md)."""
+        return OptimizerSet({name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=(0.5, 0.999))
                              for name in ("E", "G", "D", "D2")}), None
 
-    def fit(self, ctx) -> dict:
-        """Own epochs (`GANEpochs`) inside the project's fit loop (validation, checkpoints, logs, resume)."""
-        from ..train import Trainer        # imported here: model files sit below the trainer
-        self.trained_on_train_val.fill_(bool(ctx.args.retrain_all))
-        self.eval_seed.fill_(int(ctx.args.seed))
-        self.attach_training_data(ctx.train)
-        if bool((self._real.x < 0).any()):
-            log.warning("f-VAEGAN-D2: the features have negative values, which its Sigmoid generator "
-                        "cannot produce (MODELS.md); expect poor unseen-class features")
-        trainer = type("FVAEGANTrainer", (GANEpochs, Trainer), {})(ctx)
-        return trainer.fit()
 
-
-class GANEpochs:
-    """f-VAEGAN-D2's epochs, mixed into `src.train.Trainer` (which keeps validation, checkpoints,
-    logs and --resume). Batches come from the trainer's class-balanced sampler, noise from the
-    global RNG: both are part of the resume state."""
-
-    def train_epoch(self, epoch: int) -> Dict[str, float]:
-        ctx, a, model, opt = self.ctx, self.ctx.args, self.ctx.model, self.ctx.optimizer
-        model.train()
-        x = model.features(ctx.train.audio, ctx.train.video)                   # (N, D)
-        w = ctx.train.text[ctx.train.labels]                                   # (N, 300)
-        if a.reproduce_original:       # [original defect] MODELS.md: a stray break, one step per epoch
-            n_batches, critic_iter = 1, 1
-        else:
-            n_batches, critic_iter = a.n_batches, model.critic_iter
-        batches = self.sampler.draw(n_batches * a.bs)[0].view(n_batches, a.bs)     # positives only
-        sums: Dict[str, Tensor] = {}
-        steps = 0
-        for i, idx in enumerate(batches):
-            loss_d, parts_d = model.critic_loss(x[idx], w[idx])
-            opt.zero_grad()
-            loss_d.backward()
-            opt.step("D", "D2")
-            if (i + 1) % critic_iter and i + 1 < n_batches:
-                continue
-            loss_g, parts_g = model.generator_loss(x[idx], w[idx])     # on the group's last critic batch
-            opt.zero_grad()
-            loss_g.backward()
-            opt.step("E", "G")
-            steps += 1
-            for k, v in {"loss": loss_g.detach(), **parts_g, **parts_d}.items():
-                sums[k] = sums[k] + v if k in sums else v.clone()
-        stats = {k: float(v) / steps for k, v in sums.items()}
-        if not all(math.isfinite(v) for v in stats.values()):
-            raise UserError(f"non-finite f-VAEGAN-D2 loss at epoch {epoch + 1} ({stats}): try a lower --lr or "
-                            f"--gan_weight; {ctx.run.path} keeps the last finished epoch")
-        if not a.retrain_all:          # stage 1: the classifiers' epoch counts, on val
-            self.choose_classifier_epochs()
-        return stats
-
-    def choose_classifier_epochs(self) -> None:
-        from ..evaluate import evaluate_distances      # metrics, imported where used
-        model, val = self.ctx.model, self.ctx.val
+def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
+    """f-VAEGAN-D2's epoch (the trainer's `epoch_fn`): `n_batches` class-balanced critic batches of
+    `bs` from the sampler, an encoder/generator step after every `critic_iter` of them (and after
+    the last); in stage 1 the classifiers' epoch counts are then chosen on val. Batch indices come
+    from the sampler, noise from the global RNG: both are in the trainer's resume state."""
+    model, opt = inp.model, inp.optimizer
+    model.train()
+    model.attach_training_data(inp.train)
+    x = model.features(inp.train.audio, inp.train.video)                    # (N, D)
+    w = inp.train.text[inp.train.labels]                                    # (N, 300)
+    if inp.reproduce_original:     # [original defect] MODELS.md: a stray break, one step per epoch
+        n_batches, critic_iter = 1, 1
+    else:
+        n_batches, critic_iter = inp.n_batches, model.critic_iter
+    batches = inp.sampler.draw(n_batches * inp.bs)[0].view(n_batches, inp.bs)     # positives only
+    sums: Dict[str, Tensor] = {}
+    steps = 0
+    for i, idx in enumerate(batches):
+        loss_d, parts_d = model.critic_loss(x[idx], w[idx])
+        opt.zero_grad()
+        loss_d.backward()
+        opt.step("D", "D2")
+        if (i + 1) % critic_iter and i + 1 < n_batches:
+            continue
+        loss_g, parts_g = model.generator_loss(x[idx], w[idx])         # on the group's last critic batch
+        opt.zero_grad()
+        loss_g.backward()
+        opt.step("E", "G")
+        steps += 1
+        for k, v in {"loss": loss_g.detach(), **parts_g, **parts_d}.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+    stats = {k: float(v) / steps for k, v in sums.items()}
+    if not all(math.isfinite(v) for v in stats.values()):
+        raise UserError(f"non-finite f-VAEGAN-D2 loss at epoch {inp.epoch + 1} ({stats}): try a lower --lr or "
+                        f"--gan_weight; the run folder keeps the last finished epoch")
+    if not inp.retrain_all:        # stage 1: the classifiers' epoch counts, on val
+        val = inp.val
         model.eval()
-        best = model.choose_classifier_epochs(
-            val.audio, val.video, val.text,
-            gzsl_score=lambda d: evaluate_distances(d, val.labels, val.seen_mask)["hm"],
-            zsl_score=lambda d: evaluate_distances(d, val.labels, val.seen_mask, beta=0.0)["zsl"])
-        model.train()
+        best = model.choose_classifier_epochs(val.audio, val.video, val.text,
+                                              gzsl_score=lambda d: inp.val_metrics(d)["hm"],
+                                              zsl_score=lambda d: inp.val_metrics(d)["zsl"])
         log.debug("classifier epochs chosen on val: GZSL %d (HM %.4f), ZSL %d (ZSL %.4f)", best["gzsl"][1],
                   best["gzsl"][0], best["zsl"][1], best["zsl"][0])
-
-    def validation_loss(self) -> float:
-        model, val = self.ctx.model, self.ctx.val
-        model.eval()
-        loss = model.reconstruction_loss(val.audio, val.video, val.text[val.labels])
-        model.train()
-        return loss
-
-    # -- [original defect] --test_selection: the original's choice on the evaluation split ----
-    def log_epoch(self, epoch, *rest) -> None:
-        super().log_epoch(epoch, *rest)
-        if self.ctx.args.test_selection:
-            self.select_on_evaluation_split(epoch)
-
-    def select_on_evaluation_split(self, epoch: int) -> None:
-        import json
-        from ..data import dataset_from_args
-        from ..evaluate import format_line
-        from ..io_utils import atomic_write_json
-
-        ctx = self.ctx
-        path = ctx.run.path / "test_selection.json"
-        if not hasattr(self, "selection"):
-            self.selection = json.loads(path.read_text()) if ctx.resuming and path.exists() else None
-            name = "test" if ctx.args.retrain_all else "val"
-            self.selection_split = ctx.val if name == "val" else dataset_from_args(ctx.args).split(name).to(ctx.device)
-        ctx.model.eval()
-        r = ctx.model.original_scores(self.selection_split)
-        ctx.model.train()
-        log.info("epoch %d on %s (original selection): %s", epoch + 1, self.selection_split.name, format_line(r))
-        if self.selection is None or r["hm"] > self.selection["hm"]:
-            self.selection = {**r, "epoch": epoch + 1, "split": self.selection_split.name, "line": format_line(r)}
-            atomic_write_json(self.selection, path)
-
-    def fit(self) -> dict:
-        out = super().fit()
-        if self.ctx.args.test_selection and getattr(self, "selection", None):
-            log.info("best epoch %d on %s (original selection, chosen on that split):", self.selection["epoch"],
-                     self.selection["split"])
-            print(self.selection["line"])
-            out["test_selection"] = self.selection
-        return out
+    return stats
 
 
-@register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64},
+def reconstruction_val_loss(model: FVAEGAN, val) -> float:
+    """The validation loss (the trainer's `val_loss_fn`): BCE + KL per val sample, decoding mu."""
+    model.eval()
+    loss = model.reconstruction_loss(val.audio, val.video, val.text[val.labels])
+    model.train()
+    return loss
+
+
+@register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
+                val_loss_fn=reconstruction_val_loss,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):
         raise UserError("--fvaegan does not take --z_score_inputs: it L2-normalises concat(audio, video) "
                         "and generates features in (0, 1)")
-
-    for flag in ("critic_iter", "syn_num", "cls_epochs", "latent_size"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be >= 1, got {getattr(args, flag)}")
-
-    def data_source(split: str):
-        from ..data import dataset_from_args
-        return dataset_from_args(args).split(split)
-
     return FVAEGAN(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
                    latent_size=args.latent_size, gan_weight=args.gan_weight, vae_weight=args.vae_weight,
                    critic_iter=args.critic_iter, syn_num=args.syn_num, cls_epochs=args.cls_epochs,
-                   cls_lr=args.cls_lr, seed=args.seed, data_source=data_source)
+                   cls_lr=args.cls_lr, seed=args.seed, trained_on_train_val=bool(getattr(args, "retrain_all", False)))

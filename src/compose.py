@@ -1,0 +1,71 @@
+"""main.py's composition: the only code that reads the argparse Namespace past the model builders.
+
+`build_trainer` resolves the device, loads the splits, builds the model and its optimiser,
+prepares the run folder and saves args.pkl, in fail-fast order (bad input fails before anything
+is written), and hands explicit objects to `Trainer`. `train` holds the run folder's lock for the
+whole training and turns Ctrl-C / SIGTERM into one line.
+"""
+import argparse
+import logging
+
+from .data import dataset_from_args
+from .models import create_model, get_entry
+from .runs import RunFolder
+from .runtime import resolve_device, seed_everything, setup_logging
+from .test_selection import TestSelection
+from .train import Trainer, TrainConfig, TrainingInterrupted, stop_signals
+
+log = logging.getLogger("avgzsl")
+
+
+def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
+    device = resolve_device(args.device)
+    args.device = device.type
+    setup_logging(None, args.verbose)
+    run.check_free(args.resume, args.overwrite)
+    if run.will_resume(args.resume):
+        run.check_resume_args(args)
+    # data and model first: bad input fails before anything is written
+    dataset = dataset_from_args(args)
+    train = dataset.split("train_val" if args.retrain_all else "train").to(device)
+    val = dataset.split("val").to(device)
+    seed_everything(args.seed)
+    entry = get_entry(args.model_name)
+    model = create_model(args.model_name, args).to(device)
+    optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
+    callbacks = []
+    if args.test_selection:    # [original defect] the original's choice on the evaluation split
+        callbacks.append(TestSelection(val if not args.retrain_all else dataset.split("test").to(device),
+                                       resuming=run.will_resume(args.resume)))
+    resuming = run.prepare(args.resume, args.overwrite)
+    setup_logging(run.path / "train.log", args.verbose)
+    log.info("run %s on %s: %s, %s", run.path, device, args.model_name,
+             "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
+    log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes", len(train),
+             len(train.class_ids), len(val), int(val.seen_mask.sum()), int((~val.seen_mask).sum()))
+    run.save_args(args)
+    config = TrainConfig(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed,
+                         z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
+                         retrain_all=args.retrain_all, reproduce_original=args.reproduce_original,
+                         # [original defect] the original validated with plain L2 whatever --distance_fn said.
+                         squared=args.distance_fn == "SquaredL2Loss" and not args.reproduce_original)
+    return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,
+                   class_name=entry.class_name, config=config, resuming=resuming, epoch_fn=entry.epoch_fn,
+                   val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Train as main.py does; SIGINT and SIGTERM raise TrainingInterrupted throughout."""
+    run = RunFolder(args.dump_path / "runs" / args.exp_name)
+    with stop_signals():
+        lock = None
+        try:
+            lock = run.lock()     # one training per run folder: before it is read, deleted or written
+            return build_trainer(args, run).fit()
+        except TrainingInterrupted as err:
+            if err.detail:
+                raise
+            raise TrainingInterrupted(err.signum, "before training started") from None
+        finally:
+            if lock is not None:
+                lock.release()

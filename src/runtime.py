@@ -1,0 +1,68 @@
+"""What every entry point sets up: the device, the console/file logs, the seeds and RNG states."""
+import logging
+import random
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+log = logging.getLogger("avgzsl")
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    """cuda when available for None / "" / "auto"; a cuda request without CUDA falls back to the CPU."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        log.warning("--device %s asked but CUDA is not available: using the CPU", name)
+        return torch.device("cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)          # CPU and every CUDA device
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """train.log: a line that cannot be written (a full disk) is dropped without logging's
+    traceback on stderr; the checkpoint writes report the disk."""
+
+    def handleError(self, record) -> None:
+        pass
+
+
+def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> None:
+    """The project's logger (and the data modules') to stdout, and to `log_file` when given."""
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+    for h in list(log.handlers):
+        log.removeHandler(h)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(console)
+    if log_file is not None:
+        fh = _QuietFileHandler(log_file)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(fh)
+    for name in ("src.features_cache", "src.data"):
+        logging.getLogger(name).handlers = log.handlers
+        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).propagate = False

@@ -1,0 +1,140 @@
+"""get_evaluation.py's work (PROTOCOL.md "get_evaluation.py"): choose beta* with stage 1's best
+model on val, evaluate stage 2's checkpoint of the same epoch on test; and the one place where a
+model is restored from a run folder (get_evaluation.py and the pictures of src/plots.py).
+"""
+import argparse
+import logging
+from pathlib import Path
+from typing import Dict, Tuple
+
+from .args import default_zero_shot_split, resolve_model_name
+from .data import AVGZSLDataset, dataset_from_args
+from .errors import UserError
+from .evaluate import combined_beta, evaluate_model
+from .models import create_model, get_entry, model_flags
+from .runs import RunFolder, load_checkpoint, load_model_state
+from .runtime import resolve_device
+
+log = logging.getLogger("avgzsl")
+
+# args.pkl fields the evaluation reads (every original and project run has them)
+NEEDED_FIELDS = ("root_dir", "feature_extraction_method", "input_size_audio", "input_size_video")
+
+
+def run_setting(args) -> Dict[str, str]:
+    """What a run was trained on and as, from its args.pkl: the values both stages must share."""
+    return {"--dataset_name": str(getattr(args, "dataset_name", None)),
+            "--feature_extraction_method": Path(str(getattr(args, "feature_extraction_method", "main_features"))).name,
+            "--zero_shot_split": getattr(args, "zero_shot_split", "") or default_zero_shot_split(args),
+            "--input_size_audio": str(getattr(args, "input_size_audio", None)),
+            "--input_size_video": str(getattr(args, "input_size_video", None)),
+            "model": getattr(args, "model_name", None) or resolve_model_name(args),
+            "--reproduce_original": str(bool(getattr(args, "reproduce_original", True))),
+            "--distance_fn": str(getattr(args, "distance_fn", "L2Loss")),
+            "--z_score_inputs": str(bool(getattr(args, "z_score_inputs", False)))}
+
+
+def check_same_setting(args_a, path_a, args_b, path_b) -> None:
+    """Refuse a stage-1 run trained on another dataset, feature family, split, model or pairing
+    than the stage-2 run: its beta* and epoch would not belong to the stage-2 model."""
+    a, b = run_setting(args_a), run_setting(args_b)
+    diff = [f"{k} {a[k]} in {path_a} but {b[k]} in {path_b}" for k in a if a[k] != b[k]]
+    if diff:
+        raise UserError("the stage-A and stage-B runs were trained differently (" + "; ".join(diff) +
+                        "): pass the stage-1 and stage-2 runs of the same setting")
+
+
+def stage_b_args(eval_args) -> argparse.Namespace:
+    """Stage B's args.pkl (models and data come from it) with the command line's --dataset_name
+    and --root_dir, checked against stage A's."""
+    run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
+    for run, flag in ((run_a, "--load_path_stage_A"), (run_b, "--load_path_stage_B")):
+        if not run.path.is_dir():
+            raise UserError(f"{flag} {run.path} does not exist")
+    args = run_b.load_args()
+    if not getattr(args, "retrain_all", False):
+        raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
+                        f"--load_path_stage_B must be the stage-2 run folder")
+    missing = [k for k in NEEDED_FIELDS if not hasattr(args, k)]
+    if missing:
+        raise UserError(f"{run_b.args_path} lacks the fields {', '.join(missing)}: it is damaged or not a "
+                        f"main.py run's; retrain stage 2 or restore the file")
+    if run_a.args_path.is_file():          # the authors' released models may come without it
+        check_same_setting(run_a.load_args(), run_a.args_path, args, run_b.args_path)
+    for k in ("dataset_name", "root_dir"):
+        if getattr(eval_args, k, None) is not None:
+            setattr(args, k, getattr(eval_args, k))
+    if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
+        args.zero_shot_split = default_zero_shot_split(args)
+    if not Path(args.root_dir).is_dir():
+        raise UserError(f"the dataset folder {args.root_dir} of {run_b.args_path} does not exist here: "
+                        f"pass --root_dir to where the dataset is now")
+    return args
+
+
+def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, device):
+    """The model of checkpoint `path` (built from the run's args), in eval mode, with what it needs
+    at evaluation beyond its weights (its training split, for f-VAEGAN-D2's classifiers)."""
+    model = create_model(model_name, args)
+    load_model_state(model, load_checkpoint(path)["model"], path)
+    split = model.evaluation_needs_split()
+    if split is not None:
+        model.attach_training_data(dataset.split(split))
+    return model.to(device).eval()
+
+
+def stage_a_checkpoint(run: RunFolder, class_name: str) -> Tuple[Path, int]:
+    """Stage 1's best-score checkpoint and its epoch (1-based)."""
+    path = run.find_best("score", class_name)
+    ckpt = load_checkpoint(path)
+    try:
+        epoch = int(ckpt["epoch"])
+        assert epoch >= 1
+    except (KeyError, TypeError, ValueError, AssertionError):
+        raise UserError(f"{path} has no valid 'epoch' entry (got {ckpt.get('epoch')!r}): it is damaged; "
+                        f"restore it or retrain stage 1") from None
+    return path, epoch
+
+
+def evaluate_runs(eval_args) -> dict:
+    """Choose beta* with stage-1's best model on val; evaluate stage 2's same-epoch checkpoint
+    on test. Returns the numbers; prints nothing."""
+    args = stage_b_args(eval_args)
+    run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
+    original_run = not hasattr(args, "reproduce_original")      # written by the original code
+    # the command line's model flag wins (as in the original); without one, the run's own model
+    flag_given = any(getattr(eval_args, flag, False) for flag in model_flags())
+    model_name = resolve_model_name(eval_args if flag_given else args)
+    reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
+    device = resolve_device(eval_args.device)
+    squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"
+    z_score = getattr(args, "z_score_inputs", False)
+
+    dataset = dataset_from_args(args, pairing="original" if reproduce else "correct")
+    val, test = dataset.split("val").to(device), dataset.split("test").to(device)
+    entry = get_entry(model_name)
+
+    path_a, epoch = stage_a_checkpoint(run_a, entry.class_name)
+    model_a = restore_model(model_name, args, path_a, dataset, device)
+    val_results = evaluate_model(model_a, val, squared, z_score=z_score)
+    beta = combined_beta(val_results)
+    log.info("Validation betas: %s", ", ".join(f"{m} {r['beta']:.4f}" for m, r in val_results.items()))
+    log.info("Best beta combined: %.4f", beta)
+
+    path_b = run_b.epoch_ckpt(entry.class_name, epoch - 1)
+    if not path_b.is_file():
+        raise UserError(f"{path_b} is missing: stage A chose epoch {epoch - 1} (0-based); train stage B "
+                        f"with --save_checkpoints for at least {epoch} epochs")
+    model_b = restore_model(model_name, args, path_b, dataset, device)
+    model_b.adopt_stage_1_choices(model_a)
+    test_results = evaluate_model(model_b, test, squared, beta=beta, z_score=z_score)
+    reported = test_results[model_b.reported_mode]
+    names = [dataset.class_names[c] for c in test.class_ids.tolist()]
+    return {"model": model_name, "dataset": args.dataset_name, "mode": model_b.reported_mode,
+            "seen": reported["seen"], "unseen": reported["unseen"], "hm": reported["hm"], "zsl": reported["zsl"],
+            "beta": beta, "epoch": epoch, "val_betas": {m: r["beta"] for m, r in val_results.items()},
+            "pairing": "original" if reproduce else "correct",
+            "modes": {m: {k: r[k] for k in ("seen", "unseen", "hm", "zsl")} for m, r in test_results.items()},
+            "per_class_recall": {n: float(x) for n, x in zip(names, reported["recall"])},
+            "seen_classes": [n for n, s in zip(names, test.seen_mask.tolist()) if s],
+            "stage_A": str(path_a), "stage_B": str(path_b)}
