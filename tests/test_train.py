@@ -160,3 +160,27 @@ def test_z_score_inputs_standardise_the_batch_not_the_class_matrix(tiny_root):
     for name in ("audio", "video", "text", "audio_neg", "video_neg", "text_neg"):
         t = getattr(z, name)
         assert abs(float(t.mean())) < 1e-5 and abs(float(t.std()) - 1) < 1e-4, name
+
+
+def test_trainer_is_built_from_explicit_objects_and_runs_an_epoch_in_process(tiny_root, tmp_path):
+    """No command line: a split, a model, its optimiser, a run folder and a TrainConfig."""
+    from src.data import AVGZSLDataset
+    from src.models.avgzslnet import AVGZSLNet
+    from src.runs import RunFolder
+    from src.train import TrainConfig, Trainer
+    dataset = AVGZSLDataset(tiny_root, "UCF")
+    torch.manual_seed(0)
+    model = AVGZSLNet(input_size_audio=512, input_size_video=512, embeddings_hidden_size=64, decoder_hidden_size=32,
+                      embedding_dropout=0.1, decoder_dropout=0.1, embedding_use_bn=True, decoder_use_bn=True,
+                      normalize_decoder_outputs=True)
+    optimizer, scheduler = model.configure_optimizers(lr=1e-3, lr_scheduler=True)
+    run = RunFolder(tmp_path / "runs" / "in_process")
+    run.prepare(resume=False, overwrite=False)
+    trainer = Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=dataset.split("train"),
+                      val=dataset.split("val"), run=run, class_name="AVGZSLNet",
+                      config=TrainConfig(epochs=1, n_batches=4, bs=32, seed=0, save_checkpoints=True))
+    out = trainer.fit()
+    assert 0 <= out["best_score"] <= 1 and trainer.start_epoch == 1
+    assert (run.path / "AVGZSLNet_score.pt").is_file() and run.epoch_ckpt("AVGZSLNet", 0).is_file()
+    assert torch.load(run.resume_path, weights_only=False)["epoch"] == 1
+    assert len((run.path / "metrics.jsonl").read_text().splitlines()) == 1
