@@ -323,4 +323,3 @@ def load_model_state(model, state: dict, source) -> None:
     model.load_state_dict(state)
 
 
-__all__ = ["RunFolder", "RunLock", "load_checkpoint", "load_model_state", "resume_differences", "pathlib"]

@@ -48,6 +48,29 @@ def main_args(root, dump, exp, *extra, epochs=2, n_batches=8, bs=64):
             "--device", "cpu", *extra]
 
 
+def random_pair_batch(b: int, c: int, d_a: int, d_v: int, seed: int = 0, nonnegative: bool = False):
+    """A PairBatch of b pairs of c classes: features = class centres plus noise (uniform and
+    non-negative, or Gaussian), unit word vectors, negatives of another class."""
+    import torch
+    import torch.nn.functional as F
+    from src.models.base import PairBatch
+    g = torch.Generator().manual_seed(seed)
+    rand, noise = (torch.rand, 0.1) if nonnegative else (torch.randn, 0.3)
+    class_text = F.normalize(torch.randn(c, 300, generator=g), dim=1)
+    label = torch.arange(b) % c
+    label_neg = (label + 1 + torch.randint(0, c - 1, (b,), generator=g)) % c
+    centres_a, centres_v = rand(c, d_a, generator=g), rand(c, d_v, generator=g)
+
+    def sample(lbl):
+        return (centres_a[lbl] + noise * rand(len(lbl), d_a, generator=g),
+                centres_v[lbl] + noise * rand(len(lbl), d_v, generator=g))
+
+    (a, v), (a_n, v_n) = sample(label), sample(label_neg)
+    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
+                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
+                     class_ids=torch.arange(c) * 2)
+
+
 @pytest.fixture(autouse=True)
 def _grad_mode_is_restored():
     """A test (or the code it calls) must not leave autograd switched off for the next ones."""

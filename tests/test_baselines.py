@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import random_pair_batch
 from src.args import get_main_parser, resolve_model_name
 from src.models.avgzslnet import l2_distance
 from src.models.base import PairBatch
@@ -40,20 +41,7 @@ def build(*argv, seed=0):
 
 
 def make_batch(b=B, c=C, seed=0) -> PairBatch:
-    g = torch.Generator().manual_seed(seed)
-    class_text = F.normalize(torch.randn(c, 300, generator=g), dim=1)
-    label = torch.arange(b) % c
-    label_neg = (label + 1 + torch.randint(0, c - 1, (b,), generator=g)) % c
-    centres_a, centres_v = torch.randn(c, D_A, generator=g), torch.randn(c, D_V, generator=g)
-
-    def sample(lbl):
-        return (centres_a[lbl] + 0.3 * torch.randn(len(lbl), D_A, generator=g),
-                centres_v[lbl] + 0.3 * torch.randn(len(lbl), D_V, generator=g))
-
-    (a, v), (a_n, v_n) = sample(label), sample(label_neg)
-    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
-                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
-                     class_ids=torch.arange(c) * 2)
+    return random_pair_batch(b, c, D_A, D_V, seed)
 
 
 # ---------------------------------------------------------------- ranking losses (3 classes)
@@ -280,13 +268,17 @@ def eval_inputs(n=7, c=9):
     return torch.randn(n, D_A, generator=g), torch.randn(n, D_V, generator=g), torch.randn(c, 300, generator=g)
 
 
-@pytest.mark.parametrize("flags", [("--ale",), ("--sje",), ("--devise",), ("--devise", "--norm_inputs"), ("--apn",)])
-def test_single_mode_models_report_one_distance(flags):
+def distances_of(*flags):
+    """(model in eval mode, its inputs, plain and squared distances) of a model built from flags."""
     model = build(*flags).eval()
     a, v, t = eval_inputs()
     with torch.no_grad():
-        d = model.eval_distances(a, v, t)
-        d2 = model.eval_distances(a, v, t, squared=True)
+        return model, (a, v, t), model.eval_distances(a, v, t), model.eval_distances(a, v, t, squared=True)
+
+
+@pytest.mark.parametrize("flags", [("--ale",), ("--sje",), ("--devise",), ("--devise", "--norm_inputs"), ("--apn",)])
+def test_single_mode_models_report_one_distance(flags):
+    model, (a, v, t), d, d2 = distances_of(*flags)
     assert model.modes == ("both",) and model.reported_mode == "both" and set(d) == set(d2) == {"both"}
     e, w = model.eval_embeddings(a, v, t)
     assert torch.allclose(d["both"], torch.cdist(e, w), atol=1e-5) and torch.allclose(d2["both"], d["both"] ** 2)
@@ -294,11 +286,7 @@ def test_single_mode_models_report_one_distance(flags):
 
 @pytest.mark.parametrize("flags", [("--cjme", "--embedding_use_bn"), BASELINES["avgzslnet"]])
 def test_audio_video_models_report_three_modes(flags):
-    model = build(*flags).eval()
-    a, v, t = eval_inputs()
-    with torch.no_grad():
-        d = model.eval_distances(a, v, t)
-        d2 = model.eval_distances(a, v, t, squared=True)
+    model, _, d, d2 = distances_of(*flags)
     assert model.modes == ("audio", "video", "both") and model.reported_mode == "both"
     assert set(d) == set(d2) == {"audio", "video", "both"}
     assert torch.allclose(d2["audio"], d["audio"] ** 2) and torch.allclose(d2["video"], d["video"] ** 2)

@@ -1,8 +1,6 @@
 """The data layer: layout, splits, case rules, word-vector pairing, cache, bad input."""
 import csv
-import pickle
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -7,7 +7,6 @@ resumed with `--resume` and must reach exactly the numbers of an uninterrupted r
 (without its timings) and every checkpoint's weights, bit for bit.
 """
 import errno
-import json
 import os
 import queue
 import re
@@ -22,6 +21,7 @@ import pytest
 import torch
 
 from conftest import AVCA_FLAGS, ROOT, main_args, run_cli
+from test_train import metrics
 
 EPOCHS, N_BATCHES = 3, 6
 CHECKPOINTS = ["AVCA_score.pt", "AVCA_loss.pt", "checkpoints/resume_state.pt"] + \
@@ -38,13 +38,6 @@ def reference(tiny_root, tmp_path_factory):
     dump = tmp_path_factory.mktemp("reference")
     run_cli("main.py", *args_of(tiny_root, dump, "u"))
     return dump / "runs" / "u"
-
-
-def metrics(run):
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    for r in rows:
-        r.pop("seconds")
-    return rows
 
 
 def assert_same_run(reference, run):

@@ -13,8 +13,8 @@ from typing import Callable, Sequence
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from conftest import random_pair_batch
 from src.args import finalize_main_args, get_main_parser, resolve_model_name
 from src.models import create_model, get_entry, list_models
 from src.models.base import GZSLModel, PairBatch, plateau
@@ -68,20 +68,7 @@ def build(name, seed=0) -> GZSLModel:
 
 def make_batch(seed=0) -> PairBatch:
     """B pairs of C classes; non-negative features (class centres plus noise), unit word vectors."""
-    g = torch.Generator().manual_seed(seed)
-    class_text = F.normalize(torch.randn(C, 300, generator=g), dim=1)
-    label = torch.arange(B) % C
-    label_neg = (label + 1 + torch.randint(0, C - 1, (B,), generator=g)) % C
-    centres_a, centres_v = torch.rand(C, D_A, generator=g), torch.rand(C, D_V, generator=g)
-
-    def sample(lbl):
-        return (centres_a[lbl] + 0.1 * torch.rand(len(lbl), D_A, generator=g),
-                centres_v[lbl] + 0.1 * torch.rand(len(lbl), D_V, generator=g))
-
-    (a, v), (a_n, v_n) = sample(label), sample(label_neg)
-    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
-                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
-                     class_ids=torch.arange(C) * 2)
+    return random_pair_batch(B, C, D_A, D_V, seed, nonnegative=True)
 
 
 def eval_inputs(batch: PairBatch):
