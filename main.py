@@ -5,13 +5,14 @@ from src.errors import exit_on_user_error
 
 
 def main(argv=None):
-    from src.args import finalize_main_args, get_main_parser
+    from src.args import config_defaults, finalize_main_args, get_main_parser
 
     parser = get_main_parser()
-    args = parser.parse_args(argv)
     with exit_on_user_error(parser.prog):
-        from src.compose import train
-        train(finalize_main_args(args))
+        config_defaults(parser, sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
+        from src.compose import run
+        run(finalize_main_args(args))
 
 
 if __name__ == "__main__":

@@ -189,9 +189,22 @@ def get_main_parser() -> argparse.ArgumentParser:
                         "best epochs on that split, and the best epoch by GZSL HM; writes "
                         "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
 
+    _add_tcaf_flags(p)
+
     g = p.add_argument_group("run folder and logging")
+    g.add_argument("--cfg", "-c", type=Path, default=None,
+                   help="a YAML file of flag values (e.g. TCaF's config/best/best_cls/best_ucf.yaml); the "
+                        "command line wins over it")
+    g.add_argument("--run", default=None, choices=["all", "stage-1", "stage-2", "eval"],
+                   help="TCaF's one-command runs: all = stage 1 into runs/{exp_name}_stage_1, stage 2 (its "
+                        "best epoch + 1 epochs, every checkpoint) into runs/{exp_name}_stage_2, then the "
+                        "evaluation; stage-1 / stage-2 = that stage alone; eval = the evaluation of those two "
+                        "folders. Default: the one stage --retrain_all says")
     g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
     g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
+    g.add_argument("--log_dir", type=Path, default=None,
+                   help="TCaF's name for the folder of the run folders: runs go to {log_dir}/{exp_name} "
+                        "instead of {dump_path}/runs/{exp_name}")
     g.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same exp_name from its last epoch")
     g.add_argument("--overwrite", action="store_true", help="delete an existing runs/{exp_name} first")
@@ -211,6 +224,121 @@ def get_main_parser() -> argparse.ArgumentParser:
     return p
 
 
+def bool_value(text) -> bool:
+    """The original TCaF's boolean flags: `--flag` alone, or `--flag True/False`."""
+    if isinstance(text, bool):
+        return text
+    if str(text).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(text).lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (True or False)")
+
+
+def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
+    """TCaF's flags with the original's names and defaults (its config/default.yaml)."""
+    g = parser.add_argument_group("TCaF (--new_model_sequence; TCAF.md)")
+    for flag, kind, default, help_ in (
+            ("transformer_dim", positive_int, 300, "token width"),
+            ("transformer_depth", positive_int, 5, "transformer layers"),
+            ("transformer_heads", positive_int, 4, "attention heads"),
+            ("transformer_dim_head", positive_int, 64, "width of an attention head"),
+            ("transformer_mlp_dim", positive_int, 128, "feed-forward width"),
+            ("transformer_dropout", dropout, 0.5, "dropout of attention outputs and feed-forward"),
+            ("transformer_embedding_dim", positive_int, 64, "width of the modality/time embeddings"),
+            ("transformer_embedding_dropout", dropout, 0.1, "dropout after the token projections"),
+            ("transformer_embedding_fourier_scale", positive_float, 10.0, "scale of the random Fourier time features"),
+            ("transformer_embedding_time_len", positive_int, 200, IGNORED),
+            ("batch_seqlen_train_maxlen", positive_int, 60, "video tokens of a training batch in fixed mode"),
+            ("batch_seqlen_test_maxlen", positive_int, 60, "video tokens of an evaluation batch in fixed mode"),
+            ("eval_bs", positive_int, 64, "samples per evaluation batch"),
+            ("eval_num_workers", int, 8, IGNORED),
+            ("mixup_parameter", float, 0.5, IGNORED)):
+        g.add_argument(f"--{flag}", type=kind, default=default, help=help_)
+    g.add_argument("--transformer_embedding_time_embed_type", default="fixed", choices=["none", "fixed", "sinusoid"],
+                   help="time embedding (the best configurations: sinusoid, the one implemented)")
+    for flag in ("batch_seqlen_train", "batch_seqlen_test"):
+        g.add_argument(f"--{flag}", default="max", choices=["max", "fixed"],
+                       help="max: pad a batch to its longest sequence; fixed: cut/pad the video to the maxlen")
+    g.add_argument("--batch_seqlen_train_trim", default="random", choices=["random", "center"],
+                   help="where a longer training video is cut in fixed mode")
+    g.add_argument("--batch_seqlen_test_trim", default="center", choices=["random", "center"],
+                   help="where a longer evaluation video is cut in fixed mode")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"], help="adam (the one implemented)")
+    for flag, default, help_ in (
+            ("transformer_use_class_token", True, "read the class token (the best configurations)"),
+            ("transformer_use_embedding_net", False, "encode tokens with the embedding nets (best: True)"),
+            ("transformer_embedding_modality", True, "add the modality embedding"),
+            ("transformer_embedding_embed_augment_position", False, "not implemented (best: False)"),
+            ("transformer_average_features", False, "not implemented (best: False)"),
+            ("use_self_attention", True, "self-attention within a modality (best: False)"),
+            ("use_cross_attention", True, "cross-attention between modalities (best: True)"),
+            ("audio_only", False, "not implemented (best: False)"),
+            ("video_only", False, "not implemented (best: False)"),
+            ("embeddings_batch_norm", True, "BatchNorm in TCaF's embedding nets"),
+            ("rec_loss", False, "TCaF: reconstruction loss l_rec"),
+            ("cross_entropy_loss", False, "TCaF: cross-entropy loss l_ce"),
+            ("ct_loss", False, IGNORED), ("w_loss", False, IGNORED), ("use_mixup", False, IGNORED),
+            ("selavi", False, "SeLaVi features (read from --feature_extraction_method here)"),
+            ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),
+            ("new_model_attention", False, IGNORED), ("eval_save_performances", False, IGNORED)):
+        g.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=default, help=help_)
+
+
+def config_defaults(parser: argparse.ArgumentParser, argv) -> None:
+    """Load `--cfg FILE` (YAML: flag name -> value) as the parser's defaults, so that the command
+    line wins over it, as the original's configargparse did. Keys neither this parser nor main.py's
+    knows are refused, naming them; main.py's keys are ignored by get_evaluation.py."""
+    import yaml
+    argv = list(argv)
+    path = None
+    for i, a in enumerate(argv):
+        if a in ("--cfg", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif a.startswith("--cfg="):
+            path = a.split("=", 1)[1]
+    if path is None:
+        return
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as err:
+        raise UserError(f"cannot read --cfg {path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"--cfg {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"--cfg {path}: expected a mapping of flag names to values")
+    actions = {a.dest: a for a in parser._actions}
+    main_keys = {a.dest for a in get_main_parser()._actions} if parser.prog != "main.py" else set()
+    unknown = sorted(k for k in values if k not in actions and k not in main_keys)
+    if unknown:
+        raise UserError(f"--cfg {path}: unknown flags {', '.join(unknown)}")
+    defaults = {}
+    for key, value in values.items():
+        if key not in actions:
+            continue
+        action = actions[key]
+        if isinstance(action, argparse._StoreTrueAction):
+            defaults[key] = bool_value(value)
+        elif value is None or action.type is None or isinstance(value, bool) and action.type is bool_value:
+            defaults[key] = value if action.type is not Path or value is None else Path(value)
+        else:
+            try:
+                defaults[key] = action.type(str(value) if action.type is not bool_value else value)
+            except (argparse.ArgumentTypeError, ValueError) as err:
+                raise UserError(f"--cfg {path}: {key}: {err}") from None
+        if action.choices is not None and defaults[key] not in action.choices:
+            raise UserError(f"--cfg {path}: {key}: {defaults[key]!r} is not one of {', '.join(map(str, action.choices))}")
+    parser.set_defaults(**defaults)
+
+
+def parse_main_args(argv=None) -> argparse.Namespace:
+    """main.py's flags: --cfg first (as defaults), then the command line."""
+    import sys
+    parser = get_main_parser()
+    config_defaults(parser, sys.argv[1:] if argv is None else argv)
+    return parser.parse_args(argv)
+
+
 def get_eval_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="get_evaluation.py",
@@ -228,6 +356,12 @@ def get_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--root_dir", type=Path, default=None,
                    help="dataset folder, if it moved since training (default: the stage-2 run's)")
     p.add_argument("--device", type=device_name, default=None, help="cuda or cpu; default: cuda when available")
+    p.add_argument("--cfg", "-c", type=Path, default=None,
+                   help="a YAML file of flag values (TCaF's configs); main.py's keys in it are accepted and unused")
+    g = p.add_argument_group("TCaF's evaluation batches (default: the stage-2 run's)")
+    g.add_argument("--batch_seqlen_test", default=None, choices=["max", "fixed"])
+    g.add_argument("--batch_seqlen_test_maxlen", type=positive_int, default=None)
+    g.add_argument("--batch_seqlen_test_trim", default=None, choices=["random", "center"])
     p.add_argument("--eval_name", default="evaluation",
                    help="name of the JSON written into the stage-2 folder ({eval_name}.json)")
     p.add_argument("--reproduce_original", action="store_true",

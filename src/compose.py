@@ -6,7 +6,9 @@ is written), and hands explicit objects to `Trainer`. `train` holds the run fold
 whole training and turns Ctrl-C / SIGTERM into one line.
 """
 import argparse
+import copy
 import logging
+from pathlib import Path
 
 from .data import dataset_from_args
 from .models import create_model, get_entry
@@ -14,6 +16,7 @@ from .runs import RunFolder
 from .runtime import resolve_device, seed_everything, setup_logging
 from .test_selection import TestSelection
 from .train import Trainer, TrainConfig, TrainingInterrupted, stop_signals
+from .two_stage import evaluate_runs, report, stage_a_checkpoint
 
 log = logging.getLogger("avgzsl")
 
@@ -54,9 +57,14 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                    val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
 
 
+def runs_dir(args: argparse.Namespace) -> Path:
+    """Where the run folders go: --log_dir (TCaF's name), else {dump_path}/runs."""
+    return Path(args.log_dir) if getattr(args, "log_dir", None) else Path(args.dump_path) / "runs"
+
+
 def train(args: argparse.Namespace) -> dict:
-    """Train as main.py does; SIGINT and SIGTERM raise TrainingInterrupted throughout."""
-    run = RunFolder(args.dump_path / "runs" / args.exp_name)
+    """Train one stage as main.py does; SIGINT and SIGTERM raise TrainingInterrupted throughout."""
+    run = RunFolder(runs_dir(args) / args.exp_name)
     with stop_signals():
         lock = None
         try:
@@ -69,3 +77,37 @@ def train(args: argparse.Namespace) -> dict:
         finally:
             if lock is not None:
                 lock.release()
+
+
+def run(args: argparse.Namespace):
+    """main.py: one stage (the default), or TCaF's `--run all|stage-1|stage-2|eval` (TCAF.md §6):
+    stage 1 into {exp_name}_stage_1, stage 2 into {exp_name}_stage_2 for the best stage-1 epoch + 1
+    epochs ([original defect] under --reproduce_original: all --epochs when that epoch is the first),
+    then get_evaluation's numbers."""
+    if args.run is None:
+        return train(args)
+    stage_1, stage_2 = (f"{args.exp_name}_stage_{k}" for k in (1, 2))
+    if args.run in ("all", "stage-1"):
+        train(_stage(args, stage_1, retrain_all=False))
+    if args.run in ("all", "stage-2"):
+        epochs = args.epochs
+        if args.run == "all":
+            _, best = stage_a_checkpoint(RunFolder(runs_dir(args) / stage_1), get_entry(args.model_name).class_name)
+            epochs = args.epochs if args.reproduce_original and best == 1 else best
+        train(_stage(args, stage_2, retrain_all=True, epochs=epochs))
+    if args.run in ("all", "eval"):
+        eval_args = argparse.Namespace(load_path_stage_A=runs_dir(args) / stage_1,
+                                       load_path_stage_B=runs_dir(args) / stage_2, dataset_name=None, root_dir=None,
+                                       device=args.device, eval_name="evaluation", reproduce_original=False,
+                                       **{f: False for f in ("plots",)})
+        return report(eval_args, evaluate_runs(eval_args))
+    return None
+
+
+def _stage(args: argparse.Namespace, exp_name: str, retrain_all: bool, epochs=None) -> argparse.Namespace:
+    stage = copy.copy(args)
+    stage.exp_name, stage.retrain_all, stage.save_checkpoints = exp_name, retrain_all, retrain_all or args.save_checkpoints
+    stage.run = None
+    if epochs is not None:
+        stage.epochs = epochs
+    return stage

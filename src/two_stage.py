@@ -4,13 +4,15 @@ model is restored from a run folder (get_evaluation.py and the pictures of src/p
 """
 import argparse
 import logging
+import time
 from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, resolve_model_name
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
-from .evaluate import combined_beta, evaluate_model
+from .evaluate import combined_beta, evaluate_model, format_line
+from .io_utils import atomic_write_json
 from .models import create_model, get_entry, model_flags
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import resolve_device
@@ -61,7 +63,7 @@ def stage_b_args(eval_args) -> argparse.Namespace:
                         f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
         check_same_setting(run_a.load_args(), run_a.args_path, args, run_b.args_path)
-    for k in ("dataset_name", "root_dir"):
+    for k in ("dataset_name", "root_dir", "batch_seqlen_test", "batch_seqlen_test_maxlen", "batch_seqlen_test_trim"):
         if getattr(eval_args, k, None) is not None:
             setattr(args, k, getattr(eval_args, k))
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
@@ -138,3 +140,17 @@ def evaluate_runs(eval_args) -> dict:
             "per_class_recall": {n: float(x) for n, x in zip(names, reported["recall"])},
             "seen_classes": [n for n, s in zip(names, test.seen_mask.tolist()) if s],
             "stage_A": str(path_a), "stage_B": str(path_b)}
+
+
+def report(eval_args, result: dict) -> str:
+    """Print the line, write {eval_name}.json into the stage-B folder and append to its eval.log."""
+    line = format_line(result)
+    print(line)
+    stage_b = Path(eval_args.load_path_stage_B)
+    out = stage_b / f"{eval_args.eval_name}.json"
+    atomic_write_json(result, out)
+    with open(stage_b / "eval.log", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {eval_args.load_path_stage_A} beta*={result['beta']:.4f} "
+                f"epoch={result['epoch']} {line}\n")
+    log.info("wrote %s", out)
+    return line

@@ -184,3 +184,29 @@ def test_trainer_is_built_from_explicit_objects_and_runs_an_epoch_in_process(tin
     assert (run.path / "AVGZSLNet_score.pt").is_file() and run.epoch_ckpt("AVGZSLNet", 0).is_file()
     assert torch.load(run.resume_path, weights_only=False)["epoch"] == 1
     assert len((run.path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_run_all_and_cfg(tiny_root, tmp_path):
+    """TCaF's one-command run (`--cfg FILE --run all`) works for any method: stage 1, stage 2 for the
+    best epoch + 1 epochs, then the evaluation line; the command line wins over the YAML file."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 3\nn_batches: 4\nbs: 32\nembedding_use_bn: true\nembeddings_hidden_size: 32\n"
+                   "lr: 0.01\n")
+    proc = run_cli("main.py", "--cfg", cfg, "--root_dir", tiny_root, "--dataset_name", "UCF", "--exp_name", "x",
+                   "--dump_path", tmp_path, "--device", "cpu", "--run", "all", "--lr", "0.001")
+    import re
+    assert re.search(LINE, proc.stdout), proc.stdout
+    runs = tmp_path / "runs"
+    stage_1, stage_2 = runs / "x_stage_1", runs / "x_stage_2"
+    best = torch.load(stage_1 / "AVGZSLNet_score.pt", weights_only=False)["epoch"]
+    assert len(metrics(stage_1)) == 3 and len(metrics(stage_2)) == best
+    assert sorted(p.name for p in (stage_2 / "checkpoints").glob("*_ckpt_*")) == \
+        [f"AVGZSLNet_score_ckpt_{e}.pt" for e in range(best)]
+    saved = torch.load(stage_1 / "checkpoints" / "resume_state.pt", weights_only=False)
+    import pickle
+    args = pickle.loads((stage_1 / "args.pkl").read_bytes())
+    assert (args.lr, args.embeddings_hidden_size, args.embedding_use_bn, args.bs) == (0.001, 32, True, 32)
+    assert saved["epoch"] == 3 and (stage_2 / "evaluation.json").is_file()
+    cfg.write_text("epochs: 3\nnot_a_flag: 1\n")
+    proc = run_cli("main.py", "--cfg", cfg, "--root_dir", tiny_root, check=False)
+    assert proc.returncode == 2 and "not_a_flag" in proc.stderr and "Traceback" not in proc.stderr
