@@ -40,7 +40,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 # Flags whose default depends on the model (parser default None): the registry entry's `defaults`,
 # else these (the original's argparse defaults).
-MODEL_DEPENDENT_DEFAULTS = {"bs": 256}
+MODEL_DEPENDENT_DEFAULTS = {"bs": 256, "reg_loss": False, "rec_loss": False, "cross_entropy_loss": False,
+                            # TCaF's switches: the original's config/default.yaml; TCaF's entry has the
+                            # published configuration's
+                            "transformer_use_embedding_net": False, "use_self_attention": True,
+                            "transformer_embedding_time_embed_type": "fixed"}
 
 
 # -- value types: a bad value is refused when parsed (`main.py: error: argument --lr: ...`) ------
@@ -161,7 +165,8 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--first_additional_triplet", type=nonnegative_float, default=1, help="AVCA: weight in l_t")
     g.add_argument("--second_additional_triplet", type=nonnegative_float, default=1, help="AVCA: weight in l_t")
     g.add_argument("--third_additional_triplet", type=float, default=1, help=IGNORED)
-    g.add_argument("--reg_loss", action="store_true", help="AVCA: add the regularisation l_r")
+    g.add_argument("--reg_loss", action="store_true", default=None,
+                   help="AVCA: add the regularisation l_r; TCaF: l_reg (on by default with --new_model_sequence)")
     g.add_argument("--cycle_loss", action="store_true", help=IGNORED)
     g.add_argument("--dropout_baselines", type=dropout, default=0.2,
                    help="dropout of ALE/SJE/DEVISE/CJME")
@@ -255,8 +260,9 @@ def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
             ("eval_num_workers", int, 8, IGNORED),
             ("mixup_parameter", float, 0.5, IGNORED)):
         g.add_argument(f"--{flag}", type=kind, default=default, help=help_)
-    g.add_argument("--transformer_embedding_time_embed_type", default="fixed", choices=["none", "fixed", "sinusoid"],
-                   help="time embedding (the best configurations: sinusoid, the one implemented)")
+    g.add_argument("--transformer_embedding_time_embed_type", default=None, choices=["none", "fixed", "sinusoid"],
+                   help="time embedding; default fixed, sinusoid with --new_model_sequence (the best configurations' "
+                        "and the one implemented)")
     for flag in ("batch_seqlen_train", "batch_seqlen_test"):
         g.add_argument(f"--{flag}", default="max", choices=["max", "fixed"],
                        help="max: pad a batch to its longest sequence; fixed: cut/pad the video to the maxlen")
@@ -267,17 +273,19 @@ def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"], help="adam (the one implemented)")
     for flag, default, help_ in (
             ("transformer_use_class_token", True, "read the class token (the best configurations)"),
-            ("transformer_use_embedding_net", False, "encode tokens with the embedding nets (best: True)"),
+            ("transformer_use_embedding_net", None,
+             "encode tokens with the embedding nets; default False, True with --new_model_sequence"),
             ("transformer_embedding_modality", True, "add the modality embedding"),
             ("transformer_embedding_embed_augment_position", False, "not implemented (best: False)"),
             ("transformer_average_features", False, "not implemented (best: False)"),
-            ("use_self_attention", True, "self-attention within a modality (best: False)"),
+            ("use_self_attention", None,
+             "self-attention within a modality; default True, False with --new_model_sequence"),
             ("use_cross_attention", True, "cross-attention between modalities (best: True)"),
             ("audio_only", False, "not implemented (best: False)"),
             ("video_only", False, "not implemented (best: False)"),
             ("embeddings_batch_norm", True, "BatchNorm in TCaF's embedding nets"),
-            ("rec_loss", False, "TCaF: reconstruction loss l_rec"),
-            ("cross_entropy_loss", False, "TCaF: cross-entropy loss l_ce"),
+            ("rec_loss", None, "TCaF: reconstruction loss l_rec (on by default with --new_model_sequence)"),
+            ("cross_entropy_loss", None, "TCaF: cross-entropy loss l_ce (on by default with --new_model_sequence)"),
             ("ct_loss", False, IGNORED), ("w_loss", False, IGNORED), ("use_mixup", False, IGNORED),
             ("selavi", False, "SeLaVi features (read from --feature_extraction_method here)"),
             ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),

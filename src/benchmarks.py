@@ -5,7 +5,8 @@ recipes, the synthetic generator and the extraction/splitting CLIs all read them
 module: it imports nothing from the project.
 """
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from pathlib import PurePath
+from typing import Dict, Optional, Tuple
 
 WORD_DIM = 300      # word2vec class vectors
 
@@ -39,6 +40,12 @@ class Family:
     audio_width: int    # --input_size_audio
     video_width: int    # --input_size_video
     networks: str       # the extractors, for help texts
+    temporal: bool = False          # one token sequence per video in .pkl files (TCAF.md 1), not one
+                                    # averaged vector per video in .h5 files
+    audio_rate: float = 1.0         # seconds between two tokens (temporal families; 1.0 and unused
+    video_rate: float = 1.0         # for the averaged ones)
+    audio_dtype: str = "float32"    # as stored on disk ("uint8": quantised VGGish, values 0..255)
+    same_length: bool = False       # audio and video tokens are the same windows: T_a = T_v per video
 
     @property
     def widths(self) -> str:
@@ -48,7 +55,31 @@ class Family:
 FAMILIES: Dict[str, Family] = {
     "main": Family("main_features", "main_split", 512, 512, "SeLaVi"),
     "cls": Family("cls_features", "cls_split", 128, 4096, "VGGish/C3D"),
+    # TCaF's temporal features (TCAF.md 1): the same extractors and splits, not averaged over time
+    "main_temporal": Family("main_features_non_averaged", "main_split", 512, 512, "SeLaVi, temporal",
+                            temporal=True, audio_rate=1.0, video_rate=1.0, same_length=True),
+    "cls_temporal": Family("cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
+                           temporal=True, audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
 }
+# The averaged families (the eight averaged methods' tables, run scripts and reproduction grid)
+# and the temporal ones (TCaF).
+AVERAGED_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if not f.temporal}
+TEMPORAL_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if f.temporal}
+TEMPORAL_OF: Dict[str, str] = {"main": "main_temporal", "cls": "cls_temporal"}   # averaged key -> temporal key
+
+
+def family_of_folder(folder) -> Optional[Family]:
+    """The family whose feature folder is named `folder` (a name or a path ending in it), or None."""
+    name = PurePath(str(folder)).name
+    return next((f for f in FAMILIES.values() if f.folder == name), None)
+
+
+def is_temporal_folder(folder) -> bool:
+    """Whether a feature folder holds temporal `.pkl` features: a temporal family's folder, or any
+    folder named `*_non_averaged`."""
+    family = family_of_folder(folder)
+    return family.temporal if family is not None else PurePath(str(folder)).name.endswith("_non_averaged")
+
 
 # The class lists of a split folder: class-split/{split}/{stage}.txt (and .csv), and the feature
 # folders features/{folder}/{audio,video}/{stage}/.

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from .data import dataset_from_args
+from .errors import UserError
 from .models import create_model, get_entry
 from .runs import RunFolder
 from .runtime import resolve_device, seed_everything, setup_logging
@@ -30,10 +31,15 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
         run.check_resume_args(args)
     # data and model first: bad input fails before anything is written
     dataset = dataset_from_args(args)
+    entry = get_entry(args.model_name)
+    if dataset.temporal != entry.temporal:
+        raise UserError(f"{args.model_name} trains on {'token sequences' if entry.temporal else 'averaged features'}, "
+                        f"but --feature_extraction_method {args.feature_extraction_method} holds "
+                        f"{'token sequences' if dataset.temporal else 'averaged features'}: use "
+                        f"{'*_non_averaged' if entry.temporal else 'main_features or cls_features'}")
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
-    entry = get_entry(args.model_name)
     model = create_model(args.model_name, args).to(device)
     optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
     callbacks = []

@@ -2,13 +2,18 @@
 
     ds = AVGZSLDataset("avgzsl_benchmark_datasets/UCF", "UCF", "main_features", "main_split")
     train = ds.split("train")        # SplitData: audio [N, D_a], video [N, D_v], targets [N], ...
+    ds = AVGZSLDataset(root, "UCF", "cls_features_non_averaged", "cls_split")     # temporal (TCaF)
+    train = ds.split("train")        # the same, with audio and video as Sequences of [T_i, D] tokens
 
 The three datasets differ only in their row of `src.benchmarks.DATASETS` (word-vector file
 stem, mapping csv, whether names match case-insensitively). Features of each folder
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
 atomically and rebuilt when any source `.h5` changes (name, size or mtime) or the cache is
-unreadable. Bad input (an empty or contradictory class list, a class without a sample, a
+unreadable. A temporal family's folder (`features/*_non_averaged`, TCAF.md 1) holds one `.pkl`
+per class instead, with a [T_i, D] token sequence per video: the same splits, class lists and
+checks, its audio and video read as `Sequences` (float32; uint8 VGGish codes keep their values
+0..255). Bad input (an empty or contradictory class list, a class without a sample, a
 class mapped twice, word vectors that are not 300-d, broken `.h5` files) is a `UserError`
 naming the file and the fix, raised before any training starts.
 """
@@ -16,14 +21,15 @@ import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM
+from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, family_of_folder, is_temporal_folder
 from .errors import UserError
 from .features_cache import load_folder
+from .sequences import Sequences
 
 log = logging.getLogger(__name__)
 PAIRINGS = ("correct", "original")
@@ -33,14 +39,15 @@ PAIRINGS = ("correct", "original")
 class SplitData:
     """One split as the training code sees it (PROTOCOL.md section 2).
 
-    audio [N, D_a], video [N, D_v] float32; targets [N] global class indices; labels [N]
+    audio [N, D_a], video [N, D_v] float32 (for a temporal family: `Sequences`, sample i's
+    tokens [T_i, D_a] and [T_j, D_v]); targets [N] global class indices; labels [N]
     positions of the targets in `class_ids`; class_ids [C] sorted global indices of the
     split's classes (seen and unseen); seen_mask [C] bool; text [C, 300] their word vectors;
     word_vectors [K, 300] the vectors of all K classes, row = class index.
     """
     name: str
-    audio: torch.Tensor
-    video: torch.Tensor
+    audio: Union[torch.Tensor, Sequences]
+    video: Union[torch.Tensor, Sequences]
     targets: torch.Tensor
     labels: torch.Tensor
     class_ids: torch.Tensor
@@ -54,7 +61,7 @@ class SplitData:
         return self.targets.shape[0]
 
     def to(self, device) -> "SplitData":
-        moved = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in self.__dict__.items()}
+        moved = {k: (v.to(device) if callable(getattr(v, "to", None)) else v) for k, v in self.__dict__.items()}
         return SplitData(**moved)
 
 
@@ -136,6 +143,9 @@ class AVGZSLDataset:
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
                             f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
         self.feature_dir = self.root / "features" / self.feature_method
+        self.temporal = is_temporal_folder(self.feature_method)      # .pkl token sequences (TCaF)
+        self.family = family_of_folder(self.feature_method)          # None: a folder of another name
+        self.ext = ".pkl" if self.temporal else ".h5"
         if not self.feature_dir.is_dir():
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
                             f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
@@ -224,7 +234,7 @@ class AVGZSLDataset:
         """Validated features of one feature folder, from the cache when it is current."""
         if folder not in self._folders:
             self._folders[folder] = load_folder(self.root, self.feature_dir, folder, self.sizes,
-                                                use_cache=self.cache)
+                                                use_cache=self.cache, temporal=self.temporal)
         return self._folders[folder]
 
     def _list_ids(self, list_name: str, role: str) -> List[int]:
@@ -272,9 +282,10 @@ class AVGZSLDataset:
 
         audio, video, targets, urls = [], [], [], []
         files: Dict[int, List[str]] = {}          # class id -> ["{folder}/{stem}.h5"] read for it
+        ext = self.ext
         for folder in folders:
             data = self.folder(folder)
-            file_ids = torch.tensor([self.class_index(s, self.feature_dir / "audio" / folder / f"{s}.h5")
+            file_ids = torch.tensor([self.class_index(s, self.feature_dir / "audio" / folder / f"{s}{ext}")
                                      if self.key(s) in self._index else -1 for s in data["classes"]],
                                     dtype=torch.long)
             present = set(file_ids.tolist())
@@ -282,10 +293,10 @@ class AVGZSLDataset:
                 if c not in present:
                     raise UserError(f"class {self.class_names[c]!r} is listed in "
                                     f"{self.class_split_dir / (folder + '.txt')} but has no "
-                                    f"{self.feature_dir / 'audio' / folder / (self.class_names[c] + '.h5')}")
+                                    f"{self.feature_dir / 'audio' / folder / (self.class_names[c] + ext)}")
             for stem, c in zip(data["classes"], file_ids.tolist()):
                 if c >= 0 and wanted[c]:
-                    files.setdefault(c, []).append(f"{folder}/{stem}.h5")
+                    files.setdefault(c, []).append(f"{folder}/{stem}{ext}")
             row_ids = file_ids[data["row_class"]]                            # [n] global ids (-1 unknown)
             keep = (row_ids >= 0) & wanted[row_ids.clamp(min=0)]
             audio.append(data["audio"][keep])
@@ -302,22 +313,22 @@ class AVGZSLDataset:
         position[class_ids_t] = torch.arange(len(class_ids))
         seen_set = set(seen)
         seen_mask = torch.tensor([c in seen_set for c in class_ids], dtype=torch.bool)
-        return SplitData(name=name, audio=torch.cat(audio), video=torch.cat(video), targets=targets_t,
+        return SplitData(name=name, audio=_concat(audio), video=_concat(video), targets=targets_t,
                          labels=position[targets_t], class_ids=class_ids_t, seen_mask=seen_mask,
                          text=self.word_vectors[class_ids_t], word_vectors=self.word_vectors,
                          urls=urls, class_names=self.class_names)
 
     def _no_sample_error(self, name: str, empty: List[int], files: Dict[int, List[str]],
                          ids: Dict[str, List[int]]):
-        """UserError naming the classes of split `name` without a sample and their .h5 files."""
+        """UserError naming the classes of split `name` without a sample and their .h5 (.pkl) files."""
         _, seen_lists, unseen_lists = SPLITS[name]
 
         def where(c: int) -> str:
             h5 = ", ".join(f"{self.feature_dir / 'audio' / f} and video/{f}" for f in files.get(c, []))
             lists = ", ".join(f"{l}.txt" for l in seen_lists + unseen_lists if c in ids[l])
-            return f"{h5} hold 0 rows, and {lists} lists it"
+            return f"{h5} hold 0 {'videos' if self.temporal else 'rows'}, and {lists} lists it"
 
-        fix = (f"add the class's videos to its .h5 files or remove the class from the class lists in "
+        fix = (f"add the class's videos to its {self.ext} files or remove the class from the class lists in "
                f"{self.class_split_dir}")
         if len(empty) == 1:
             raise UserError(f"class {self.class_names[empty[0]]!r} of split {name!r} has no sample: "
@@ -325,6 +336,11 @@ class AVGZSLDataset:
         shown = "; ".join(f"{self.class_names[c]!r}: {where(c)}" for c in empty[:3])
         more = f"; and {len(empty) - 3} more" if len(empty) > 3 else ""
         raise UserError(f"{len(empty)} classes of split {name!r} have no sample ({shown}{more}); {fix}")
+
+
+def _concat(parts: List[Union[torch.Tensor, Sequences]]) -> Union[torch.Tensor, Sequences]:
+    """The rows (or sequences, packed anew: one copy of the kept tokens) of several folders."""
+    return Sequences.packed(parts) if isinstance(parts[0], Sequences) else torch.cat(parts)
 
 
 def dataset_from_args(args, pairing: Optional[str] = None) -> AVGZSLDataset:

@@ -1,12 +1,16 @@
-"""Read one feature folder's `.h5` files into validated tensors, through an atomic cache.
+"""Read one feature folder's `.h5` files (or temporal `.pkl` files) into validated tensors, through
+an atomic cache.
 
 `load_folder` returns {"classes": [file stems], "audio" [n, D_a], "video" [n, D_v],
-"row_class" [n] (index into classes), "urls": [n names]}. The cache
+"row_class" [n] (index into classes), "urls": [n names]}; for a temporal folder
+(`features/*_non_averaged`, TCAF.md 1) "audio" and "video" are `Sequences` (float32 tokens,
+one [T_i, D] sequence per video; quantised uint8 audio read as float32 values 0..255). The cache
 `{root}/_features_processed/{method}/{folder}.pt` records the name, size and mtime of every
 source file; a cache that does not match them, or cannot be read, is rebuilt. Warnings found
 while reading (integer features read as float32) are kept in the cache and logged at every load.
 """
 import logging
+import pickle
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,28 +20,41 @@ import h5py
 import numpy as np
 import torch
 
-from .benchmarks import FAMILIES
+from .benchmarks import FAMILIES, Family, family_of_folder, is_temporal_folder
 from .errors import UserError
 from .io_utils import atomic_torch_save
+from .sequences import Sequences
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2      # 2: integer-dtype warnings kept, repeated video names and widths per file checked
+TEMPORAL_CACHE_VERSION = "temporal-1"     # the caches of temporal folders (never equal to an averaged one)
 
 
-def _sources(dirs: Dict[str, Path]) -> List[tuple]:
+def _sources(dirs: Dict[str, Path], ext: str = ".h5") -> List[tuple]:
     out = []
     for modality, d in dirs.items():
-        for p in sorted(d.glob("*.h5")):
+        for p in sorted(d.glob(f"*{ext}")):
             st = p.stat()
             out.append((modality, p.name, st.st_size, st.st_mtime_ns))
     return out
 
 
-def _names(raw, path: Path) -> List[str]:
+def _names(raw, path: Path, key: str = "video_urls") -> List[str]:
     try:
         return [u.decode("utf-8") if isinstance(u, bytes) else str(u) for u in raw]
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: video_urls are not UTF-8 ({err})") from None
+        raise UserError(f"{path}: {key} are not UTF-8 ({err})") from None
+
+
+def _check_repeated(names: List[str], path: Path, key: str = "video_urls", rows: str = "rows (of 'data' and "
+                    "'video_urls')") -> None:
+    repeated = [(n, k) for n, k in Counter(names).items() if k > 1]
+    if repeated:
+        shown = ", ".join(f"{n!r} {k} times" for n, k in repeated[:3])
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        raise UserError(f"{path}: {key} lists {len(repeated)} video name(s) more than once "
+                        f"({shown}{more}); a video must appear once per class: remove the repeated "
+                        f"{rows} or re-extract the file")
 
 
 def _describe_dtype(dtype) -> str:
@@ -81,26 +98,20 @@ def read_h5(path: Path, notes: Optional[List[str]] = None):
         raise UserError(f"{path}: 'data' must be 2-d [N, D], got shape {data.shape}")
     if data.shape[0] != len(names):
         raise UserError(f"{path}: {data.shape[0]} rows of 'data' but {len(names)} video_urls")
-    repeated = [(n, k) for n, k in Counter(names).items() if k > 1]
-    if repeated:
-        shown = ", ".join(f"{n!r} {k} times" for n, k in repeated[:3])
-        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        raise UserError(f"{path}: video_urls lists {len(repeated)} video name(s) more than once "
-                        f"({shown}{more}); a video must appear once per class: remove the repeated "
-                        f"rows (of 'data' and 'video_urls') or re-extract the file")
+    _check_repeated(names, path)
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).any(axis=1).sum())
         raise UserError(f"{path}: {bad} rows hold NaN or Inf values; re-extract or drop them")
     return data, names
 
 
-def _check_widths(folder: Path, widths: Dict[str, int]) -> None:
-    """UserError naming the `.h5` files of `folder` ({file name: width}) whose width differs."""
+def _check_widths(folder: Path, widths: Dict[str, int], ext: str = ".h5") -> None:
+    """UserError naming the `{ext}` files of `folder` ({file name: width}) whose width differs."""
     counts = Counter(widths.values())
     if len(counts) <= 1:
         return
     (common, n_common), (_, n_second) = counts.most_common(2)
-    fix = "all .h5 files of a folder must hold features of one extractor: re-extract or remove the odd file(s)"
+    fix = f"all {ext} files of a folder must hold features of one extractor: re-extract or remove the odd file(s)"
     if n_common > n_second:
         odd = sorted(n for n, w in widths.items() if w != common)
         shown = ", ".join(f"{n} is {widths[n]}-d" for n in odd[:5])
@@ -111,27 +122,43 @@ def _check_widths(folder: Path, widths: Dict[str, int]) -> None:
     for w, k in sorted(counts.items()):
         names = sorted(n for n, x in widths.items() if x == w)
         groups.append(f"{w}-d: {', '.join(names[:3])}" + (f" and {k - 3} more" if k > 3 else ""))
-    raise UserError(f"{folder}: the .h5 files have different feature widths ({'; '.join(groups)}); {fix}")
+    raise UserError(f"{folder}: the {ext} files have different feature widths ({'; '.join(groups)}); {fix}")
 
 
-def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> dict:
-    audio_files = {p.stem: p for p in dirs["audio"].glob("*.h5")}
-    video_files = {p.stem: p for p in dirs["video"].glob("*.h5")}
+def _class_files(dirs: Dict[str, Path], ext: str = ".h5"):
+    """({stem: audio file}, {stem: video file}) of one folder pair; the same classes in both."""
+    audio_files = {p.stem: p for p in dirs["audio"].glob(f"*{ext}")}
+    video_files = {p.stem: p for p in dirs["video"].glob(f"*{ext}")}
     if set(audio_files) != set(video_files):
         only_a = sorted(set(audio_files) - set(video_files))
         only_v = sorted(set(video_files) - set(audio_files))
         raise UserError(f"audio and video folders differ: {dirs['audio']} has {only_a[:5]} without "
                         f"video, {dirs['video']} has {only_v[:5]} without audio")
+    return audio_files, video_files
+
+
+def _check_same_videos(a_path: Path, v_path: Path, a_names: List[str], v_names: List[str],
+                       temporal: bool = False) -> None:
+    if a_names != v_names:
+        first = next((k for k, (x, y) in enumerate(zip(a_names, v_names)) if x != y),
+                     min(len(a_names), len(v_names)))
+        if not temporal:
+            raise UserError(f"{a_path} and {v_path} list different videos "
+                            f"(first difference at row {first}); audio and video rows must match")
+        shown = lambda names: repr(names[first]) if first < len(names) else "nothing"  # noqa: E731
+        raise UserError(f"{a_path} and {v_path} list different videos ({len(a_names)} and {len(v_names)}; "
+                        f"first difference at position {first}: {shown(a_names)} and {shown(v_names)}); "
+                        f"audio and video files of a class must list the same videos in the same order")
+
+
+def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> dict:
+    audio_files, video_files = _class_files(dirs)
     classes = sorted(audio_files)
     audio, video, row_class, urls = [], [], [], []
     for i, stem in enumerate(classes):
         a, a_names = read_h5(audio_files[stem], notes)
         v, v_names = read_h5(video_files[stem], notes)
-        if a_names != v_names:
-            first = next((k for k, (x, y) in enumerate(zip(a_names, v_names)) if x != y),
-                         min(len(a_names), len(v_names)))
-            raise UserError(f"{audio_files[stem]} and {video_files[stem]} list different videos "
-                            f"(first difference at row {first}); audio and video rows must match")
+        _check_same_videos(audio_files[stem], video_files[stem], a_names, v_names)
         audio.append(a)
         video.append(v)
         row_class.append(np.full(len(a), i, dtype=np.int64))
@@ -144,30 +171,181 @@ def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> di
             "urls": urls}
 
 
+# -- temporal folders (TCAF.md 1) ------------------------------------------------------------
+PKL_FORMAT = "a pickled dict with 'features' (one [T, D] array per video) and 'video_names'"
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
+
+
+def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optional[str] = None):
+    """(values float32 [sum T_i, D], lengths int64 [N], names [N], D or None when N = 0) of one
+    temporal `.pkl`, with its problems as UserErrors naming the file (and the video).
+
+    Integer tokens are read as float32 with their values unchanged; a warning is appended to
+    `notes` unless their dtype is `integer_dtype` (the family's stored dtype, e.g. uint8 VGGish).
+    """
+    try:
+        with open(path, "rb") as f:
+            blob = pickle.load(f)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {_one_line(err)}") from None
+    except Exception as err:  # noqa: BLE001 - a truncated or garbage pickle fails in many ways
+        raise UserError(f"cannot read {path}: not a readable pickle ({_one_line(err)}); expected "
+                        f"{PKL_FORMAT}: re-create the file") from None
+    if not isinstance(blob, dict):
+        raise UserError(f"{path} holds a {type(blob).__name__}; expected {PKL_FORMAT}")
+    for key in ("features", "video_names"):
+        if key not in blob:
+            keys = ", ".join(repr(k) for k in list(blob)[:5]) or "none"
+            raise UserError(f"{path} has no '{key}' (its keys: {keys}); expected {PKL_FORMAT}")
+    feats, raw_names = blob["features"], blob["video_names"]
+    for key, value in (("features", feats), ("video_names", raw_names)):
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
+            raise UserError(f"{path}: '{key}' is a {type(value).__name__}, expected a list (one entry per "
+                            f"video); expected {PKL_FORMAT}")
+    names = _names(raw_names, path, "video_names")
+    if len(feats) != len(names):
+        raise UserError(f"{path}: {len(feats)} entries in 'features' but {len(names)} in 'video_names'; "
+                        f"one [T, D] array per video name")
+    _check_repeated(names, path, "video_names", "entries (of 'features' and 'video_names')")
+    arrays, width, integers = [], None, set()
+    for name, x in zip(names, feats):
+        try:
+            arr = np.asarray(x)
+        except Exception as err:  # noqa: BLE001 - ragged nested lists and the like
+            raise UserError(f"{path}: the features of video {name!r} are not an array ({_one_line(err)}); "
+                            f"expected a [T, D] float array per video") from None
+        if arr.dtype.kind not in "iuf":
+            what = "Python object" if arr.dtype.kind == "O" else _describe_dtype(arr.dtype)
+            raise UserError(f"{path}: the features of video {name!r} hold {what} "
+                            f"values, not numbers; expected a [T, D] float array per video: re-extract "
+                            f"this file")
+        if arr.ndim != 2:
+            raise UserError(f"{path}: the features of video {name!r} have shape {tuple(arr.shape)}; "
+                            f"expected 2-d [T, D] (one row per time step)")
+        if arr.shape[0] == 0:
+            raise UserError(f"{path}: video {name!r} has an empty sequence (0 time steps); every video "
+                            f"needs at least one token: drop it (from 'features' and 'video_names') or "
+                            f"re-extract it")
+        if width is None:
+            width = arr.shape[1]
+        elif arr.shape[1] != width:
+            raise UserError(f"{path}: video {name!r} has {arr.shape[1]}-d features while video {names[0]!r} "
+                            f"has {width}-d; a file holds features of one extractor: re-extract it")
+        if arr.dtype.kind in "iu":
+            integers.add(str(arr.dtype))
+        arrays.append(arr)
+    if notes is not None and integers - {integer_dtype}:
+        notes.append(f"{path}: 'features' are {', '.join(sorted(integers))} (integer features, e.g. "
+                     f"quantised codes): read as float32")
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    values = (np.concatenate(arrays, axis=0, dtype=np.float32) if arrays
+              else np.zeros((0, 0), dtype=np.float32))
+    if not np.isfinite(values).all():
+        bad_rows = np.nonzero(~np.isfinite(values).all(axis=1))[0]
+        bad = np.unique(np.searchsorted(np.cumsum(lengths), bad_rows, side="right"))
+        others = f" (and {len(bad) - 1} more videos)" if len(bad) > 1 else ""
+        raise UserError(f"{path}: video {names[bad[0]]!r}{others} holds NaN or Inf values; re-extract "
+                        f"or drop it")
+    return values, lengths, names, width
+
+
+def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None,
+                          notes: Optional[List[str]] = None) -> dict:
+    """The validated `.pkl` files of one temporal folder pair, packed: {"classes", "audio" and
+    "video" as {"values", "offsets", "lengths"} tensors (see `_as_sequences`), "row_class", "urls"}."""
+    audio_files, video_files = _class_files(dirs, ".pkl")
+    classes = sorted(audio_files)
+    parts = {"audio": [], "video": []}
+    widths = {"audio": {}, "video": {}}
+    row_class, urls = [], []
+    for i, stem in enumerate(classes):
+        a_vals, a_len, a_names, a_width = read_pkl(audio_files[stem], notes,
+                                                   family.audio_dtype if family else None)
+        v_vals, v_len, v_names, v_width = read_pkl(video_files[stem], notes)
+        _check_same_videos(audio_files[stem], video_files[stem], a_names, v_names, temporal=True)
+        if family is not None and family.same_length and not np.array_equal(a_len, v_len):
+            odd = np.nonzero(a_len != v_len)[0]
+            k = int(odd[0])
+            more = f" (and {len(odd) - 1} more videos)" if len(odd) > 1 else ""
+            raise UserError(f"{audio_files[stem]} and {video_files[stem]}: video {a_names[k]!r}{more} has "
+                            f"{a_len[k]} audio but {v_len[k]} video tokens; in {family.folder} audio and video "
+                            f"tokens are the same windows, so their counts must match: re-extract the class")
+        for m, vals, lens, width in (("audio", a_vals, a_len, a_width), ("video", v_vals, v_len, v_width)):
+            parts[m].append((vals, lens))
+            if width is not None:
+                widths[m][f"{stem}.pkl"] = width
+        row_class.append(np.full(len(a_len), i, dtype=np.int64))
+        urls.extend(a_names)
+    out = {"classes": classes, "urls": urls,
+           "row_class": torch.from_numpy(np.concatenate(row_class)) if row_class else torch.zeros(0, dtype=torch.long)}
+    for m in ("audio", "video"):
+        _check_widths(dirs[m], widths[m], ".pkl")
+        width = next(iter(widths[m].values()), 0)
+        vals = [v for v, _ in parts[m] if len(v)]
+        values = torch.from_numpy(np.concatenate(vals)) if vals else torch.zeros(0, width)
+        lengths = (torch.from_numpy(np.concatenate([n for _, n in parts[m]])) if parts[m]
+                   else torch.zeros(0, dtype=torch.long))
+        out[m] = {"values": values, "offsets": torch.cumsum(lengths, 0) - lengths, "lengths": lengths}
+    return out
+
+
+def _as_sequences(data: dict) -> dict:
+    """A temporal folder's cached dict with its audio and video as `Sequences`."""
+    return {**data, **{m: Sequences(data[m]["values"], data[m]["offsets"], data[m]["lengths"])
+                       for m in ("audio", "video")}}
+
+
+def _check_sizes(data: dict, dirs: Dict[str, Path], sizes: Dict[str, Optional[int]], ext: str) -> None:
+    for m in ("audio", "video"):
+        x = data[m]
+        want = sizes.get(m)
+        got = x.width if isinstance(x, Sequences) else x.shape[1]
+        if want is not None and len(x) and got != want:
+            example = f" (e.g. {dirs[m] / (data['classes'][0] + ext)})" if ext != ".h5" else ""
+            raise UserError(f"{dirs[m]}: {m} features are {got}-d{example} but --input_size_{m} is {want} "
+                            f"({', '.join(f'{f.folder}: {f.widths}' for f in FAMILIES.values())})")
+
+
 def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Optional[int]],
-                use_cache: bool = True) -> dict:
+                use_cache: bool = True, temporal: Optional[bool] = None) -> dict:
+    """One feature folder pair (features/{method}/{audio,video}/{folder}), validated, through the
+    cache. temporal: `.pkl` sequences (default: from the folder name, `*_non_averaged`)."""
+    if temporal is None:
+        temporal = is_temporal_folder(feature_dir.name)
+    ext, version = (".pkl", TEMPORAL_CACHE_VERSION) if temporal else (".h5", CACHE_VERSION)
     dirs = {m: feature_dir / m / folder for m in ("audio", "video")}
     for m, d in dirs.items():
         if not d.is_dir():
             raise UserError(f"missing feature folder {d}")
-    sources = _sources(dirs)
+    sources = _sources(dirs, ext)
     cache = Path(root) / "_features_processed" / feature_dir.name / f"{folder}.pt"
     data, notes = None, []
     if use_cache and cache.exists():
         try:
             blob = torch.load(cache, map_location="cpu", weights_only=True)
-            if blob.get("version") == CACHE_VERSION and [tuple(s) for s in blob["sources"]] == sources:
+            if blob.get("version") == version and [tuple(s) for s in blob["sources"]] == sources:
                 data, notes = blob["data"], list(blob.get("warnings", []))
+                if temporal:
+                    data = _as_sequences(data)
             else:
                 log.info("cache %s is out of date: rebuilding", cache)
         except Exception as err:  # noqa: BLE001 - a corrupt cache is rebuilt whatever broke it
+            data, notes = None, []
             log.warning("cache %s is unreadable (%s): rebuilding", cache, type(err).__name__)
     if data is None:
         t0 = time.perf_counter()
-        data = build_folder(dirs, notes)
+        if temporal:
+            raw = build_temporal_folder(dirs, family_of_folder(feature_dir.name), notes)
+            data = _as_sequences(raw)
+        else:
+            raw = data = build_folder(dirs, notes)
+        _check_sizes(data, dirs, sizes, ext)            # before anything is written
         if use_cache:
             try:
-                atomic_torch_save({"version": CACHE_VERSION, "sources": sources, "data": data,
+                atomic_torch_save({"version": version, "sources": sources, "data": raw,
                                    "warnings": notes}, cache)
             except OSError as err:
                 log.warning("cannot write cache %s (%s); continuing without it", cache, err)
@@ -175,9 +353,5 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
                  time.perf_counter() - t0)
     for note in notes:          # each time the folder is loaded, from the cache or not
         log.warning("%s", note)
-    for m in ("audio", "video"):
-        want, got = sizes.get(m), data[m].shape[1]
-        if want is not None and data[m].shape[0] and got != want:
-            raise UserError(f"{dirs[m]}: {m} features are {got}-d but --input_size_{m} is {want} "
-                            f"({', '.join(f'{f.folder}: {f.widths}' for f in FAMILIES.values())})")
+    _check_sizes(data, dirs, sizes, ext)
     return data

@@ -43,7 +43,7 @@ class Method:
     script: str                       # run_scripts/{Dataset}-GZSL/{script}.sh
     run_prefix: str                   # runs/{run_prefix}_{dataset tag}_{val|all}_{family}
     model_flag: str                   # main.py's and get_evaluation.py's model flag ("" = AVGZSLNet)
-    flags: str = ""                   # the method's main.py flags (after COMMON)
+    flags: str = ""                   # the method's main.py flags (after `common`)
     per_family: Dict[str, str] = field(default_factory=dict)
     per_dataset: Dict[str, str] = field(default_factory=dict)
     per_cell: Dict[Tuple[str, str], str] = field(default_factory=dict)      # (dataset, family)
@@ -53,10 +53,31 @@ class Method:
     original_run_names: bool = True   # False: the original had none, these are the project's
     original_evaluation: bool = True  # False: the original had no get_evaluation.py line
     note: str = ""
+    common: str = COMMON              # the first flags after the family's (TCaF has its own)
 
     @property
     def families(self) -> Tuple[str, ...]:
         return self.original_families + self.extra_families
+
+
+# TCaF (TCAF.md §9): its own common flags (no --lr_scheduler for every config), the temporal feature
+# folders, and the six best configurations as (dataset, family) cells.
+TCAF_COMMON = ("--epochs 50 --n_batches 300 --bs 64 --seed 42 --distance_fn L2Loss --transformer_dim 300 "
+               "--transformer_mlp_dim 128 --transformer_embedding_dim 64 --transformer_embedding_fourier_scale 10 "
+               "--decoder_hidden_size 512 --embeddings_batch_norm True --rec_loss True --reg_loss "
+               "--cross_entropy_loss True --batch_seqlen_train_maxlen 60 --batch_seqlen_train_trim random "
+               "--batch_seqlen_test_maxlen 300 --batch_seqlen_test_trim center --eval_bs 64 "
+               "--transformer_use_class_token True --transformer_use_embedding_net True --use_cross_attention True "
+               "--use_self_attention False --transformer_embedding_time_embed_type sinusoid "
+               "--transformer_embedding_modality True")
+
+
+def _tcaf(hidden, emb_drop, dec_drop, add_drop, depth, heads, dim_head, tr_drop, tr_emb_drop, lr, sched, seqlen):
+    return (f"--embeddings_hidden_size {hidden} --embedding_dropout {emb_drop} --decoder_dropout {dec_drop} "
+            f"--additional_dropout {add_drop} --transformer_depth {depth} --transformer_heads {heads} "
+            f"--transformer_dim_head {dim_head} --transformer_dropout {tr_drop} "
+            f"--transformer_embedding_dropout {tr_emb_drop} --lr {lr} --batch_seqlen_train {seqlen} "
+            f"--batch_seqlen_test {seqlen}" + (" --lr_scheduler" if sched else ""))
 
 
 # Row order of the paper's table. Values: RUN_SCRIPTS.md, checked by tests/test_run_scripts.py.
@@ -88,6 +109,19 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
                                            "--bs 64",
                      ("VGGSound", "cls"): "--embedding_dropout 0.0 --decoder_dropout 0.0 --additional_dropout 0.0"},
            run_stems={"VGGSound": "attention_vgg"}),
+    Method("TCaF", "tcaf", "tcaf", "--new_model_sequence", common=TCAF_COMMON,
+           per_family={"main_temporal": "--selavi True", "cls_temporal": "--selavi False"},
+           per_cell={   # TCAF.md §9: config/best/{best_main,best_cls}/best_{ucf,anet,vggsound}.yaml
+               ("UCF", "main_temporal"): _tcaf(256, 0.4, 0.2, 0.1, 5, 8, 64, 0.3, 0.2, 5e-5, False, "max"),
+               ("ActivityNet", "main_temporal"): _tcaf(128, 0.2, 0.1, 0.1, 8, 3, 128, 0.3, 0.2, 7e-5, True, "fixed"),
+               ("VGGSound", "main_temporal"): _tcaf(128, 0.2, 0.2, 0.2, 8, 6, 128, 0.5, 0.2, 7e-5, False, "max"),
+               ("UCF", "cls_temporal"): _tcaf(512, 0.3, 0.1, 0.1, 6, 8, 64, 0.3, 0.2, 7e-5, True, "max"),
+               ("ActivityNet", "cls_temporal"): _tcaf(512, 0.3, 0.1, 0.1, 6, 8, 64, 0.4, 0.2, 7e-5, True, "fixed"),
+               ("VGGSound", "cls_temporal"): _tcaf(512, 0.2, 0.2, 0.1, 8, 8, 64, 0.5, 0.1, 6e-5, False, "max")},
+           original_families=(), extra_families=("main_temporal", "cls_temporal"), original_run_names=False,
+           original_evaluation=False,
+           note="TCaF (ECCV 2022) had its own code and no run scripts in the original; its best configurations "
+                "(TCAF.md §9) on the temporal features, under the two-stage protocol, tcaf_* run names"),
 )}
 
 
@@ -108,7 +142,7 @@ def training_flags(method: str, dataset: str, family: str) -> List[str]:
     m = METHODS[method]
     if family not in m.families:
         raise KeyError(f"{method} does not run on {family} features")
-    return merge_flags(FAMILY_FLAGS[family], COMMON, m.model_flag, m.flags, m.per_family.get(family, ""),
+    return merge_flags(FAMILY_FLAGS[family], m.common, m.model_flag, m.flags, m.per_family.get(family, ""),
                        m.per_dataset.get(dataset, ""), m.per_cell.get((dataset, family), ""))
 
 

@@ -28,7 +28,7 @@ from typing import Dict, List, Sequence
 
 import pandas as pd
 
-from .benchmarks import DATASETS, FAMILIES
+from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES
 from .errors import ArgumentParser, exit_on_user_error
 from .io_utils import atomic_write_text
 from .recipes import METHODS, cell_commands, exp_names
@@ -148,8 +148,9 @@ def get_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="table rows")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
-                   help=" and/or ".join(f"{k} ({f.networks}, {f.split})" for k, f in FAMILIES.items()))
+    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES),
+                   help=" and/or ".join(f"{k} ({f.networks}, {f.split})" for k, f in FAMILIES.items())
+                   + "; the temporal ones only run for a method that lists them")
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
     p.add_argument("--data_dir", default=os.environ.get("AVGZSL_DATA", "avgzsl_benchmark_datasets"),
                    help="folder holding UCF/, ActivityNet/, VGGSound/ (default: $AVGZSL_DATA or "

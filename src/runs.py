@@ -310,6 +310,7 @@ def load_checkpoint(path: Path) -> dict:
 def load_model_state(model, state: dict, source) -> None:
     """Load a state_dict by name (a `module.` prefix stripped); mismatches are UserErrors."""
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = model.complete_state_dict(state)      # e.g. TCaF's module saved under either of its two names
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

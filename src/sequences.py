@@ -40,6 +40,26 @@ class Sequences:
         offsets = torch.cat([p.offsets + s.to(p.offsets.device) for p, s in zip(parts, shift)])
         return Sequences(values, offsets, torch.cat([p.lengths for p in parts]))
 
+    @staticmethod
+    def packed(parts: Seq["Sequences"]) -> "Sequences":
+        """The samples of several Sequences (views from indexing allowed), one after the other, in
+        new compact values holding only their tokens: one copy, no unused rows."""
+        lengths = torch.cat([p.lengths for p in parts])
+        offsets = torch.cumsum(lengths, 0) - lengths
+        values = parts[0].values.new_empty((int(lengths.sum()), parts[0].width))
+        start = 0
+        for p in parts:
+            n = int(p.lengths.sum())
+            local = torch.cumsum(p.lengths, 0) - p.lengths                       # where each sample goes
+            rows = torch.repeat_interleave(p.offsets - local, p.lengths) + torch.arange(n, device=p.lengths.device)
+            torch.index_select(p.values, 0, rows, out=values[start:start + n])
+            start += n
+        return Sequences(values, offsets, lengths)
+
+    def pack(self) -> "Sequences":
+        """A compact copy: only this view's samples' tokens, in order."""
+        return Sequences.packed([self])
+
     @property
     def width(self) -> int:
         return self.values.shape[1]

@@ -2,30 +2,40 @@
 
     python -m src.synthetic --dataset UCF --out_dir avgzsl_benchmark_datasets
     python -m src.synthetic --dataset VGGSound --from_real ../shared/data --out_dir /tmp/bench
+    python -m src.synthetic --dataset UCF --preset tiny --temporal --out_dir /tmp/bench   # + TCaF's
 
 It writes `class-split/` (all_class.txt, the mapping csv, main_split/ and cls_split/ with the
 six stage_*.txt and .csv), and for each feature family `features/{main,cls}_features/` with
 one `.h5` per class per split for audio and video, plus the word-vector `.npy` in `text/`.
+`--temporal` also writes the temporal families of the chosen ones (TCAF.md 1), next to them:
+`features/{main,cls}_features_non_averaged/{audio,video}/{stage}/{Class}.pkl`, a token sequence
+per video (SeLaVi: T tokens for both modalities; C3D/VGGish: T uint8 audio tokens and
+round(T * 0.96 / 0.64) video tokens), T uniform in a preset's range (`TOKENS`); stage_2_train,
+which TCaF never reads, is not written for them. A temporal family may also be named in
+`--families` alone (e.g. `--families main_temporal`: the temporal SeLaVi features only).
 
 Features are class-conditional and built from the class's word vector, so zero-shot transfer
 is learnable: a sample of class c draws a latent z = w_c + s * eps (eps ~ N(0, I/300)) and
-its audio and video features are fixed random linear maps of z plus modality noise. Classes
+its audio and video features are fixed random linear maps of z plus modality noise (a temporal
+family: every token of the video is such a map of the video's z plus its own noise). Classes
 and vectors are invented (sizes of the real benchmark, or `--preset tiny`), or taken from a
 real dataset folder (`--from_real`: its class splits, video lists and word vectors).
 """
 import argparse
 import csv
+import hashlib
 import logging
+import pickle
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 
-from .benchmarks import DATASETS, FAMILIES, STAGES, WORD_DIM
+from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family
 from .data import find_class_split_dir
 from .errors import ArgumentParser, UserError, exit_on_user_error
 
@@ -40,6 +50,9 @@ PRESETS = {
     "VGGSound": (309, 138, 69, 69, 60, 57, 45, 44, 50),
     "tiny": (24, 8, 4, 4, 24, 6, 10, 6, 10),
 }
+# Temporal families: tokens per video (SeLaVi length, C3D/VGGish audio length), uniform in [lo, hi]
+# (the real ones: UCF clips of ~7 s, VGGSound 10 s, ActivityNet minutes, cut to 60 tokens in training).
+TOKENS = {"UCF": (4, 20), "ActivityNet": (10, 70), "VGGSound": (4, 10), "tiny": (2, 6)}
 SYLLABLES = ["ba", "ko", "ri", "su", "ten", "mal", "dor", "vi", "lu", "pe", "sha", "gon",
              "tri", "zem", "fa", "nok", "ul", "ira", "bo", "che", "dra", "wy", "xen", "qua"]
 
@@ -56,6 +69,14 @@ def invent_names(n: int, rng: np.random.Generator) -> List[str]:
 def write_lines(path: Path, lines) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def write_pkl(path: Path, features: List[np.ndarray], names: List[str]) -> None:
+    """One class file of a temporal family, in the original's layout (TCAF.md 1)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump({"features": features, "video_names": [n.encode() for n in names],
+                     "fps": [25] * len(names)}, f, protocol=4)
 
 
 def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
@@ -136,7 +157,7 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
     spec.all_classes = [l.strip() for l in (split_dir / "all_class.txt").read_text().splitlines() if l.strip()]
     with open(split_dir / info.mapping_csv, newline="") as f:
         spec.mapping = {r["original"].strip(): r["manual"].strip() for r in csv.DictReader(f)}
-    for split in (f.split for f in FAMILIES.values()):
+    for split in dict.fromkeys(f.split for f in FAMILIES.values()):       # main_split, cls_split
         lists, rows = {}, {}
         for stage in STAGES:
             lists[stage] = [l.strip() for l in (split_dir / split / f"{stage}.txt").read_text().splitlines() if l.strip()]
@@ -151,13 +172,51 @@ def real_spec(dataset: str, source: Path, rng: np.random.Generator) -> Spec:
     return spec
 
 
+def video_seed(name: str) -> int:
+    """A stable 64-bit number of a video name (its temporal features' random stream)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+
+
+def temporal_video(family: Family, w: np.ndarray, proj_a: np.ndarray, proj_v: np.ndarray,
+                   rng: np.random.Generator, tokens: Tuple[int, int], noise: float, spread: float):
+    """(audio [T_a, D_a], video [T_v, D_v]) of one video of the class with word vector w: every
+    token is the video's latent z = w + spread * eps projected, plus its own noise."""
+    t_a = int(rng.integers(tokens[0], tokens[1] + 1))
+    t_v = t_a if family.same_length else max(1, int(round(t_a * family.audio_rate / family.video_rate)))
+    z = w + spread * rng.standard_normal(WORD_DIM, dtype=np.float32) / np.sqrt(WORD_DIM)
+    a = (z @ proj_a)[None] + noise * rng.standard_normal((t_a, proj_a.shape[1]), dtype=np.float32)
+    v = (z @ proj_v)[None] + noise * rng.standard_normal((t_v, proj_v.shape[1]), dtype=np.float32)
+    if family.audio_dtype == "uint8":          # quantised VGGish: codes 0..255 around 128
+        a = np.clip(np.round(128 + 32 * a), 0, 255).astype(np.uint8)
+    return a.astype(family.audio_dtype, copy=False), v.astype(np.float32, copy=False)
+
+
+def with_temporal(families: Sequence[str]) -> Tuple[str, ...]:
+    """`families` and, after them, the temporal family of each averaged one (--temporal)."""
+    extra = [TEMPORAL_OF[f] for f in families if f in TEMPORAL_OF]
+    return tuple(dict.fromkeys(list(families) + extra))
+
+
 def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, preset: Optional[str] = None,
-             families=tuple(FAMILIES), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
-             spread: float = 1.0, overwrite: bool = False, max_per_class: Optional[int] = None) -> Path:
+             families=tuple(AVERAGED_FAMILIES), seed: int = 0, scale: float = 1.0, noise: float = 1.0,
+             spread: float = 1.0, overwrite: bool = False, max_per_class: Optional[int] = None,
+             temporal: bool = False, tokens: Optional[Tuple[int, int]] = None) -> Path:
     """Write `{out_root}/{dataset}/` and return that path (max_per_class: cap the videos of a
-    class in each split, for quick tests on the real split files)."""
+    class in each split, for quick tests on the real split files). temporal: also the temporal
+    family of each averaged one in `families` (tokens: [lo, hi] tokens per video, default
+    `TOKENS` of the preset); their numbers come from their own random streams, so the rest of
+    the benchmark is the same with or without them."""
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise UserError(f"unknown feature famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                        f"known: {', '.join(FAMILIES)}")
+    if temporal:
+        families = with_temporal(families)
+    tokens = tuple(tokens) if tokens else TOKENS[preset or dataset]
+    if not 1 <= tokens[0] <= tokens[1]:
+        raise UserError(f"tokens per video must be 1 <= min <= max, got {tokens[0]} {tokens[1]}")
     rng = np.random.default_rng(seed)
     spec = real_spec(dataset, Path(from_real), rng) if from_real else invented_spec(dataset, preset or dataset, rng, scale)
     out = Path(out_root) / dataset
@@ -187,6 +246,9 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
     by_lower = {c.lower() if info.case_insensitive else c: spec.mapping.get(c) for c in spec.all_classes}
     for fam in families:
         family = FAMILIES[fam]
+        if family.temporal:
+            write_temporal(out, dataset, spec, fam, by_lower, seed, tokens, noise, spread, max_per_class)
+            continue
         d_a, d_v = family.audio_width, family.video_width
         frng = np.random.default_rng([seed, 1 + list(FAMILIES).index(fam)])
         proj_a = frng.standard_normal((WORD_DIM, d_a)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
@@ -223,6 +285,42 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
     return out
 
 
+def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[str, Optional[str]], seed: int,
+                   tokens: Tuple[int, int], noise: float, spread: float, max_per_class: Optional[int]) -> None:
+    """features/{family folder}/ of a temporal family: one .pkl per class and stage (TCAF.md 1).
+    A video's tokens come from a random stream of (seed, family, video name) alone."""
+    family, info = FAMILIES[fam], DATASETS[dataset]
+    case_insensitive = info.case_insensitive
+    index = 1000 + list(FAMILIES).index(fam)          # streams apart from the averaged families' [seed, 1 + i]
+    frng = np.random.default_rng([seed, index])
+    proj_a = frng.standard_normal((WORD_DIM, family.audio_width)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
+    proj_v = frng.standard_normal((WORD_DIM, family.video_width)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
+    feat_dir = out / "features" / family.folder
+    for stage, rows in spec.rows[family.split].items():
+        if stage == "stage_2_train":                  # never read by TCaF
+            continue
+        by_class: Dict[str, List[str]] = {}
+        for c, video in rows:
+            by_class.setdefault(c, []).append(video)
+        if max_per_class:
+            by_class = {c: v[:max_per_class] for c, v in by_class.items()}
+        for c, videos in by_class.items():
+            key = c.lower() if case_insensitive else c
+            manual = by_lower.get(key)
+            if manual is None or manual not in spec.w2v:
+                log.warning("class %r has no word vector: skipped", c)
+                continue
+            pairs = [temporal_video(family, spec.w2v[manual], proj_a, proj_v,
+                                    np.random.default_rng([seed, index, video_seed(v)]), tokens, noise, spread)
+                     for v in videos]
+            canonical = next((x for x in spec.all_classes if (x.lower() if case_insensitive else x) == key), c)
+            for modality, k in (("audio", 0), ("video", 1)):
+                write_pkl(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos)
+    text = feat_dir / "text" / info.word_vector_file
+    text.parent.mkdir(parents=True, exist_ok=True)
+    np.save(text, spec.w2v, allow_pickle=True)
+
+
 def main(argv=None) -> None:
     p = ArgumentParser(prog="python -m src.synthetic", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -234,8 +332,15 @@ def main(argv=None) -> None:
                         "(e.g. ../shared/data, or a dataset folder holding class-split/)")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="sizes of invented classes (default: those of --dataset; tiny: for tests)")
-    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
-                   help="feature families: " + " and/or ".join(f"{k} ({f.widths})" for k, f in FAMILIES.items()))
+    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES),
+                   help="feature families: " + " and/or ".join(f"{k} ({f.folder}, {f.widths})"
+                                                                for k, f in FAMILIES.items()))
+    p.add_argument("--temporal", action="store_true",
+                   help="also write the temporal (TCaF) family of each averaged one in --families: "
+                        + ", ".join(f"{FAMILIES[k].folder} -> {FAMILIES[t].folder}" for k, t in TEMPORAL_OF.items()))
+    p.add_argument("--tokens", nargs=2, type=int, default=None, metavar=("MIN", "MAX"),
+                   help="temporal families: tokens per video, uniform in [MIN, MAX] (default by preset: "
+                        + ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in TOKENS.items()) + ")")
     p.add_argument("--scale", type=float, default=1.0, help="multiply the samples per class (invented classes)")
     p.add_argument("--noise", type=float, default=1.0, help="modality noise (higher: harder)")
     p.add_argument("--spread", type=float, default=1.0, help="within-class spread of the latent (higher: harder)")
@@ -248,7 +353,7 @@ def main(argv=None) -> None:
     with exit_on_user_error(p.prog):
         out = generate(args.out_dir, args.dataset, args.from_real, args.preset, tuple(args.families),
                        args.seed, args.scale, args.noise, args.spread, args.overwrite,
-                       args.max_per_class)
+                       args.max_per_class, temporal=args.temporal, tokens=args.tokens)
     print(out)
 
 

@@ -197,7 +197,7 @@ class Trainer:
         self.resuming, self.callbacks = resuming, list(callbacks)
         self.epoch_fn = epoch_fn or pair_epoch
         self.val_loss_fn = val_loss_fn or self.pair_validation_loss
-        device = train.audio.device
+        device = train.labels.device
         self.sampler = PairSampler(train.labels, len(train.class_ids), config.seed, device)
         # the validation loss: every val sample once, with a negative fixed for the run
         self.val_neg = PairSampler(val.labels, len(val.class_ids), config.seed + 1, device).negatives(val.labels)
@@ -220,7 +220,7 @@ class Trainer:
         """The training loss in eval mode over the val samples, each with its fixed negative."""
         model.eval()
         n, total = len(val), 0.0
-        idx = torch.arange(n, device=val.audio.device)
+        idx = torch.arange(n, device=val.labels.device)
         for i in range(0, n, 4096):
             batch = pair_batch(val, idx[i:i + 4096], self.val_neg[i:i + 4096], self.config.z_score)
             loss, _ = model.training_step(batch)

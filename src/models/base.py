@@ -26,6 +26,8 @@ its registry builder reads them off the argparse Namespace). It answers:
   `val_loss_fn(model, val) -> float` with its builder (`src/models/registry.py`).
 - optionally `eval_embeddings(audio, video, text) -> (samples [N, d], classes [C, d])`: the
   embeddings behind the reported distances (get_evaluation.py --plots draws their t-SNE).
+- `complete_state_dict(state) -> state`: a checkpoint's state_dict completed to this model's key
+  set before it is checked and loaded (default: as it is; TCaF: its embedding's two names).
 """
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
@@ -118,6 +120,11 @@ class GZSLModel(nn.Module):
     def eval_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
         """Sample embeddings [N, d] and class embeddings [C, d] of the reported mode (optional)."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its embeddings")
+
+    def complete_state_dict(self, state: dict) -> dict:
+        """A checkpoint's state_dict in this model's own key set, for a model whose published
+        checkpoints come in more than one form (default: as it is)."""
+        return state
 
     def optimizer_parameters(self):
         return self.parameters()

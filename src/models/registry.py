@@ -24,6 +24,7 @@ class ModelEntry:
     defaults: Dict[str, Any]  # main.py flags whose default differs for this model (parser default None)
     epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's pair epoch)
     val_loss_fn: Optional[Callable] = None   # its own validation loss, (model, val split) -> float
+    temporal: bool = False                   # trains on token sequences (*_non_averaged features)
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
@@ -31,12 +32,12 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
-                   val_loss_fn: Optional[Callable] = None):
+                   val_loss_fn: Optional[Callable] = None, temporal: bool = False):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
-                                     dict(defaults or {}), epoch_fn, val_loss_fn)
+                                     dict(defaults or {}), epoch_fn, val_loss_fn, temporal)
         return builder
     return wrap
 

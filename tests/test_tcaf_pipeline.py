@@ -1,0 +1,137 @@
+"""TCaF in the toolkit: its best configurations as data (TCAF.md §9), stage 1 -> stage 2 -> evaluation
+on the synthetic temporal benchmark, resume, original-format TCaF run folders, mismatched inputs."""
+import argparse
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, run_cli
+from src.args import finalize_main_args, get_main_parser
+from src.recipes import cell_commands
+
+SPEC = ROOT.parent / "shared" / "spec" / "TCAF.md"
+LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=(\d+\.\d\d), ZSL performance=\d+\.\d\d"
+DATASETS = {"UCF": "UCF", "ActivityNet": "ActivityNet", "VGGSound": "VGGSound"}
+# small enough for a test, the rest as the best configurations
+SMALL = ["--embeddings_hidden_size", "64", "--transformer_depth", "2", "--transformer_heads", "2",
+         "--transformer_dim_head", "32", "--decoder_hidden_size", "64", "--epochs", "5", "--n_batches", "20",
+         "--bs", "32", "--lr", "0.001", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def temporal_root(tmp_path_factory):
+    from src.synthetic import generate
+    return generate(tmp_path_factory.mktemp("temporal"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5,
+                    temporal=True)
+
+
+def parsed(argv):
+    return finalize_main_args(get_main_parser().parse_args(argv))
+
+
+def test_the_recipes_hold_tcaf_md_best_configurations():
+    if not SPEC.is_file():
+        pytest.skip("../shared/spec is absent")
+    rows = re.findall(r"^\| (main|cls) (UCF|ActivityNet|VGGSound) \| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \| "
+                      r"(\d+) × (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\de.-]+) \| (yes|no) \| (max|fixed) \|$",
+                      SPEC.read_text(), flags=re.M)
+    assert len(rows) == 6
+    for fam, ds, hidden, e_drop, d_drop, a_drop, depth, heads, dim_head, t_drop, t_e_drop, lr, sched, mode in rows:
+        a = parsed(cell_commands("tcaf", ds, f"{fam}_temporal", "D")[0][1:])
+        assert (a.model_name, a.bs, a.n_batches, a.epochs, a.seed) == ("tcaf", 64, 300, 50, 42)
+        assert (a.embeddings_hidden_size, a.embedding_dropout, a.decoder_dropout, a.additional_dropout) == \
+            (int(hidden), float(e_drop), float(d_drop), float(a_drop))
+        assert (a.transformer_depth, a.transformer_heads, a.transformer_dim_head, a.transformer_dropout,
+                a.transformer_embedding_dropout) == (int(depth), int(heads), int(dim_head), float(t_drop), float(t_e_drop))
+        assert (a.lr, a.lr_scheduler, a.batch_seqlen_train, a.batch_seqlen_test) == (float(lr), sched == "yes", mode, mode)
+        assert str(a.feature_extraction_method) == f"{fam}_features_non_averaged"
+        assert (a.decoder_hidden_size, a.batch_seqlen_train_maxlen, a.batch_seqlen_test_maxlen) == (512, 60, 300)
+
+
+@pytest.mark.parametrize("family", ["main_temporal", "cls_temporal"])
+def test_two_stages_and_evaluation_beat_chance(family, temporal_root, tmp_path):
+    """The run script's own commands (best configuration, made small), in one `--run all`."""
+    base = cell_commands("tcaf", "UCF", family, temporal_root.parent)[0][1:]
+    base = base[:base.index("--exp_name")]
+    proc = run_cli("main.py", *base, *SMALL, "--exp_name", "t", "--dump_path", tmp_path, "--run", "all")
+    hm = float(re.search(LINE, proc.stdout).group(1))
+    assert hm > 20, proc.stdout           # chance on the tiny test split: about 6
+    stage_2 = tmp_path / "runs" / "t_stage_2"
+    assert list(stage_2.glob("checkpoints/Multimodal_Sequence_Transformer_score_ckpt_*.pt"))
+    result = json.loads((stage_2 / "evaluation.json").read_text())
+    assert result["model"] == "tcaf" and result["mode"] == "both"
+
+
+def test_resume_equals_an_uninterrupted_run(temporal_root, tmp_path):
+    from src.compose import train
+    from test_train import metrics, same_state
+    base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
+    base = base[:base.index("--exp_name")] + SMALL + ["--dump_path", str(tmp_path)]
+    train(parsed(base + ["--exp_name", "whole"]))
+    train(parsed(base + ["--exp_name", "cut", "--epochs", "3"]))
+    train(parsed(base + ["--exp_name", "cut", "--resume"]))
+    whole, cut = tmp_path / "runs" / "whole", tmp_path / "runs" / "cut"
+    assert metrics(whole) == metrics(cut) and len(metrics(cut)) == 5
+    assert same_state(whole / "checkpoints" / "resume_state.pt", cut / "checkpoints" / "resume_state.pt")
+
+
+def test_an_original_tcaf_run_folder_evaluates_with_the_original_pairing(temporal_root, tmp_path):
+    """Run folders as the original TCaF wrote them: timestamped names, its Namespace (pathlib paths,
+    no field of this project), checkpoints with both names of the embedding module; get_evaluation
+    with a --cfg gives the numbers of a direct evaluation with the original word-vector pairing."""
+    from src.data import dataset_from_args
+    from src.evaluate import combined_beta, evaluate_model
+    from src.models import create_model
+    base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
+    base = base[:base.index("--exp_name")] + SMALL
+    ours = parsed(base)
+    fields = {k: v for k, v in vars(ours).items()
+              if k not in ("reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path")}
+    models = {}
+    for stage, retrain in (("A", False), ("B", True)):
+        ns = argparse.Namespace(**{**fields, "root_dir": Path(temporal_root), "log_dir": Path("runs"),
+                                   "feature_extraction_method": Path("cls_features_non_averaged"),
+                                   "retrain_all": retrain, "save_checkpoints": retrain, "device": "cuda"})
+        run = tmp_path / "runs" / f"tcaf_{stage}_Nov26_04-40-00_000001_host"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "args.pkl").write_bytes(pickle.dumps(ns))
+        torch.manual_seed(len(stage))
+        models[stage] = m = create_model("tcaf", ours)
+        state = {f"module.{k}": v for k, v in m.state_dict().items()}
+        assert any(k.startswith("module.position_encoder_block.") for k in state) and \
+            any(k.startswith("module.audiovisual_embeddings.") for k in state)
+        ckpt = {"epoch": 2, "model": state, "optimizer": {}, "metric": "score"}
+        name = "checkpoints/Multimodal_Sequence_Transformer_score_ckpt_1.pt" if retrain else \
+            "Multimodal_Sequence_Transformer_score.pt"
+        torch.save(ckpt, run / name)
+    cfg = tmp_path / "best.yaml"
+    cfg.write_text("new_model_sequence: true\nbatch_seqlen_test: max\nbatch_seqlen_test_maxlen: 300\neval_bs: 64\n"
+                   "transformer_depth: 2\neval_name: Attention\n")
+    runs = sorted((tmp_path / "runs").iterdir())
+    proc = run_cli("get_evaluation.py", "--cfg", cfg, "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1],
+                   "--dataset_name", "UCF", "--root_dir", temporal_root, "--device", "cpu")
+    got = json.loads((runs[1] / "Attention.json").read_text())
+    assert got["pairing"] == "original" and got["epoch"] == 2 and got["model"] == "tcaf"
+    dataset = dataset_from_args(argparse.Namespace(**{**vars(ours), "root_dir": temporal_root}), pairing="original")
+    beta = combined_beta(evaluate_model(models["A"], dataset.split("val")))
+    want = evaluate_model(models["B"], dataset.split("test"), beta=beta)["both"]
+    assert got["beta"] == beta and all(got[k] == pytest.approx(want[k], abs=1e-7) for k in ("seen", "unseen", "hm", "zsl"))
+    assert re.search(LINE, proc.stdout)
+
+
+def test_features_of_the_other_kind_are_refused(temporal_root, tmp_path):
+    base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
+    base = base[:base.index("--exp_name")] + SMALL + ["--dump_path", tmp_path, "--exp_name", "x"]
+    i = base.index("--feature_extraction_method")
+    averaged = base[:i + 1] + ["cls_features"] + base[i + 2:]
+    proc = run_cli("main.py", *averaged, check=False)
+    assert proc.returncode == 2 and "*_non_averaged" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("main.py", "--root_dir", temporal_root, "--dataset_name", "UCF", "--ale", "--feature_extraction_method",
+                   "cls_features_non_averaged", "--input_size_audio", "128", "--input_size_video", "4096",
+                   "--dump_path", tmp_path, "--exp_name", "y", check=False)
+    assert proc.returncode == 2 and "token sequences" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
