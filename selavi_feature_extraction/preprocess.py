@@ -26,6 +26,25 @@ def window_starts(frame_count: int, rate: float, match_published: bool = False) 
     return [math.ceil(k * rate - 1e-9) for k in range(int(math.floor(frame_count / rate)))]
 
 
+def temporal_window_starts(frame_count: int, rate: float, match_published: bool = False) -> List[int]:
+    """First frames of the windows whose features are kept one by one (TCaF's temporal
+    features, TCAF.md 1), of a video of `frame_count` frames at `rate` fps.
+
+    Default: the consecutive one-second windows of `window_starts` (so the per-window
+    features average to the averaged feature). [published quirk] (`match_published`): TCaF's
+    rule, K = int(F / r) windows, window i starting at
+    int(max(F - r, 0) * (100 i) / (1000 (K // 10 + 1))), computed in that order as the
+    original did (`delta * clip_idx / num_clips` with clip_idx = 100 i and num_clips =
+    1000 (K // 10 + 1)). They overlap and stop short of the end: a 10 s video at 30 fps gets
+    10 windows starting every 13.5 frames (0.45 s), covering its first 5 s; one window, at
+    frame 0, for a video of 1 to 2 s."""
+    if not match_published:
+        return window_starts(frame_count, rate)
+    k = int(frame_count / rate)
+    delta = max(frame_count - rate, 0)
+    return [int(delta * (100 * i) / (1000 * (k // 10 + 1))) for i in range(max(k, 0))]
+
+
 def window_offsets(rate: float) -> np.ndarray:
     """The 30 frames taken of a window's first r: trunc(linspace(0, r - 1, 30)) in float32."""
     return torch.linspace(0, rate - 1, FRAMES_PER_WINDOW, dtype=torch.float32).long().numpy()

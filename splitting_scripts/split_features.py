@@ -3,6 +3,8 @@
     python splitting_scripts/split_features.py --dataset ucf \
         --features out/main_features_ucf.pkl --root_dir avgzsl_benchmark_datasets/UCF \
         --w2v word_embeddings_ucf_normed.npy
+    python splitting_scripts/split_features.py --dataset ucf --temporal \
+        --features out/main_features_ucf.pkl --root_dir avgzsl_benchmark_non_averaged_datasets/UCF ...
 
 writes `{root_dir}/features/{main_features|cls_features}/{audio,video}/{split}/{Class}.h5`
 (`data` float32 [N, D], `video_urls` S80 [N], audio and video rows in the same order) for the
@@ -12,6 +14,12 @@ twice in the pickle, every split whose csv is missing (FEATURES.md, "Splitting")
 
 The pickle's format decides the family: a dict (SeLaVi) -> main_features / main_split, a
 list of `[video, class_id, audio, file_name]` (C3D/VGGish) -> cls_features / cls_split.
+A per-window SeLaVi pickle (`video`/`audio` lists of [K, 512] arrays) or a per-clip C3D/VGGish
+pickle (rows of [K, 4096] clips and [M, 128] uint8 examples) gives TCaF's temporal layout
+(TCAF.md 1): `features/{main|cls}_features_non_averaged/{audio,video}/{split}/{Class}.pkl`, each
+a pickled dict {features: one [T, D] array per video, video_names: bytes, fps: 25s}, with the
+same csv matching and report. `--temporal` given an averaged pickle reads its per-window /
+per-clip sibling (`{stem}_per_window.pkl`, `{stem}_per_clip.pkl`).
 """
 import argparse
 import pickle
@@ -19,7 +27,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import h5py
 import numpy as np
@@ -30,17 +38,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from src.benchmarks import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
 from src.errors import ArgumentParser, UserError  # noqa: E402
 from src.extraction.cli import DATASET_HELP, dataset_name, entry  # noqa: E402
-from src.io_utils import atomic_path, atomic_write_text  # noqa: E402
+from src.io_utils import atomic_path, atomic_pickle, atomic_write_text  # noqa: E402
 
 URL_DTYPE = "S80"
+FPS = 25    # the temporal files' `fps` entry per video (TCAF.md 1: 25s, read, never used)
 
 
 @dataclass
 class Features:
-    family: str                 # "main" (SeLaVi) or "cls" (C3D/VGGish)
+    family: str                 # FAMILIES key: "main" / "cls" (averaged), "main_temporal" / "cls_temporal"
     names: List[str]            # file names without extension, pickle order
-    video: np.ndarray           # float32 [N, D_v]
-    audio: np.ndarray           # float32 [N, D_a]
+    video: Union[np.ndarray, List[np.ndarray]]   # float32 [N, D_v], or temporal: N arrays [T_i, D_v]
+    audio: Union[np.ndarray, List[np.ndarray]]   # float32 [N, D_a], or temporal: N arrays [T_i, D_a]
+
+    @property
+    def temporal(self) -> bool:
+        return FAMILIES[self.family].temporal
+
+    def rows(self, modality: str, idx: List[int]):
+        x = getattr(self, modality)
+        return [x[i] for i in idx] if self.temporal else x[idx]
 
 
 @dataclass
@@ -69,29 +86,93 @@ def _strip(name: str) -> str:
     return p.stem if p.suffix else p.name
 
 
-def read_features(path) -> Features:
-    path = Path(path)
+TEMPORAL_SUFFIXES = ("_per_window", "_per_clip")   # the extractors' temporal pickles beside the averaged one
+
+
+def _load(path: Path):
     if not path.is_file():
         raise UserError(f"features pickle not found: {path} (the output of the extraction)")
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f)
+            return pickle.load(f)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, IndexError) as err:
         raise UserError(f"cannot read {path}: {type(err).__name__}: {err} (truncated or not a features "
                         f"pickle? extract it again, or resume the extraction)") from None
+
+
+def _numpy(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+
+
+def _tokens(x, path: Path, name: str, what: str, dtype: str = "float32") -> np.ndarray:
+    """One video's [T, D] tokens: float32, or uint8 where the family stores quantised codes and
+    the values are integers 0..255."""
+    arr = _numpy(x)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.dtype.kind not in "iuf":
+        raise UserError(f"{path}: the {what} of {name!r} are {arr.dtype} of shape {tuple(arr.shape)}; "
+                        f"expected a non-empty [T, D] array of numbers per video (a per-window / per-clip "
+                        f"pickle of the extraction)")
+    if dtype == "uint8" and arr.dtype.kind in "iu" and arr.min() >= 0 and arr.max() <= 255:
+        return arr.astype(np.uint8)
+    return arr.astype(np.float32)
+
+
+def read_features(path, temporal: bool = False) -> Features:
+    """The features of an extraction pickle (its format decides the family). With `temporal`,
+    an averaged pickle is replaced by its per-window / per-clip sibling."""
+    path = Path(path)
+    obj = _load(path)
+    feats = _parse(obj, path)
+    if temporal and not feats.temporal:
+        siblings = [path.with_name(path.stem + s + path.suffix) for s in TEMPORAL_SUFFIXES]
+        found = [s for s in siblings if s.is_file()]
+        if not found:
+            raise UserError(f"--temporal: {path} holds averaged features and neither "
+                            f"{' nor '.join(s.name for s in siblings)} is beside it; give the per-window "
+                            f"(SeLaVi) or per-clip (C3D/VGGish) pickle of the extraction, which writes it "
+                            f"unless --no_per_window / --no_per_clip")
+        feats = _parse(_load(found[0]), found[0])
+        if not feats.temporal:
+            raise UserError(f"{found[0]} holds averaged features, not one sequence per video")
+    return feats
+
+
+def _parse(obj, path: Path) -> Features:
     if isinstance(obj, dict) and {"video", "audio", "filenames"} <= set(obj):
-        as_np = lambda x: np.asarray(x.cpu().numpy() if hasattr(x, "cpu") else x, np.float32)  # noqa: E731
-        return Features("main", [_strip(str(n)) for n in obj["filenames"]],
-                        as_np(obj["video"]), as_np(obj["audio"]))
+        names = [_strip(str(n)) for n in obj["filenames"]]
+        if isinstance(obj["video"], (list, tuple)):          # per-window: one [K, 512] per video
+            if not (isinstance(obj["audio"], (list, tuple)) and len(obj["video"]) == len(obj["audio"])
+                    == len(names)):
+                raise UserError(f"{path}: a per-window pickle needs 'video' and 'audio' lists of one "
+                                f"[K, 512] array per entry of 'filenames'")
+            video = [_tokens(v, path, n, "video features") for v, n in zip(obj["video"], names)]
+            audio = [_tokens(a, path, n, "audio features") for a, n in zip(obj["audio"], names)]
+            odd = [n for n, v, a in zip(names, video, audio) if len(v) != len(a)]
+            if odd:
+                raise UserError(f"{path}: {len(odd)} videos (e.g. {odd[0]!r}) have different numbers of "
+                                f"audio and video windows; SeLaVi's tokens are the same windows: "
+                                f"re-extract them")
+            return Features("main_temporal", names, video, audio)
+        as_np = lambda x: np.asarray(_numpy(x), np.float32)  # noqa: E731
+        return Features("main", names, as_np(obj["video"]), as_np(obj["audio"]))
     if isinstance(obj, list) and all(isinstance(r, (list, tuple)) and len(r) == 4 for r in obj):
         if not obj:
             raise UserError(f"{path} holds no video")
-        return Features("cls", [_strip(str(r[3])) for r in obj],
+        ndims = {np.ndim(r[0]) for r in obj}
+        names = [_strip(str(r[3])) for r in obj]
+        if ndims == {2}:                                     # per-clip: [K, 4096] clips, [M, 128] examples
+            audio_dtype = FAMILIES["cls_temporal"].audio_dtype
+            return Features("cls_temporal", names,
+                            [_tokens(r[0], path, n, "clip features") for r, n in zip(obj, names)],
+                            [_tokens(r[2], path, n, "example features", audio_dtype)
+                             for r, n in zip(obj, names)])
+        if 2 in ndims:
+            raise UserError(f"{path} mixes per-clip rows ([K, D] features) with averaged ones")
+        return Features("cls", names,
                         np.stack([np.asarray(r[0], np.float32).reshape(-1) for r in obj]),
                         np.stack([np.asarray(r[2], np.float32).reshape(-1) for r in obj]))
     raise UserError(f"{path} is neither a SeLaVi pickle (dict with video, audio, filenames) nor "
-                    f"a C3D/VGGish pickle (list of [video, class_id, audio, file_name]); note the "
-                    f"per-clip pickle cannot be split, use the averaged one")
+                    f"a C3D/VGGish pickle (list of [video, class_id, audio, file_name])")
 
 
 def read_split_csv(path: Path) -> Dict[str, List[str]]:
@@ -117,9 +198,18 @@ def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
             f.create_dataset("video_urls", data=np.array([n.encode() for n in names], dtype=URL_DTYPE))
 
 
+def write_pkl(path: Path, sequences: List[np.ndarray], names: List[str]) -> None:
+    """A temporal class file (TCAF.md 1): {features: one [T, D] array per video, video_names:
+    bytes, fps: 25 per video (read, never used)}."""
+    atomic_pickle({"features": list(sequences), "video_names": [n.encode() for n in names],
+                   "fps": [FPS] * len(names)}, path)
+
+
 def split_features(features_path, class_split_dir, output_root, dataset: str,
-                   w2v: Optional[str] = None) -> Report:
-    feats = read_features(features_path)
+                   w2v: Optional[str] = None, temporal: bool = False) -> Report:
+    """Split one extraction pickle; `temporal`: the temporal layout even when given the
+    averaged pickle (its per-window / per-clip sibling is read)."""
+    feats = read_features(features_path, temporal)
     family = FAMILIES[feats.family]
     class_split_dir, output_root = Path(class_split_dir), Path(output_root)
     split_dir = class_split_dir / family.split
@@ -151,8 +241,11 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
             if not found:
                 report.empty_classes.append((split, c))
             idx = [index[n] for n in found]
-            write_h5(out / "video" / split / f"{c}.h5", feats.video[idx], found)
-            write_h5(out / "audio" / split / f"{c}.h5", feats.audio[idx], found)
+            for m in ("video", "audio"):
+                if feats.temporal:
+                    write_pkl(out / m / split / f"{c}.pkl", feats.rows(m, idx), found)
+                else:
+                    write_h5(out / m / split / f"{c}.h5", feats.rows(m, idx), found)
             total += len(found)
         report.written[split] = (len(classes), total)
     if w2v:
@@ -171,7 +264,13 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
     if dataset is None:
         p.add_argument("--dataset", type=dataset_name, required=True, help=DATASET_HELP)
     p.add_argument("--features", required=True,
-                   help="extraction pickle: main_features_{dataset}.pkl or cls_features_{dataset}.pkl")
+                   help="extraction pickle: main_features_{dataset}.pkl or cls_features_{dataset}.pkl "
+                        "(averaged: .h5 layout), or their _per_window / _per_clip pickles (temporal "
+                        "layout, found from the pickle's format)")
+    p.add_argument("--temporal", action="store_true",
+                   help="write TCaF's temporal layout, features/{main,cls}_features_non_averaged/"
+                        "{audio,video}/{split}/{Class}.pkl (TCAF.md 1); given the averaged pickle, "
+                        "its _per_window / _per_clip sibling is read")
     p.add_argument("--root_dir", required=True,
                    help="dataset folder that receives features/ (e.g. avgzsl_benchmark_datasets/UCF)")
     p.add_argument("--class_split", default=None,
@@ -194,7 +293,8 @@ def main(argv=None, dataset=None):
     inside = [root / "class-split", root / "class_split"]
     if not any(class_split.resolve() == p.resolve() for p in inside if p.exists()):
         shutil.copytree(class_split, root / "class-split", dirs_exist_ok=True)
-    report = split_features(args.features, class_split, root, dataset, w2v=args.w2v)
+    report = split_features(args.features, class_split, root, dataset, w2v=args.w2v,
+                            temporal=args.temporal)
     print(report.text() if report.problems < 50 else
           "\n".join(report.text().splitlines()[:50]) + f"\n... ({report.problems} problems)")
     print(f"report written to {root / 'features'}/*/split_report.txt")

@@ -3,10 +3,13 @@
 An extractor is a `Family`: what differs between C3D/VGGish and SeLaVi is only
 - `prepare(path)`: decoding and pre-processing of one video, run in worker processes; it
   returns, per stream (`video`, `audio`), arrays whose first axis counts the stream's units
-  (C3D clips, VGGish examples, SeLaVi windows), or raises `Failure(reason)`;
+  (C3D clips, VGGish examples, SeLaVi windows), or raises `Failure(reason)`. It may return
+  them as `Prepared(units, info)`, a dict like the others whose `info` (small, picklable)
+  is handed to `finish`;
 - `build_models(device)`: per stream, a callable that maps a device batch of units to
   features `[B, D]`;
-- `finish(features)`: one video's record from its per-unit features (numpy, CPU);
+- `finish(features)`, or `finish(features, info)` when `prepare` gave an `info`: one video's
+  record from its per-unit features (numpy, CPU);
 - `write(items, records, output_dir)`: the output files, records in list order (None for a
   failed video).
 
@@ -60,7 +63,8 @@ class Family(ABC):
     def build_models(self, device: torch.device) -> Dict[str, Model]: ...
 
     @abstractmethod
-    def finish(self, features: Dict[str, np.ndarray]) -> Any: ...
+    def finish(self, features: Dict[str, np.ndarray], info: Any = None) -> Any:
+        """One video's record; `info` is what `prepare` returned beside the units (or absent)."""
 
     @abstractmethod
     def write(self, items: Sequence[VideoItem], records: Sequence[Any], output_dir: Path) -> List[Path]: ...
@@ -71,6 +75,15 @@ class Family(ABC):
     @abstractmethod
     def signature(self) -> dict:
         """Every setting that changes the features (a resumed run must match it)."""
+
+
+class Prepared(dict):
+    """A video's units (stream -> name -> array, a plain dict to every reader) with `info`,
+    what `finish` needs beside the features (e.g. which units make which output)."""
+
+    def __init__(self, units: Units, info: Any):
+        super().__init__(units)
+        self.info = info        # pickled with the dict (the decoding workers send it back)
 
 
 def unit_count(units: Dict[str, np.ndarray]) -> int:
@@ -324,10 +337,15 @@ def run_shard(family: Family, items, root, todo: Sequence[int], store: ShardStor
                disable=not progress, dynamic_ncols=True, mininterval=1.0,
                position=int(os.environ.get("LOCAL_RANK", "0")))
     start = time.perf_counter()
+    infos: Dict[int, Any] = {}   # video index -> the `info` its `prepare` returned
 
     def finished(done):
         for index, feats in done:
-            store.add(index, ("ok", family.finish(feats)))
+            if index in infos:
+                record = family.finish(feats, infos.pop(index))
+            else:
+                record = family.finish(feats)
+            store.add(index, ("ok", record))
         if done:
             bar.update(len(done))
             rate = {s: n / max(time.perf_counter() - start, 1e-9) for s, n in batcher.units_done.items()}
@@ -340,6 +358,8 @@ def run_shard(family: Family, items, root, todo: Sequence[int], store: ShardStor
                 store.add(index, ("fail", reason))
                 bar.update(1)
             else:
+                if isinstance(units, Prepared):
+                    infos[index] = units.info
                 batcher.add(index, units)
             finished(batcher.run())
         finished(batcher.run(final=True))
