@@ -31,14 +31,13 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
 import torch
-from tqdm import tqdm
 
 from . import io_utils
 from .data import SplitData
 from .errors import UserError
 from .evaluate import evaluate_distances, evaluate_model, zscore
 from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
-from .models.base import EpochInputs, PairBatch
+from .models.base import EpochInputs, PairBatch, run_steps
 from .runs import RunFolder, load_model_state
 from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
@@ -164,27 +163,9 @@ def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: 
 
 def pair_epoch(inp: EpochInputs) -> Dict[str, float]:
     """One epoch of `n_batches` class-balanced pair batches, one optimiser step each; mean losses."""
-    model, opt, n = inp.model, inp.optimizer, inp.n_batches
-    model.train()
-    pos, neg = (t.view(n, inp.bs) for t in inp.sampler.draw(n * inp.bs))
-    sums: Dict[str, torch.Tensor] = {}
-    bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
-    for step in bar:
-        batch = pair_batch(inp.train, pos[step], neg[step], inp.z_score)
-        loss, parts = model.training_step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.after_optimizer_step(batch)
-        for k, v in {"loss": loss.detach(), **parts}.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        if (step + 1) % 50 == 0 or step + 1 == n:      # one host sync per 50 steps
-            mean_loss = float(sums["loss"]) / (step + 1)
-            if not math.isfinite(mean_loss):
-                raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
-                                f"lower --lr; the run folder keeps the last finished epoch")
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-    return {k: float(v) / n for k, v in sums.items()}
+    inp.model.train()
+    pos, neg = (t.view(inp.n_batches, inp.bs) for t in inp.sampler.draw(inp.n_batches * inp.bs))
+    return run_steps(inp, lambda step: pair_batch(inp.train, pos[step], neg[step], inp.z_score))
 
 
 class Trainer:

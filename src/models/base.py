@@ -32,8 +32,13 @@ its registry builder reads them off the argparse Namespace). It answers:
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
+import math
+
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
+
+from ..errors import UserError
 
 if TYPE_CHECKING:                    # annotations only: the model files sit below data and sampler
     from ..data import SplitData
@@ -146,3 +151,28 @@ def audio_video_distances(e_a: Tensor, e_v: Tensor, t_a: Tensor, t_v: Tensor,
     d_a = distance_matrix(e_a, t_a, squared)
     d_v = distance_matrix(e_v, t_v, squared)
     return {"audio": d_a, "video": d_v, "both": d_a + d_v}
+
+
+def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str, float]:
+    """`inp.n_batches` optimiser steps, one on each `make_batch(step)`: training_step, backward,
+    step, after_optimizer_step; returns the mean loss and parts. A non-finite loss stops with a
+    UserError (checked every 50 steps: one host sync)."""
+    model, opt, n = inp.model, inp.optimizer, inp.n_batches
+    sums: Dict[str, Tensor] = {}
+    bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
+    for step in bar:
+        batch = make_batch(step)
+        loss, parts = model.training_step(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        model.after_optimizer_step(batch)
+        for k, v in {"loss": loss.detach(), **parts}.items():
+            sums[k] = sums[k] + v if k in sums else v.clone()
+        if (step + 1) % 50 == 0 or step + 1 == n:
+            mean_loss = float(sums["loss"]) / (step + 1)
+            if not math.isfinite(mean_loss):
+                raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
+                                f"lower --lr; the run folder keeps the last finished epoch")
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+    return {k: float(v) / n for k, v in sums.items()}

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM, family_of_folder
 from ..errors import UserError
 from ..sequences import Sequences
-from .base import EpochInputs, GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau
+from .base import EpochInputs, GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet, FeedForward
 from .registry import register_model
 
@@ -448,24 +448,11 @@ def tcaf_epoch(inp: EpochInputs) -> Dict[str, float]:
     (the sampler's negatives are unused), collated with the training collation (random cuts from
     the sampler's generator, saved for --resume), one Adam step each, then the extra get_embeddings
     pass; mean losses."""
-    model, opt, n = inp.model, inp.optimizer, inp.n_batches
+    model = inp.model
     model.train()
-    pos = inp.sampler.draw(n * inp.bs)[0].view(n, inp.bs)
-    sums: Dict[str, Tensor] = {}
-    for step in range(n):
-        batch = temporal_batch(inp.train, pos[step], model.train_collation, inp.sampler.generator)
-        loss, parts = model.training_step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.after_optimizer_step(batch)
-        for k, v in {"loss": loss.detach(), **parts}.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        if (step + 1) % 50 == 0 or step + 1 == n:      # one host sync per 50 steps
-            if not math.isfinite(float(sums["loss"])):
-                raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
-                                f"lower --lr; the run folder keeps the last finished epoch")
-    return {k: float(v) / n for k, v in sums.items()}
+    pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
+    return run_steps(inp, lambda step: temporal_batch(inp.train, pos[step], model.train_collation,
+                                                      inp.sampler.generator))
 
 
 @torch.no_grad()
