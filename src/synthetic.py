@@ -255,34 +255,43 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
         proj_v = frng.standard_normal((WORD_DIM, d_v)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
         cache: Dict[str, tuple] = {}       # video name -> (audio, video): a video keeps its features
         feat_dir = out / "features" / family.folder
-        for stage, rows in spec.rows[family.split].items():
-            by_class: Dict[str, List[str]] = {}
-            for c, video in rows:
-                by_class.setdefault(c, []).append(video)
-            if max_per_class:
-                by_class = {c: v[:max_per_class] for c, v in by_class.items()}
-            for c, videos in by_class.items():
-                key = c.lower() if info.case_insensitive else c
-                manual = by_lower.get(key)
-                if manual is None or manual not in spec.w2v:
-                    log.warning("class %r has no word vector: skipped", c)
-                    continue
-                new = [v for v in videos if v not in cache]
-                if new:
-                    eps = frng.standard_normal((len(new), WORD_DIM)).astype(np.float32)
-                    z = spec.w2v[manual][None] + spread * eps / np.sqrt(WORD_DIM)
-                    a = z @ proj_a + noise * frng.standard_normal((len(new), d_a)).astype(np.float32)
-                    v = z @ proj_v + noise * frng.standard_normal((len(new), d_v)).astype(np.float32)
-                    cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
-                canonical = next((x for x in spec.all_classes if (x.lower() if info.case_insensitive else x) == key), c)
-                for modality, k in (("audio", 0), ("video", 1)):
-                    write_h5(feat_dir / modality / stage / f"{canonical}.h5",
-                             np.stack([cache[name][k] for name in videos]), videos)
+        for stage, canonical, manual, videos in class_videos(spec, family.split, by_lower, info.case_insensitive,
+                                                             max_per_class):
+            new = [v for v in videos if v not in cache]
+            if new:
+                eps = frng.standard_normal((len(new), WORD_DIM)).astype(np.float32)
+                z = spec.w2v[manual][None] + spread * eps / np.sqrt(WORD_DIM)
+                a = z @ proj_a + noise * frng.standard_normal((len(new), d_a)).astype(np.float32)
+                v = z @ proj_v + noise * frng.standard_normal((len(new), d_v)).astype(np.float32)
+                cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
+            for modality, k in (("audio", 0), ("video", 1)):
+                write_h5(feat_dir / modality / stage / f"{canonical}.h5",
+                         np.stack([cache[name][k] for name in videos]), videos)
         text = feat_dir / "text" / info.word_vector_file
         text.parent.mkdir(parents=True, exist_ok=True)
         np.save(text, spec.w2v, allow_pickle=True)
     log.info("wrote %s in %.2fs", out, time.perf_counter() - t0)
     return out
+
+
+def class_videos(spec: Spec, split: str, by_lower: Dict[str, Optional[str]], case_insensitive: bool,
+                 max_per_class: Optional[int], skip=()):
+    """(stage, class name as in all_class.txt, word2vec name, its videos) of every class of a split's
+    stages, in the csvs' order; a class without a word vector is skipped with a warning."""
+    for stage, rows in spec.rows[split].items():
+        if stage in skip:
+            continue
+        by_class: Dict[str, List[str]] = {}
+        for c, video in rows:
+            by_class.setdefault(c, []).append(video)
+        for c, videos in by_class.items():
+            key = c.lower() if case_insensitive else c
+            manual = by_lower.get(key)
+            if manual is None or manual not in spec.w2v:
+                log.warning("class %r has no word vector: skipped", c)
+                continue
+            canonical = next((x for x in spec.all_classes if (x.lower() if case_insensitive else x) == key), c)
+            yield stage, canonical, manual, videos[:max_per_class] if max_per_class else videos
 
 
 def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[str, Optional[str]], seed: int,
@@ -296,26 +305,13 @@ def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict
     proj_a = frng.standard_normal((WORD_DIM, family.audio_width)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
     proj_v = frng.standard_normal((WORD_DIM, family.video_width)).astype(np.float32) / np.sqrt(WORD_DIM / 4)
     feat_dir = out / "features" / family.folder
-    for stage, rows in spec.rows[family.split].items():
-        if stage == "stage_2_train":                  # never read by TCaF
-            continue
-        by_class: Dict[str, List[str]] = {}
-        for c, video in rows:
-            by_class.setdefault(c, []).append(video)
-        if max_per_class:
-            by_class = {c: v[:max_per_class] for c, v in by_class.items()}
-        for c, videos in by_class.items():
-            key = c.lower() if case_insensitive else c
-            manual = by_lower.get(key)
-            if manual is None or manual not in spec.w2v:
-                log.warning("class %r has no word vector: skipped", c)
-                continue
-            pairs = [temporal_video(family, spec.w2v[manual], proj_a, proj_v,
-                                    np.random.default_rng([seed, index, video_seed(v)]), tokens, noise, spread)
-                     for v in videos]
-            canonical = next((x for x in spec.all_classes if (x.lower() if case_insensitive else x) == key), c)
-            for modality, k in (("audio", 0), ("video", 1)):
-                write_pkl(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos)
+    for stage, canonical, manual, videos in class_videos(spec, family.split, by_lower, case_insensitive,
+                                                         max_per_class, skip=("stage_2_train",)):   # unread by TCaF
+        pairs = [temporal_video(family, spec.w2v[manual], proj_a, proj_v,
+                                np.random.default_rng([seed, index, video_seed(v)]), tokens, noise, spread)
+                 for v in videos]
+        for modality, k in (("audio", 0), ("video", 1)):
+            write_pkl(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos)
     text = feat_dir / "text" / info.word_vector_file
     text.parent.mkdir(parents=True, exist_ok=True)
     np.save(text, spec.w2v, allow_pickle=True)
