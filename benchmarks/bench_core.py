@@ -28,17 +28,13 @@ from src.compose import build_trainer  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.train import pair_batch  # noqa: E402
+from timing import step_seconds  # noqa: E402
 
 SEED_AVCA = ("--AVCA --lr 0.001 --embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 "
              "--decoder_dropout 0.3 --additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss "
              "--first_additional_triplet 1 --second_additional_triplet 1 --momentum 0.1 --reg_loss "
              "--lr_scheduler --input_size_audio 512 --input_size_video 512 --dataset_name UCF "
              "--feature_extraction_method main_features --zero_shot_split main_split").split()
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main():
@@ -76,19 +72,7 @@ def main():
         g = torch.Generator(device=device).manual_seed(0)
         batches = [pair_batch(train, torch.randint(0, len(train), (a.bs,), device=device, generator=g),
                               torch.randint(0, len(train), (a.bs,), device=device, generator=g)) for _ in range(8)]
-        n_steps = max(10, min(a.n_batches, 100))
-        for i in range(n_steps + 5):
-            if i == 5:
-                sync(device)
-                t = time.perf_counter()
-            b = batches[i % len(batches)]
-            loss, _ = model.training_step(b)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.after_optimizer_step(b)
-        sync(device)
-        step = (time.perf_counter() - t) / n_steps
+        step = step_seconds(model, opt, lambda i: batches[i % len(batches)], max(10, min(a.n_batches, 100)), device)
         out["step_ms"] = round(1000 * step, 2)
         out["compute_samples_per_s"] = round(a.bs / step)
 

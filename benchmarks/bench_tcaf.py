@@ -31,11 +31,7 @@ from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from timing import step_seconds  # noqa: E402
 
 
 def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
@@ -51,19 +47,8 @@ def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
     opt, _ = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
     sampler = PairSampler(train.labels, len(train.class_ids), 0, device)
     idx = sampler.draw(8 * args.bs)[0].view(8, args.bs)
-    n_steps = max(10, min(a.n_batches, 60))
-    for i in range(n_steps + 5):
-        if i == 5:
-            sync(device)
-            t = time.perf_counter()
-        batch = temporal_batch(train, idx[i % 8], model.train_collation, sampler.generator)
-        loss, _ = model.training_step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.after_optimizer_step(batch)
-    sync(device)
-    step = (time.perf_counter() - t) / n_steps
+    step = step_seconds(model, opt, lambda i: temporal_batch(train, idx[i % 8], model.train_collation,
+                                                              sampler.generator), max(10, min(a.n_batches, 60)), device)
     out["step_ms"] = round(1000 * step, 2)
     out["compute_samples_per_s"] = round(args.bs / step)
 
