@@ -1,12 +1,14 @@
 """Speed of the core on the synthetic UCF-sized benchmark, with the seed's AVCA flags.
 
     python benchmarks/bench_core.py                 # CPU (or CUDA when available)
-    python benchmarks/bench_core.py --n_batches 500 --device cuda
+    python benchmarks/bench_core.py --n_batches 500 --device cuda --stage_epochs 50
 
-Prints: cache build and cache load time; the model's own step (forward + backward + optimiser
-step on batches already in memory) in ms and samples/s; a whole epoch of the trainer
-(sampling, steps, validation, validation loss, checkpoints) and its ratio to the pure compute
-(target <= 1.15); the whole get_evaluation (two models, val beta search, test) in-process.
+Prints, as it measures: cache build and cache load time; the model's own step (forward +
+backward + optimiser step on batches already in memory) in ms and samples/s; on CUDA, whether
+the step syncs with the host and the step replayed as one CUDA graph; a whole epoch of the
+trainer (sampling, steps, validation, validation loss, checkpoints) and its ratio to the pure
+compute (target <= 1.15); the whole get_evaluation (two models, val beta search, test)
+in-process; with --stage_epochs N, the wall time of a whole stage of N epochs.
 """
 import argparse
 import json
@@ -28,7 +30,7 @@ from src.compose import build_trainer  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.train import pair_batch  # noqa: E402
-from timing import step_seconds  # noqa: E402
+from timing import graphed_step_seconds, host_sync_in_step, step_seconds  # noqa: E402
 
 SEED_AVCA = ("--AVCA --lr 0.001 --embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 "
              "--decoder_dropout 0.3 --additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss "
@@ -42,25 +44,34 @@ def main():
     p.add_argument("--n_batches", type=int, default=50, help="batches of the timed epoch (seed: 500)")
     p.add_argument("--bs", type=int, default=256)
     p.add_argument("--device", default=None)
+    p.add_argument("--stage_epochs", type=int, default=0, help="also time a whole stage of this many epochs")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_bench_"))
     device = resolve_device(a.device)
-    out = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    out = {}
+
+    def report(key, value):
+        out[key] = value
+        print(f"{key:>24}: {value}", flush=True)
+
+    report("device", torch.cuda.get_device_name(device) if device.type == "cuda" else str(device))
+    report("torch", torch.__version__)
+    report("threads", torch.get_num_threads())
     try:
         t = time.perf_counter()
         root = generate(work / "data", "UCF", families=("main",), overwrite=True)
-        out["generate_s"] = round(time.perf_counter() - t, 2)
+        report("generate_s", round(time.perf_counter() - t, 2))
 
         t = time.perf_counter()
         ds = AVGZSLDataset(root, "UCF")
         splits = [ds.split(s) for s in ("train", "val", "train_val", "test")]
-        out["cache_build_s"] = round(time.perf_counter() - t, 3)
+        report("cache_build_s", round(time.perf_counter() - t, 3))
         t = time.perf_counter()
         ds = AVGZSLDataset(root, "UCF")
         splits = [ds.split(s) for s in ("train", "val", "train_val", "test")]
-        out["cache_load_s"] = round(time.perf_counter() - t, 3)
-        out["samples"] = {s.name: len(s) for s in splits}
+        report("cache_load_s", round(time.perf_counter() - t, 3))
+        report("samples", {s.name: len(s) for s in splits})
 
         flags = ["--root_dir", str(root), *SEED_AVCA, "--bs", str(a.bs), "--n_batches", str(a.n_batches),
                  "--epochs", "1", "--device", str(device), "--dump_path", str(work)]
@@ -73,8 +84,15 @@ def main():
         batches = [pair_batch(train, torch.randint(0, len(train), (a.bs,), device=device, generator=g),
                               torch.randint(0, len(train), (a.bs,), device=device, generator=g)) for _ in range(8)]
         step = step_seconds(model, opt, lambda i: batches[i % len(batches)], max(10, min(a.n_batches, 100)), device)
-        out["step_ms"] = round(1000 * step, 2)
-        out["compute_samples_per_s"] = round(a.bs / step)
+        report("step_ms", round(1000 * step, 2))
+        report("compute_samples_per_s", round(a.bs / step))
+        if device.type == "cuda":
+            report("host_sync_in_step", host_sync_in_step(model, opt, batches[0], device) or "none")
+            try:
+                graphed = graphed_step_seconds(model, opt, lambda i: batches[i % len(batches)], 100)
+                report("cuda_graph_step_ms", round(1000 * graphed, 3))
+            except Exception as err:  # noqa: BLE001 - a measurement, reported
+                report("cuda_graph_step_ms", f"failed: {type(err).__name__}: {str(err)[:200]}")
 
         # a whole epoch of the trainer (stage 1), and stage 2 for get_evaluation
         setup_logging()
@@ -84,21 +102,26 @@ def main():
                                                                               *extra])), run).fit()
             if exp == "bench_val":
                 line = json.loads((run.path / "metrics.jsonl").read_text().splitlines()[-1])
-                out["epoch_s"] = round(line["seconds"], 2)
-                out["epoch_samples_per_s"] = round(a.n_batches * a.bs / line["seconds"])
-                out["epoch_over_compute"] = round(line["seconds"] / (a.n_batches * step), 3)
+                report("epoch_s", round(line["seconds"], 2))
+                report("epoch_samples_per_s", round(a.n_batches * a.bs / line["seconds"]))
+                report("epoch_over_compute", round(line["seconds"] / (a.n_batches * step), 3))
 
         from src.two_stage import evaluate_runs
         ev = get_eval_parser().parse_args(["--load_path_stage_A", str(work / "runs/bench_val"), "--load_path_stage_B",
                                            str(work / "runs/bench_all"), "--AVCA", "--device", str(device)])
         t = time.perf_counter()
         evaluate_runs(ev)
-        out["get_evaluation_s"] = round(time.perf_counter() - t, 3)
+        report("get_evaluation_s", round(time.perf_counter() - t, 3))
+        if a.stage_epochs:
+            t = time.perf_counter()
+            build_trainer(finalize_main_args(get_main_parser().parse_args(
+                flags[:flags.index("--epochs")] + flags[flags.index("--epochs") + 2:] +
+                ["--epochs", str(a.stage_epochs), "--exp_name", "bench_stage", "--overwrite"])),
+                RunFolder(work / "runs" / "bench_stage")).fit()
+            report(f"stage_{a.stage_epochs}x{a.n_batches}_s", round(time.perf_counter() - t, 1))
     finally:
         if a.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    for k, v in out.items():
-        print(f"{k:>24}: {v}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-from timing import step_seconds  # noqa: E402
+from timing import host_sync_in_step, step_seconds  # noqa: E402
 
 
 def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
@@ -51,6 +51,10 @@ def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
                                                               sampler.generator), max(10, min(a.n_batches, 60)), device)
     out["step_ms"] = round(1000 * step, 2)
     out["compute_samples_per_s"] = round(args.bs / step)
+    if device.type == "cuda":
+        out["host_sync_in_step"] = host_sync_in_step(
+            model, opt, temporal_batch(train, idx[0], model.train_collation, sampler.generator), device) or "none"
+    print(f"{family:>24}: {out}", flush=True)
 
     setup_logging()
     run_folder = RunFolder(work / "runs" / f"epoch_{family}")
@@ -65,6 +69,7 @@ def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
             base[:base.index("--epochs")] + base[base.index("--epochs") + 2:] +
             ["--epochs", str(a.epochs), "--exp_name", f"two_{family}", "--run", "all", "--overwrite"])))
         out["two_stage_run_s"] = round(time.perf_counter() - t, 1)
+    print(f"{family:>24}: {out}", flush=True)
     return out
 
 
@@ -81,7 +86,9 @@ def main():
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_tcaf_"))
     device = resolve_device(a.device)
-    out = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+           "torch": torch.__version__, "threads": torch.get_num_threads()}
+    print(out, flush=True)
     try:
         t = time.perf_counter()
         root = generate(work / "data", "UCF", families=tuple(a.families), scale=a.scale, overwrite=True)
