@@ -15,6 +15,9 @@
 #   PYTHON=EXE          the interpreter (default python3)
 #   AVGZSL_FRESH=1      train every run from scratch (--overwrite) instead of continuing it
 #   AVGZSL_DRY_RUN=1    print the commands instead of running them
+#   AVGZSL_FAMILIES="main cls clip"   the feature families to run (default: the method's own; the
+#                       CLIP/CLAP cell (clip) of the benchmark's methods only when named, it reads
+#                       ClipClap's data from $AVGZSL_DATA/ClipClap/{UCF,ActivityNet,VGGSound})
 #
 # Running a script again continues its runs (main.py --resume --overwrite): an interrupted run goes
 # on from its last finished epoch, a finished run has nothing left to do (a larger --epochs extends
@@ -31,10 +34,11 @@ AVGZSL_DATA=${AVGZSL_DATA:-avgzsl_benchmark_datasets}
 
 run_gzsl() {       # DATASET METHOD [main.py arguments...]
   local dataset=$1 method=$2; shift 2
-  local fresh=() cmds line
+  local fresh=() families=() cmds line
   [[ ${AVGZSL_FRESH:-0} == 1 ]] && fresh=(--fresh)
+  [[ -n ${AVGZSL_FAMILIES:-} ]] && read -r -a families <<< "--families $AVGZSL_FAMILIES"
   cmds=$(PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m src.recipes "$dataset" "$method" \
-         --data_dir "$AVGZSL_DATA" --python "$PYTHON" "${fresh[@]}" -- "$@")
+         --data_dir "$AVGZSL_DATA" --python "$PYTHON" "${fresh[@]}" "${families[@]}" -- "$@")
   while IFS= read -r line; do
     if [[ ${AVGZSL_DRY_RUN:-0} == 1 ]]; then echo "$line"; else eval "$line"; fi
   done <<< "$cmds"

@@ -195,6 +195,7 @@ def get_main_parser() -> argparse.ArgumentParser:
                         "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
 
     _add_tcaf_flags(p)
+    _add_clipclap_flags(p)
 
     g = p.add_argument_group("run folder and logging")
     g.add_argument("--cfg", "-c", type=Path, default=None,
@@ -291,6 +292,20 @@ def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
             ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),
             ("new_model_attention", False, IGNORED), ("eval_save_performances", False, IGNORED)):
         g.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=default, help=help_)
+
+
+def _add_clipclap_flags(parser: argparse.ArgumentParser) -> None:
+    """ClipClap's flags with the original's names (its config/clipclap.yaml and command lines)."""
+    g = parser.add_argument_group("ClipClap (--clipclap; CLIPCLAP.md)")
+    g.add_argument("--use_wavcaps_embeddings", type=bool_value, nargs="?", const=True, default=True,
+                   help="class vectors [CLIP || WavCaps] (the published True; False is not implemented)")
+    g.add_argument("--modality", default="both", choices=["both", "audio", "video"],
+                   help="the inputs: both (published), or only the WavCaps audio / CLIP image vector")
+    g.add_argument("--word_embeddings", default="both", choices=["both", "clip", "wavcaps"],
+                   help="the class-vector part: both (published), or only CLIP's / WavCaps'")
+    g.add_argument("--best_model_criterion", default="score", choices=["score"],
+                   help="the stage-1 checkpoint get_evaluation loads and stage 2's epoch (the published score)")
+    g.add_argument("--data_parallel", type=bool_value, nargs="?", const=True, default=False, help=IGNORED)
 
 
 def config_defaults(parser: argparse.ArgumentParser, argv) -> None:

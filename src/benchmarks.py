@@ -5,10 +5,10 @@ recipes, the synthetic generator and the extraction/splitting CLIs all read them
 module: it imports nothing from the project.
 """
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Dict, Optional, Tuple
 
-WORD_DIM = 300      # word2vec class vectors
+WORD_DIM = 300      # word2vec class vectors (the text width of every family but CLIP/CLAP's)
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class Dataset:
     case_insensitive: bool      # class names matched case-insensitively across files
     run_tag: str                # run names: runs/{method}_{run_tag}_{val|all}_{family}
     aliases: Tuple[str, ...]    # --dataset of the extraction CLIs (lower case); the first is the one they use
+    clip_stem: str = ""         # CLIP/CLAP class embeddings: text/{word_embeddings,wavcaps_word_embeddings}_{clip_stem}_normed.npy
+    clip_names: Tuple[str, str] = ("", "manual")    # CLIP/CLAP class names: (class-split csv, column)
 
     @property
     def word_vector_file(self) -> str:
@@ -25,10 +27,12 @@ class Dataset:
 
 
 DATASETS: Dict[str, Dataset] = {
-    "UCF": Dataset("ucf", "ucf_w2v_class_names.csv", True, "ucf", ("ucf", "ucf101")),
+    "UCF": Dataset("ucf", "ucf_w2v_class_names.csv", True, "ucf", ("ucf", "ucf101"), "ucf",
+                   ("ucf_clip_class_names.csv", "clip_class_name")),
     "ActivityNet": Dataset("activity", "activitynet_w2v_class_names.csv", True, "activity",
-                           ("activity", "activitynet")),
-    "VGGSound": Dataset("vggsound", "vggsound_w2v_class_names.csv", False, "vggsound", ("vggsound",)),
+                           ("activity", "activitynet"), "activitynet", ("activitynet_w2v_class_names.csv", "manual")),
+    "VGGSound": Dataset("vggsound", "vggsound_w2v_class_names.csv", False, "vggsound", ("vggsound",), "vggsound",
+                        ("vggsound_w2v_class_names.csv", "manual")),
 }
 ALIASES: Dict[str, str] = {a: name for name, d in DATASETS.items() for a in d.aliases}   # alias -> name
 
@@ -46,10 +50,27 @@ class Family:
     video_rate: float = 1.0         # for the averaged ones)
     audio_dtype: str = "float32"    # as stored on disk ("uint8": quantised VGGish, values 0..255)
     same_length: bool = False       # audio and video tokens are the same windows: T_a = T_v per video
+    vectors: bool = False           # one vector per video in .pkl files (CLIPCLAP.md 3), read as [N, D]
+    text: Tuple[Tuple[str, int], ...] = (("word_embeddings", WORD_DIM),)   # class vectors: (file stem, width),
+                                    # concatenated in this order; text/{stem}_{dataset stem}_normed.npy
+    data_subdir: str = ""           # its datasets' folder under the benchmark folder ("": the benchmark's own)
 
     @property
     def widths(self) -> str:
         return f"{self.audio_width}/{self.video_width}"
+
+    @property
+    def pickled(self) -> bool:
+        """Features in one .pkl per class (temporal or CLIP/CLAP), not .h5 files."""
+        return self.temporal or self.vectors
+
+    @property
+    def text_width(self) -> int:
+        return sum(width for _, width in self.text)
+
+    def text_files(self, dataset: Dataset) -> Tuple[str, ...]:
+        stem = dataset.clip_stem if self.vectors else dataset.npy_stem
+        return tuple(f"{name}_{stem}_normed.npy" for name, _ in self.text)
 
 
 FAMILIES: Dict[str, Family] = {
@@ -60,18 +81,48 @@ FAMILIES: Dict[str, Family] = {
                             temporal=True, audio_rate=1.0, video_rate=1.0, same_length=True),
     "cls_temporal": Family("cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
                            temporal=True, audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
+    # ClipClap's features (CLIPCLAP.md 3): WavCaps audio and CLIP image vectors in TCaF's folder name,
+    # class vectors [CLIP 512 || WavCaps 1024]; their own data folder (the folder name is cls_temporal's)
+    "clip": Family("cls_features_non_averaged", "cls_split", 1024, 512, "WavCaps/CLIP", vectors=True,
+                   text=(("word_embeddings", 512), ("wavcaps_word_embeddings", 1024)), data_subdir="ClipClap"),
 }
-# The averaged families (the eight averaged methods' tables, run scripts and reproduction grid)
-# and the temporal ones (TCaF).
-AVERAGED_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if not f.temporal}
+# The averaged families of the benchmark (the eight averaged methods' tables, run scripts and
+# reproduction grid), the temporal ones (TCaF) and CLIP/CLAP's (ClipClap; every averaged method too).
+AVERAGED_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if not f.pickled}
+VECTOR_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if f.vectors}
 TEMPORAL_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if f.temporal}
 TEMPORAL_OF: Dict[str, str] = {"main": "main_temporal", "cls": "cls_temporal"}   # averaged key -> temporal key
 
 
-def family_of_folder(folder) -> Optional[Family]:
-    """The family whose feature folder is named `folder` (a name or a path ending in it), or None."""
+def dataset_root(data_dir, dataset: str, family: Family) -> Path:
+    """A dataset's folder for a family: {data_dir}/{dataset}, or under the family's own data folder
+    ({data_dir}/ClipClap/{dataset} for CLIP/CLAP: its folder name is a temporal family's)."""
+    return Path(data_dir) / family.data_subdir / dataset
+
+
+def clip_class_name(name: str) -> str:
+    """ClipClap's UCF class name (`clip_class_name` of ucf_clip_class_names.csv, CLIPCLAP.md 2): a
+    space before every capital but the first (`ApplyEyeMakeup` -> `Apply Eye Makeup`), except
+    `HandstandPushups` -> `Hand Stand Pushups`."""
+    if name.lower() == "handstandpushups":
+        return "Hand Stand Pushups"
+    return "".join(f" {ch}" if ch.isupper() and i else ch for i, ch in enumerate(name))
+
+
+def family_of_folder(folder, root=None, dataset: Optional[str] = None) -> Optional[Family]:
+    """The family whose feature folder is named `folder` (a name or a path ending in it), or None.
+    Two families share `cls_features_non_averaged`: with the dataset folder `root` (and its
+    dataset name), one whose text/ holds WavCaps class embeddings is CLIP/CLAP's (ClipClap's
+    data), any other TCaF's."""
     name = PurePath(str(folder)).name
-    return next((f for f in FAMILIES.values() if f.folder == name), None)
+    matches = [f for f in FAMILIES.values() if f.folder == name]
+    if len(matches) > 1 and root is not None:
+        text = Path(root) / "features" / name / "text"
+        clip = FAMILIES["clip"]
+        stems = [DATASETS[dataset].clip_stem] if dataset in DATASETS else [d.clip_stem for d in DATASETS.values()]
+        if any((text / f"{clip.text[1][0]}_{s}_normed.npy").is_file() for s in stems):
+            return clip
+    return next((f for f in matches if not f.vectors), matches[0] if matches else None)
 
 
 def is_temporal_folder(folder) -> bool:

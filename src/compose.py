@@ -32,6 +32,11 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     # data and model first: bad input fails before anything is written
     dataset = dataset_from_args(args)
     entry = get_entry(args.model_name)
+    if entry.vectors and not dataset.vectors:
+        raise UserError(f"{args.model_name} trains on the CLIP/CLAP features (ClipClap's data: "
+                        f"features/cls_features_non_averaged with text/wavcaps_word_embeddings_*_normed.npy), but "
+                        f"{dataset.feature_dir} holds {dataset.family.networks if dataset.family else 'other'} features")
+    args.text_dim = dataset.text_dim     # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
     if dataset.temporal != entry.temporal:
         raise UserError(f"{args.model_name} trains on {'token sequences' if entry.temporal else 'averaged features'}, "
                         f"but --feature_extraction_method {args.feature_extraction_method} holds "
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace):
         epochs = args.epochs
         if args.run == "all":
             _, best = stage_a_checkpoint(RunFolder(runs_dir(args) / stage_1), get_entry(args.model_name).class_name)
-            epochs = args.epochs if args.reproduce_original and best == 1 else best
+            defect = args.reproduce_original and get_entry(args.model_name).first_epoch_defect
+            epochs = args.epochs if defect and best == 1 else best
         train(_stage(args, stage_2, retrain_all=True, epochs=epochs))
     if args.run in ("all", "eval"):
         eval_args = argparse.Namespace(load_path_stage_A=runs_dir(args) / stage_1,

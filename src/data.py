@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, family_of_folder, is_temporal_folder
+from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, family_of_folder, is_temporal_folder
 from .errors import UserError
 from .features_cache import load_folder
 from .sequences import Sequences
@@ -79,10 +79,11 @@ def read_class_list(path: Path) -> List[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_word_vector_file(path: Path) -> Dict[str, np.ndarray]:
-    """{word2vec name: float32 [300]} of a pickled `.npy` dict, every vector checked."""
+def load_word_vector_file(path: Path, width: int = WORD_DIM) -> Dict[str, np.ndarray]:
+    """{class name: float32 [width]} of a pickled `.npy` dict (word2vec: 300-d), every vector checked."""
+    kind = "word2vec" if width == 300 else "class-embedding"
     if not path.is_file():
-        raise UserError(f"missing word vectors {path} (a pickled dict {{name: float32[{WORD_DIM}]}})")
+        raise UserError(f"missing word vectors {path} (a pickled dict {{name: float32[{width}]}})")
     try:
         d = np.load(path, allow_pickle=True).item()
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user error
@@ -95,17 +96,17 @@ def load_word_vector_file(path: Path) -> Dict[str, np.ndarray]:
             arr = np.asarray(v, dtype=np.float32)
         except (TypeError, ValueError):
             raise UserError(f"{path}: the vector of {name!r} is not numeric ({type(v).__name__}); "
-                            f"expected float32[{WORD_DIM}] vectors") from None
+                            f"expected float32[{width}] vectors") from None
         squeezed = arr.squeeze()
-        width = str(squeezed.shape[0]) if squeezed.ndim == 1 else "x".join(map(str, arr.shape)) or "scalar"
-        by_width.setdefault(width, []).append(str(name))
+        got = str(squeezed.shape[0]) if squeezed.ndim == 1 else "x".join(map(str, arr.shape)) or "scalar"
+        by_width.setdefault(got, []).append(str(name))
         vectors[name] = squeezed.reshape(-1)
-    if set(by_width) != {str(WORD_DIM)}:
+    if set(by_width) != {str(width)}:
         shown = "; ".join(f"{w}-d: {len(n)} vector(s), e.g. {n[0]!r}"
                           for w, n in sorted(by_width.items(), key=lambda kv: -len(kv[1])))
-        what = "have different widths" if len(by_width) > 1 else f"are not {WORD_DIM}-d"
+        what = "have different widths" if len(by_width) > 1 else f"are not {width}-d"
         raise UserError(f"{path}: the word vectors {what} ({shown}); every vector must be "
-                        f"{WORD_DIM}-d word2vec: use the benchmark's word_embeddings_*_normed.npy")
+                        f"{width}-d {kind}: use the benchmark's {path.name.rsplit('_', 2)[0]}_*_normed.npy")  # noqa: E501
     return vectors
 
 
@@ -143,9 +144,11 @@ class AVGZSLDataset:
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
                             f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
         self.feature_dir = self.root / "features" / self.feature_method
-        self.temporal = is_temporal_folder(self.feature_method)      # .pkl token sequences (TCaF)
-        self.family = family_of_folder(self.feature_method)          # None: a folder of another name
-        self.ext = ".pkl" if self.temporal else ".h5"
+        self.family = family_of_folder(self.feature_method, self.root, dataset_name)   # None: another name
+        # .pkl token sequences (TCaF), or .pkl vectors (CLIP/CLAP) read as [N, D] like the .h5 rows
+        self.temporal = self.family.temporal if self.family else is_temporal_folder(self.feature_method)
+        self.vectors = bool(self.family and self.family.vectors)
+        self.ext = ".pkl" if self.temporal or self.vectors else ".h5"
         if not self.feature_dir.is_dir():
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
                             f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
@@ -180,22 +183,42 @@ class AVGZSLDataset:
 
     # -- word vectors --------------------------------------------------------------------
     @property
+    def text_family(self) -> Family:
+        """The family whose class vectors this dataset uses (word2vec unless CLIP/CLAP's)."""
+        return self.family if self.vectors else FAMILIES["main"]
+
+    @property
+    def text_dim(self) -> int:
+        return self.text_family.text_width
+
+    @property
+    def word_vector_paths(self) -> List[Path]:
+        return [self.feature_dir / "text" / f for f in self.text_family.text_files(self.info)]
+
+    @property
     def word_vector_path(self) -> Path:
-        return self.feature_dir / "text" / self.info.word_vector_file
+        return self.word_vector_paths[0]
+
+    @property
+    def mapping(self) -> Tuple[str, str]:
+        """(class-split csv, column) naming each class's vector: word2vec's `manual` column, or
+        CLIP/CLAP's names (UCF: `clip_class_name` of ucf_clip_class_names.csv)."""
+        return self.info.clip_names if self.vectors else (self.info.mapping_csv, "manual")
 
     def _read_mapping(self) -> Dict[str, str]:
-        """{matching key of a dataset class name: word2vec name}; a class mapped twice to
+        """{matching key of a dataset class name: vector name}; a class mapped twice to
         different names is an error (the same row repeated is accepted)."""
-        path = self.split_dir / self.info.mapping_csv
+        csv_name, column = self.mapping
+        path = self.split_dir / csv_name
         if not path.is_file():
-            raise UserError(f"missing class-name mapping {path} (columns original,manual)")
+            raise UserError(f"missing class-name mapping {path} (columns original,{column})")
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
-        if not rows or not {"original", "manual"} <= set(rows[0]):
-            raise UserError(f"{path}: expected the columns original,manual")
+        if not rows or not {"original", column} <= set(rows[0]):
+            raise UserError(f"{path}: expected the columns original,{column}")
         mapping: Dict[str, Tuple[str, str, int]] = {}       # key -> (original, manual, csv line)
         for line, r in enumerate(rows, start=2):
-            original, manual = (r["original"] or "").strip(), (r["manual"] or "").strip()
+            original, manual = (r["original"] or "").strip(), (r[column] or "").strip()
             seen = mapping.setdefault(self.key(original), (original, manual, line))
             if seen[1] != manual:
                 raise UserError(f"{path}: class {original!r} is mapped twice: line {seen[2]} maps {seen[0]!r} "
@@ -204,23 +227,28 @@ class AVGZSLDataset:
         return {k: v[1] for k, v in mapping.items()}
 
     def _pair_word_vectors(self) -> torch.Tensor:
-        """[K, 300] float32, row c = the vector of class c under the chosen pairing."""
-        path = self.word_vector_path
-        w2v = load_word_vector_file(path)
-        if self.pairing == "original":
+        """[K, text_dim] float32, row c = the vector of class c under the chosen pairing; a family
+        with several class-vector files (CLIP/CLAP) concatenates their rows, each paired alike."""
+        mapping = self._read_mapping() if self.pairing == "correct" else None
+        widths = [width for _, width in self.text_family.text]
+        return torch.cat([self._pair_file(path, width, mapping)
+                          for path, width in zip(self.word_vector_paths, widths)], dim=1)
+
+    def _pair_file(self, path: Path, width: int, mapping: Optional[Dict[str, str]]) -> torch.Tensor:
+        w2v = load_word_vector_file(path, width)
+        if mapping is None:
             # [original defect] rows sorted by word2vec name, taken by class index.
             names = sorted(w2v)
             if len(names) < len(self.class_names):
                 raise UserError(f"{path} holds {len(names)} vectors for {len(self.class_names)} classes")
             rows = [w2v[n] for n in names[:len(self.class_names)]]
         else:
-            mapping = self._read_mapping()
             rows = []
             for name in self.class_names:
                 manual = mapping.get(self.key(name))
                 if manual is None:
                     raise UserError(f"class {name!r} is missing from the mapping "
-                                    f"{self.split_dir / self.info.mapping_csv}")
+                                    f"{self.split_dir / self.mapping[0]}")
                 if manual not in w2v:
                     raise UserError(f"class {name!r} (word2vec name {manual!r}) has no vector in {path}")
                 rows.append(w2v[manual])
@@ -233,8 +261,9 @@ class AVGZSLDataset:
     def folder(self, folder: str) -> dict:
         """Validated features of one feature folder, from the cache when it is current."""
         if folder not in self._folders:
-            self._folders[folder] = load_folder(self.root, self.feature_dir, folder, self.sizes,
-                                                use_cache=self.cache, temporal=self.temporal)
+            data = load_folder(self.root, self.feature_dir, folder, self.sizes, use_cache=self.cache,
+                               temporal=self.temporal or self.vectors, family=self.family)
+            self._folders[folder] = as_vectors(data, self.feature_dir, folder) if self.vectors else data
         return self._folders[folder]
 
     def _list_ids(self, list_name: str, role: str) -> List[int]:
@@ -336,6 +365,17 @@ class AVGZSLDataset:
         shown = "; ".join(f"{self.class_names[c]!r}: {where(c)}" for c in empty[:3])
         more = f"; and {len(empty) - 3} more" if len(empty) > 3 else ""
         raise UserError(f"{len(empty)} classes of split {name!r} have no sample ({shown}{more}); {fix}")
+
+
+def as_vectors(data: dict, feature_dir: Path, folder: str) -> dict:
+    """A CLIP/CLAP folder read as one-token sequences, as [N, D] rows (every video one vector)."""
+    for m in ("audio", "video"):
+        lengths = data[m].lengths
+        if len(lengths) and bool((lengths != 1).any()):
+            k = int((lengths != 1).nonzero()[0, 0])
+            raise UserError(f"{feature_dir / m / folder}: video {data['urls'][k]!r} has {int(lengths[k])} "
+                            f"feature rows; in this CLIP/CLAP folder every video is one 1-d vector")
+    return {**data, "audio": data["audio"].values, "video": data["video"].values}
 
 
 def _concat(parts: List[Union[torch.Tensor, Sequences]]) -> Union[torch.Tensor, Sequences]:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-BETA_GRID = torch.linspace(0, 3, 16)            # float32: "0.2" is 0.20000000298...
+BETA_GRID = torch.linspace(0, 3, 16)            # float32: "0.2" is 0.20000000298... (the default grid)
 EPS = float(np.finfo(float).eps)                # float64 machine eps, as the original
 MODES = ("audio", "video", "both")
 
@@ -59,14 +59,21 @@ def zsl_score(dist: Tensor, labels: Tensor, seen_mask: Tensor) -> Tensor:
     return recall[unseen_cols].mean()
 
 
+def beta_grid(start: float, stop: float, steps: int) -> Tensor:
+    """A method's calibration grid, `torch.linspace(start, stop, steps)` in float32 (its published
+    protocol: (0, 3, 16) for most, ClipClap's (0, 5, 76))."""
+    return torch.linspace(start, stop, steps)
+
+
 def evaluate_distances(dist: Tensor, labels: Tensor, seen_mask: Tensor,
-                       beta: Optional[float] = None, zsl_dist: Optional[Tensor] = None) -> dict:
+                       beta: Optional[float] = None, zsl_dist: Optional[Tensor] = None,
+                       grid: Optional[Tensor] = None) -> dict:
     """Seen, unseen, HM, ZSL (floats), the beta used, and the per-class recall at that beta.
 
-    beta None: the first beta of BETA_GRID that reaches the highest HM. ZSL from `zsl_dist`
-    when given (a model with its own ZSL scores), else from `dist`.
+    beta None: the first beta of `grid` (default BETA_GRID) that reaches the highest HM. ZSL from
+    `zsl_dist` when given (a model with its own ZSL scores), else from `dist`.
     """
-    betas = BETA_GRID if beta is None else torch.tensor([beta], dtype=torch.float32)
+    betas = (BETA_GRID if grid is None else grid) if beta is None else torch.tensor([beta], dtype=torch.float32)
     s = gzsl_scores(dist, labels, seen_mask, betas.to(dist.device))
     best = int(torch.argmax(s["hm"]))          # first maximum: ties go to the smaller beta
     return {"seen": float(s["seen"][best]), "unseen": float(s["unseen"][best]),
@@ -83,7 +90,8 @@ def zscore(x: Tensor) -> Tensor:
 @torch.no_grad()
 def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = None,
                    z_score: bool = False, chunk: int = 8192) -> Dict[str, dict]:
-    """{mode: evaluate_distances(...)} of a model on a SplitData (model put in eval mode)."""
+    """{mode: evaluate_distances(...)} of a model on a SplitData (model put in eval mode), over the
+    model's calibration grid (`model.calibration`, (start, stop, steps), if it has one)."""
     was_training = model.training
     model.eval()
     audio, video, text = split.audio, split.video, split.text
@@ -94,8 +102,9 @@ def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = 
     model.train(was_training)
     zsl_parts = [p.pop("zsl", None) for p in parts]          # a model's own ZSL distances, if any
     zsl_dist = None if zsl_parts[0] is None else torch.cat(zsl_parts)
+    grid = beta_grid(*model.calibration) if getattr(model, "calibration", None) else None
     return {mode: evaluate_distances(torch.cat([p[mode] for p in parts]), split.labels, split.seen_mask, beta,
-                                     zsl_dist)
+                                     zsl_dist, grid)
             for mode in parts[0]}
 
 

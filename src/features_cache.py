@@ -28,6 +28,7 @@ from .sequences import Sequences
 log = logging.getLogger(__name__)
 CACHE_VERSION = 2      # 2: integer-dtype warnings kept, repeated video names and widths per file checked
 TEMPORAL_CACHE_VERSION = "temporal-1"     # the caches of temporal folders (never equal to an averaged one)
+VECTORS_CACHE_VERSION = "vectors-1"       # CLIP/CLAP folders (the folder name of a temporal one)
 
 
 def _sources(dirs: Dict[str, Path], ext: str = ".h5") -> List[tuple]:
@@ -179,12 +180,14 @@ def _one_line(err: Exception) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())[:200]
 
 
-def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optional[str] = None):
+def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optional[str] = None,
+             vectors: bool = False):
     """(values float32 [sum T_i, D], lengths int64 [N], names [N], D or None when N = 0) of one
     temporal `.pkl`, with its problems as UserErrors naming the file (and the video).
 
     Integer tokens are read as float32 with their values unchanged; a warning is appended to
     `notes` unless their dtype is `integer_dtype` (the family's stored dtype, e.g. uint8 VGGish).
+    vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token).
     """
     try:
         with open(path, "rb") as f:
@@ -222,6 +225,8 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
             raise UserError(f"{path}: the features of video {name!r} hold {what} "
                             f"values, not numbers; expected a [T, D] float array per video: re-extract "
                             f"this file")
+        if vectors and arr.ndim == 1 and arr.size:     # one vector: one token (as TCaF's collator)
+            arr = arr[None]
         if arr.ndim != 2:
             raise UserError(f"{path}: the features of video {name!r} have shape {tuple(arr.shape)}; "
                             f"expected 2-d [T, D] (one row per time step)")
@@ -262,9 +267,10 @@ def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None
     widths = {"audio": {}, "video": {}}
     row_class, urls = [], []
     for i, stem in enumerate(classes):
+        vectors = bool(family and family.vectors)
         a_vals, a_len, a_names, a_width = read_pkl(audio_files[stem], notes,
-                                                   family.audio_dtype if family else None)
-        v_vals, v_len, v_names, v_width = read_pkl(video_files[stem], notes)
+                                                   family.audio_dtype if family else None, vectors)
+        v_vals, v_len, v_names, v_width = read_pkl(video_files[stem], notes, vectors=vectors)
         _check_same_videos(audio_files[stem], video_files[stem], a_names, v_names, temporal=True)
         if family is not None and family.same_length and not np.array_equal(a_len, v_len):
             odd = np.nonzero(a_len != v_len)[0]
@@ -310,12 +316,15 @@ def _check_sizes(data: dict, dirs: Dict[str, Path], sizes: Dict[str, Optional[in
 
 
 def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Optional[int]],
-                use_cache: bool = True, temporal: Optional[bool] = None) -> dict:
+                use_cache: bool = True, temporal: Optional[bool] = None, family: Optional[Family] = None) -> dict:
     """One feature folder pair (features/{method}/{audio,video}/{folder}), validated, through the
-    cache. temporal: `.pkl` sequences (default: from the folder name, `*_non_averaged`)."""
+    cache. temporal: `.pkl` sequences (default: from the folder name, `*_non_averaged`); family:
+    the folder's (default: from its name)."""
     if temporal is None:
         temporal = is_temporal_folder(feature_dir.name)
     ext, version = (".pkl", TEMPORAL_CACHE_VERSION) if temporal else (".h5", CACHE_VERSION)
+    if family is not None and family.vectors:
+        version = VECTORS_CACHE_VERSION
     dirs = {m: feature_dir / m / folder for m in ("audio", "video")}
     for m, d in dirs.items():
         if not d.is_dir():
@@ -338,7 +347,7 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
     if data is None:
         t0 = time.perf_counter()
         if temporal:
-            raw = build_temporal_folder(dirs, family_of_folder(feature_dir.name), notes)
+            raw = build_temporal_folder(dirs, family or family_of_folder(feature_dir.name), notes)
             data = _as_sequences(raw)
         else:
             raw = data = build_folder(dirs, notes)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .benchmarks import DATASETS, FAMILIES
+from .benchmarks import DATASETS, FAMILIES, dataset_root
 from .errors import ArgumentParser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +59,18 @@ class Method:
     def families(self) -> Tuple[str, ...]:
         return self.original_families + self.extra_families
 
+    @property
+    def script_families(self) -> Tuple[str, ...]:
+        """What its run script runs by default: its families, but the CLIP/CLAP cell of a method the
+        original ran on the benchmark's features (it needs ClipClap's data: AVGZSL_FAMILIES adds it)."""
+        return tuple(f for f in self.families if f != ON_CLIP or not self.original_families)
+
+    def family_flags(self, family: str) -> str:
+        """The method's per-family flags; on CLIP/CLAP features, its main-feature ones unless it has its own."""
+        if family == ON_CLIP and family not in self.per_family:
+            return self.per_family.get("main", "")
+        return self.per_family.get(family, "")
+
 
 # TCaF (TCAF.md §9): its own common flags (no --lr_scheduler for every config), the temporal feature
 # folders, and the six best configurations as (dataset, family) cells.
@@ -80,25 +92,34 @@ def _tcaf(hidden, emb_drop, dec_drop, add_drop, depth, heads, dim_head, tr_drop,
             f"--batch_seqlen_test {seqlen}" + (" --lr_scheduler" if sched else ""))
 
 
+# ClipClap (CLIPCLAP.md §6): config/clipclap.yaml over TCaF's defaults, and its command lines' flags.
+CLIPCLAP_COMMON = ("--n_batches 300 --bs 64 --seed 42 --lr_scheduler --distance_fn L2Loss --decoder_hidden_size 512 "
+                   "--decoder_dropout 0.1 --additional_dropout 0.1 --embeddings_batch_norm True --rec_loss True "
+                   "--reg_loss --cross_entropy_loss True --eval_bs 64 --use_wavcaps_embeddings True --modality both "
+                   "--word_embeddings both --best_model_criterion score")
+# The averaged methods on CLIP/CLAP features (this project): each method's own flags, the main
+# family's where a method has per-family ones.
+ON_CLIP = "clip"
+
 # Row order of the paper's table. Values: RUN_SCRIPTS.md, checked by tests/test_run_scripts.py.
 METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
     Method("ALE", "ale", "ale", "--ale", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
-           {"VGGSound": "--dropout_baselines 0.0"}),
+           {"VGGSound": "--dropout_baselines 0.0"}, extra_families=(ON_CLIP,)),
     Method("SJE", "sje", "sje", "--sje", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
-           {"VGGSound": "--dropout_baselines 0.0"}),
+           {"VGGSound": "--dropout_baselines 0.0"}, extra_families=(ON_CLIP,)),
     Method("DEVISE", "devise", "devise", "--devise", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
-           {"VGGSound": "--dropout_baselines 0.0"}),
-    Method("APN", "apn", "apn", "--apn", "", {"cls": "--norm_inputs"}),
+           {"VGGSound": "--dropout_baselines 0.0"}, extra_families=(ON_CLIP,)),
+    Method("APN", "apn", "apn", "--apn", "", {"cls": "--norm_inputs"}, extra_families=(ON_CLIP,)),
     Method("f-VAEGAN-D2", "f-vaegan", "fvaegan", "--fvaegan", "--syn_num 1000",
            per_dataset={"VGGSound": "--reg_loss --syn_num 10000"},   # --reg_loss: no effect, as in the original
-           original_families=("main",), extra_families=("cls",), original_run_names=False,
+           original_families=("main",), extra_families=("cls", ON_CLIP), original_run_names=False,
            original_evaluation=False,
            note="the original ran vae_gan_d2_xu_fsl.py on main features only, with no run name and no "
                 "get_evaluation.py line (it chose its epoch on the test set: --test_selection); here both "
                 "families, fvaegan_* run names and the two-stage evaluation"),
     Method("CJME", "cjme", "cjme", "--cjme", f"{BN} --dropout_baselines 0.2",
-           per_dataset={"VGGSound": "--dropout_baselines 0.0"}),
-    Method("AVGZSLNet", "avgzslnet", "avgzslnet", "", BN),
+           per_dataset={"VGGSound": "--dropout_baselines 0.0"}, extra_families=(ON_CLIP,)),
+    Method("AVGZSLNet", "avgzslnet", "avgzslnet", "", BN, extra_families=(ON_CLIP,)),
     Method("AVCA", "avca", "attention", "--AVCA",
            "--embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 --decoder_dropout 0.3 "
            "--additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss --first_additional_triplet 1 "
@@ -108,7 +129,7 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            per_cell={("VGGSound", "main"): "--embedding_dropout 0.0 --decoder_dropout 0.0 --additional_dropout 0.1 "
                                            "--bs 64",
                      ("VGGSound", "cls"): "--embedding_dropout 0.0 --decoder_dropout 0.0 --additional_dropout 0.0"},
-           run_stems={"VGGSound": "attention_vgg"}),
+           run_stems={"VGGSound": "attention_vgg"}, extra_families=(ON_CLIP,)),
     Method("TCaF", "tcaf", "tcaf", "--new_model_sequence", common=TCAF_COMMON,
            per_family={"main_temporal": "--selavi True", "cls_temporal": "--selavi False"},
            per_cell={   # TCAF.md §9: config/best/{best_main,best_cls}/best_{ucf,anet,vggsound}.yaml
@@ -122,6 +143,13 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            original_evaluation=False,
            note="TCaF (ECCV 2022) had its own code and no run scripts in the original; its best configurations "
                 "(TCAF.md §9) on the temporal features, under the two-stage protocol, tcaf_* run names"),
+    Method("ClipClap", "clipclap", "clipclap", "--clipclap", common=CLIPCLAP_COMMON,
+           per_dataset={"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
+                        "VGGSound": "--epochs 15 --lr 0.0001"},
+           original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
+           note="ClipClap (CVPRW 2024) had its own code (`main.py --cfg config/clipclap.yaml ... --run all`); its "
+                "published settings (CLIPCLAP.md §6) on the CLIP/CLAP features, under the two-stage protocol, "
+                "clipclap_* run names"),
 )}
 
 
@@ -142,7 +170,7 @@ def training_flags(method: str, dataset: str, family: str) -> List[str]:
     m = METHODS[method]
     if family not in m.families:
         raise KeyError(f"{method} does not run on {family} features")
-    return merge_flags(FAMILY_FLAGS[family], m.common, m.model_flag, m.flags, m.per_family.get(family, ""),
+    return merge_flags(FAMILY_FLAGS[family], m.common, m.model_flag, m.flags, m.family_flags(family),
                        m.per_dataset.get(dataset, ""), m.per_cell.get((dataset, family), ""))
 
 
@@ -157,7 +185,8 @@ def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=No
                   extra: Sequence[str] = (), resume: Sequence[str] = RESUME) -> List[List[str]]:
     """The three commands of a cell: [script, args...] for main.py (stages 1 and 2) and get_evaluation.py."""
     val, full = exp_names(method, dataset, family)
-    base = ["--root_dir", f"{data_dir}/{dataset}", "--dataset_name", dataset, *training_flags(method, dataset, family)]
+    root = dataset_root(data_dir, dataset, FAMILIES[family]).as_posix()      # {data_dir}[/ClipClap]/{dataset}
+    base = ["--root_dir", root, "--dataset_name", dataset, *training_flags(method, dataset, family)]
     if seed is not None:
         base += ["--seed", str(seed)]
     if dump_path is not None:
@@ -171,11 +200,14 @@ def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=No
 
 
 def script_commands(method: str, dataset: str, data_dir: str, extra: Sequence[str] = (), fresh: bool = False,
-                    python: str = "python3") -> List[List[str]]:
-    """What run_scripts/{dataset}-GZSL/{script}.sh runs: every family's cell, with absolute script paths."""
+                    python: str = "python3", families: Optional[Sequence[str]] = None) -> List[List[str]]:
+    """What run_scripts/{dataset}-GZSL/{script}.sh runs: the cell of each family (default: the
+    method's script families; others it does not run on are skipped), with absolute script paths."""
     resume = ("--overwrite",) if fresh else RESUME
+    m = METHODS[method]
+    chosen = m.script_families if not families else [f for f in families if f in m.families]
     return [[python, str(REPO / cmd[0]), *cmd[1:]]
-            for family in METHODS[method].families
+            for family in chosen
             for cmd in cell_commands(method, dataset, family, data_dir, extra=extra, resume=resume)]
 
 
@@ -195,9 +227,13 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m src.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", nargs="?", choices=list(DATASET_TAGS))
     p.add_argument("method", nargs="?", choices=list(METHODS))
-    p.add_argument("--data_dir", default="avgzsl_benchmark_datasets", help="folder holding UCF/, ActivityNet/, VGGSound/")
+    p.add_argument("--data_dir", default="avgzsl_benchmark_datasets",
+                   help="folder holding UCF/, ActivityNet/, VGGSound/ (and ClipClap/{UCF,...}/ for CLIP/CLAP features)")
     p.add_argument("--python", default="python3", help="the interpreter in the printed commands")
     p.add_argument("--fresh", action="store_true", help="--overwrite instead of --resume --overwrite")
+    p.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES),
+                   help="feature families to run (default: the method's run-script families; the CLIP/CLAP "
+                        "cell of the benchmark's methods only when named here)")
     p.add_argument("--table", action="store_true", help="print the whole table as Markdown")
     p.epilog = "Arguments after -- go to every main.py command."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -208,7 +244,8 @@ def main(argv=None) -> int:
         return 0
     if args.dataset is None or args.method is None:
         p.error("give DATASET and METHOD, or --table")
-    for cmd in script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python):
+    for cmd in script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python,
+                               args.families):
         print(" ".join(shlex.quote(a) for a in cmd))
     return 0
 

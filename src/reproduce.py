@@ -100,11 +100,12 @@ def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Se
                 families: Sequence[str]) -> Dict[str, str]:
     """results {(method, dataset, family, seed): evaluation JSON} -> {file name: text}.
 
-    Tables of GZSL (HM) and ZSL in percent, methods as rows, dataset x family as columns,
+    Tables of GZSL (HM) and ZSL in percent, methods as rows, dataset x family as columns
+    (grouped by family: every dataset of the first family, then of the next),
     "mean ± std" over the seeds that finished (sample std), "-" where none did."""
     runs = pd.DataFrame([(*cell, *(100 * r[k] for k in ("seen", "unseen", "hm", "zsl")), r["beta"], r["epoch"])
                          for cell, r in results.items()], columns=LONG_COLUMNS)
-    columns = pd.MultiIndex.from_tuples([(d, f) for d in datasets for f in families])
+    columns = pd.MultiIndex.from_tuples([(d, f) for f in families for d in datasets])   # families as groups
     md, out = [], {}
     for metric, what in (("gzsl", "harmonic mean of seen and unseen"), ("zsl", "unseen only")):
         table = (runs.pivot_table(index="method", columns=["dataset", "family"], values=metric, aggfunc=cell_text)
@@ -153,8 +154,8 @@ def get_parser() -> argparse.ArgumentParser:
                    + "; the temporal ones only run for a method that lists them")
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
     p.add_argument("--data_dir", default=os.environ.get("AVGZSL_DATA", "avgzsl_benchmark_datasets"),
-                   help="folder holding UCF/, ActivityNet/, VGGSound/ (default: $AVGZSL_DATA or "
-                        "avgzsl_benchmark_datasets)")
+                   help="folder holding UCF/, ActivityNet/, VGGSound/, and ClipClap/{UCF,...}/ for the clip "
+                        "family (default: $AVGZSL_DATA or avgzsl_benchmark_datasets)")
     p.add_argument("--out_dir", type=Path, default=Path("reproduction"), help="runs, logs and tables")
     p.add_argument("--epochs", type=int, default=None, help="override the scripts' 50 epochs (smoke runs)")
     p.add_argument("--n_batches", type=int, default=None, help="override the scripts' 500 batches per epoch")

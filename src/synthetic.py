@@ -13,6 +13,10 @@ per video (SeLaVi: T tokens for both modalities; C3D/VGGish: T uint8 audio token
 round(T * 0.96 / 0.64) video tokens), T uniform in a preset's range (`TOKENS`); stage_2_train,
 which TCaF never reads, is not written for them. A temporal family may also be named in
 `--families` alone (e.g. `--families main_temporal`: the temporal SeLaVi features only).
+`--families clip` writes the CLIP/CLAP family (CLIPCLAP.md 3) into its own dataset folder,
+`{out_dir}/ClipClap/{dataset}/` (class-split/ with ucf_clip_class_names.csv for UCF, and
+`features/cls_features_non_averaged/`: one CLIP and one WavCaps vector per video, the two class-
+embedding dicts in `text/`).
 
 Features are class-conditional and built from the class's word vector, so zero-shot transfer
 is learnable: a sample of class c draws a latent z = w_c + s * eps (eps ~ N(0, I/300)) and
@@ -35,7 +39,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family
+from .benchmarks import (AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family,
+                         clip_class_name, dataset_root)
 from .data import find_class_split_dir
 from .errors import ArgumentParser, UserError, exit_on_user_error
 
@@ -219,13 +224,24 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
         raise UserError(f"tokens per video must be 1 <= min <= max, got {tokens[0]} {tokens[1]}")
     rng = np.random.default_rng(seed)
     spec = real_spec(dataset, Path(from_real), rng) if from_real else invented_spec(dataset, preset or dataset, rng, scale)
-    out = Path(out_root) / dataset
+    t0 = time.perf_counter()
+    roots = []
+    for subdir in dict.fromkeys(FAMILIES[f].data_subdir for f in families):  # ClipClap's data: its own folder
+        roots.append(dataset_root(out_root, dataset, FAMILIES[[f for f in families if FAMILIES[f].data_subdir == subdir][0]]))
+        write_root(roots[-1], dataset, spec, [f for f in families if FAMILIES[f].data_subdir == subdir], seed, tokens,
+                   noise, spread, overwrite, max_per_class)
+    log.info("wrote %s in %.2fs", ", ".join(map(str, roots)), time.perf_counter() - t0)
+    return roots[0]
+
+
+def write_root(out: Path, dataset: str, spec: Spec, families: Sequence[str], seed: int, tokens: Tuple[int, int],
+               noise: float, spread: float, overwrite: bool, max_per_class: Optional[int]) -> None:
+    """One dataset folder: class-split/ and the features of `families` (all of one data folder)."""
     if out.exists():
         if not overwrite:
             raise UserError(f"{out} exists; pass --overwrite to replace it")
         shutil.rmtree(out)
     info = DATASETS[dataset]
-    t0 = time.perf_counter()
 
     split_dir = out / "class-split"
     write_lines(split_dir / "all_class.txt", spec.all_classes)
@@ -233,6 +249,11 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
         w = csv.writer(f)
         w.writerow(["original", "manual"])
         w.writerows(spec.mapping.items())
+    if any(FAMILIES[f].vectors for f in families) and info.clip_names[0] != info.mapping_csv:
+        with open(split_dir / info.clip_names[0], "w", newline="") as f:     # UCF: ucf_clip_class_names.csv
+            w = csv.writer(f)
+            w.writerow(["original", "manual", info.clip_names[1]])
+            w.writerows((c, m, clip_class_name(c)) for c, m in spec.mapping.items())
     label_code = {c.lower(): i for i, c in enumerate(sorted(spec.all_classes))}
     for split, lists in spec.lists.items():
         for stage, classes in lists.items():
@@ -248,6 +269,9 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
         family = FAMILIES[fam]
         if family.temporal:
             write_temporal(out, dataset, spec, fam, by_lower, seed, tokens, noise, spread, max_per_class)
+            continue
+        if family.vectors:
+            write_vectors(out, dataset, spec, fam, by_lower, seed, noise, spread, max_per_class)
             continue
         d_a, d_v = family.audio_width, family.video_width
         frng = np.random.default_rng([seed, 1 + list(FAMILIES).index(fam)])
@@ -270,8 +294,6 @@ def generate(out_root: Path, dataset: str, from_real: Optional[Path] = None, pre
         text = feat_dir / "text" / info.word_vector_file
         text.parent.mkdir(parents=True, exist_ok=True)
         np.save(text, spec.w2v, allow_pickle=True)
-    log.info("wrote %s in %.2fs", out, time.perf_counter() - t0)
-    return out
 
 
 def class_videos(spec: Spec, split: str, by_lower: Dict[str, Optional[str]], case_insensitive: bool,
@@ -315,6 +337,37 @@ def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict
     text = feat_dir / "text" / info.word_vector_file
     text.parent.mkdir(parents=True, exist_ok=True)
     np.save(text, spec.w2v, allow_pickle=True)
+
+
+def write_vectors(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[str, Optional[str]], seed: int,
+                  noise: float, spread: float, max_per_class: Optional[int]) -> None:
+    """features/cls_features_non_averaged/ of the CLIP/CLAP family (CLIPCLAP.md 3): per class and
+    stage a .pkl of one CLIP image vector (float16 [512]) and one WavCaps audio vector (float32
+    [1024]) per video, and the two class-embedding dicts (unit vectors: fixed random maps of the
+    class's word vector) under the names CLIP/CLAP use."""
+    family, info = FAMILIES[fam], DATASETS[dataset]
+    index = 2000 + list(FAMILIES).index(fam)
+    frng = np.random.default_rng([seed, index])
+    widths = {"audio": family.audio_width, "video": family.video_width}
+    proj = {m: frng.standard_normal((WORD_DIM, d)).astype(np.float32) / np.sqrt(WORD_DIM / 4) for m, d in widths.items()}
+    feat_dir = out / "features" / family.folder
+    for stage, canonical, manual, videos in class_videos(spec, family.split, by_lower, info.case_insensitive,
+                                                         max_per_class, skip=("stage_2_train",)):
+        rng = [np.random.default_rng([seed, index, video_seed(v)]) for v in videos]
+        z = np.stack([spec.w2v[manual] + spread * r.standard_normal(WORD_DIM, dtype=np.float32) / np.sqrt(WORD_DIM)
+                      for r in rng])
+        for m, dtype in (("audio", np.float32), ("video", np.float16)):
+            x = z @ proj[m] + noise * np.stack([r.standard_normal(widths[m], dtype=np.float32) for r in rng])
+            x /= np.linalg.norm(x, axis=1, keepdims=True)                  # unit vectors, as CLIP's and CLAP's
+            write_pkl(feat_dir / m / stage / f"{canonical}.pkl", list(x.astype(dtype)), videos)
+    names = {manual: clip_class_name(c) if info.clip_names[1] == "clip_class_name" else manual
+             for c, manual in spec.mapping.items() if manual in spec.w2v}
+    for (stem, width), file in zip(family.text, family.text_files(info)):
+        maps = frng.standard_normal((WORD_DIM, width)).astype(np.float32)
+        vectors = {names[m]: spec.w2v[m] @ maps for m in names}
+        path = feat_dir / "text" / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, {k: (v / np.linalg.norm(v)).astype(np.float32) for k, v in vectors.items()}, allow_pickle=True)
 
 
 def main(argv=None) -> None:

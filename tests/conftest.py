@@ -26,9 +26,11 @@ def real_data_or_skip() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    """A tiny invented UCF-like benchmark with both feature families, averaged and temporal."""
+    """A tiny invented UCF-like benchmark with both feature families, averaged and temporal; and
+    beside it, in ClipClap/UCF, the CLIP/CLAP family."""
     from src.synthetic import generate
-    return generate(tmp_path_factory.mktemp("bench"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5, temporal=True)
+    return generate(tmp_path_factory.mktemp("bench"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5,
+                    families=("main", "cls", "clip"), temporal=True)
 
 
 def run_cli(*args, cwd=ROOT, check=True, env=None):

@@ -48,7 +48,7 @@ def test_every_script_exists_and_nothing_else():
 def test_script_prints_the_table_commands(dataset, method):
     got = dry_run(dataset, method, "--epochs", "2", "--exp name")
     want = [[os.path.basename(c[1]), *c[2:]] for c in script_commands(method, dataset, "/data dir", ["--epochs", "2", "--exp name"])]
-    assert got == want and len(got) == 3 * len(METHODS[method].families)
+    assert got == want and len(got) == 3 * len(METHODS[method].script_families)
 
 
 # -- against the original's commands (RUN_SCRIPTS.md) --------------------------------------------
@@ -105,9 +105,9 @@ def test_commands_equal_the_original_run_scripts_flag_by_flag():
     for key, argv in spec.items():
         got, want = parsed(key[0], ours[key][0]), parsed(key[0], argv)
         assert got == want, (key, {k: (got.get(k), want.get(k)) for k in set(got) | set(want) if got.get(k) != want.get(k)})
-    # what the project runs beyond the original: f-VAEGAN-D2 (cls features, evaluation lines) and TCaF
+    # what the project runs beyond the original: f-VAEGAN-D2 (cls features, evaluation lines), TCaF, ClipClap
     assert {k[2].split("_")[0] for k, (_, original) in ours.items() if not original} == \
-        {"runs/fvaegan", "fvaegan", "runs/tcaf", "tcaf"}
+        {"runs/fvaegan", "fvaegan", "runs/tcaf", "tcaf", "runs/clipclap", "clipclap"}
 
 
 def test_per_dataset_hyper_parameters():
@@ -150,8 +150,8 @@ def test_ucf_script_commands_run_to_the_end(method, tiny_root, tmp_path, monkeyp
     for cmd in dry_run("UCF", method, *SMOKE, AVGZSL_DATA=str(tiny_root.parent)):
         clis[cmd[0]](cmd[1:])
     out = capsys.readouterr().out
-    assert out.count("GZSL performance=") == len(METHODS[method].families), out
-    for fam in METHODS[method].families:
+    assert out.count("GZSL performance=") == len(METHODS[method].script_families), out
+    for fam in METHODS[method].script_families:
         val, full = exp_names(method, "UCF", fam)
         result = json.loads((tmp_path / "runs" / full / "evaluation.json").read_text())
         assert result["epoch"] == 1 and result["model"] == method

@@ -67,7 +67,7 @@ def test_families_table():
     assert cls_t.split == "cls_split" and cls_t.widths == "128/4096" and not cls_t.same_length
     main_t = family_of_folder("main_features_non_averaged")
     assert main_t.same_length and (main_t.audio_rate, main_t.video_rate) == (1.0, 1.0) and main_t.widths == "512/512"
-    assert not any(f.temporal for f in AVERAGED_FAMILIES.values())
+    assert not any(f.temporal or f.vectors for f in AVERAGED_FAMILIES.values())
     assert is_temporal_folder("my_features_non_averaged") and not is_temporal_folder("cls_features")
     from src.args import default_zero_shot_split
     assert default_zero_shot_split(argparse.Namespace(feature_extraction_method=Path(cls_t.folder))) == "cls_split"

@@ -5,4 +5,4 @@ one import line here, and its row in `src.recipes.METHODS`.
 """
 from .registry import create_model, get_entry, list_models, model_flags, register_model  # noqa: F401
 
-from . import avca, bilinear, apn, cjme, fvaegan, tcaf, avgzslnet  # noqa: F401  (each registers its models)
+from . import avca, bilinear, apn, cjme, fvaegan, tcaf, clipclap, avgzslnet  # noqa: F401  (each registers its models)

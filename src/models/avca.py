@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM
 from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet, Transformer
-from .registry import register_model
+from .registry import register_model, text_dim
 
 JOINT_DIM = 64
 
@@ -22,20 +22,22 @@ class AVCA(GZSLModel):
                  decoder_hidden_size: int, embedding_dropout: float, decoder_dropout: float,
                  additional_dropout: float, depth_transformer: int, momentum: float,
                  additional_triplets_loss: bool = False, first_additional_triplet: float = 1.0,
-                 second_additional_triplet: float = 1.0, reg_loss: bool = False):
+                 second_additional_triplet: float = 1.0, reg_loss: bool = False, text_dim: int = WORD_DIM):
         super().__init__()
         # Creation order is MODELS.md's (it fixes the default initialisation under a seed).
-        self.A_enc = EmbeddingNet(input_size_audio, WORD_DIM, embedding_dropout, momentum, embeddings_hidden_size)
-        self.V_enc = EmbeddingNet(input_size_video, WORD_DIM, embedding_dropout, momentum, embeddings_hidden_size)
-        self.cross_attention = Transformer(WORD_DIM, depth_transformer, heads=3, dim_head=100,
+        # text_dim (T): the class vectors' width (300 word2vec, 1536 CLIP+CLAP); the audio and video
+        # are encoded to it, attend to each other in it, and are reconstructed in it.
+        self.A_enc = EmbeddingNet(input_size_audio, text_dim, embedding_dropout, momentum, embeddings_hidden_size)
+        self.V_enc = EmbeddingNet(input_size_video, text_dim, embedding_dropout, momentum, embeddings_hidden_size)
+        self.cross_attention = Transformer(text_dim, depth_transformer, heads=3, dim_head=100,
                                            mlp_dim=64, dropout=embedding_dropout)
-        self.W_proj = EmbeddingNet(WORD_DIM, JOINT_DIM, additional_dropout, momentum)
-        self.D = EmbeddingNet(JOINT_DIM, WORD_DIM, additional_dropout, momentum)
-        self.A_proj = EmbeddingNet(WORD_DIM, JOINT_DIM, decoder_dropout, momentum, decoder_hidden_size)
-        self.V_proj = EmbeddingNet(WORD_DIM, JOINT_DIM, decoder_dropout, momentum, decoder_hidden_size)
-        self.A_rec = EmbeddingNet(JOINT_DIM, WORD_DIM, additional_dropout, momentum)
-        self.V_rec = EmbeddingNet(JOINT_DIM, WORD_DIM, additional_dropout, momentum)
-        self.pos_emb1D = nn.Parameter(torch.randn(2, WORD_DIM))     # row 0 audio, row 1 video
+        self.W_proj = EmbeddingNet(text_dim, JOINT_DIM, additional_dropout, momentum)
+        self.D = EmbeddingNet(JOINT_DIM, text_dim, additional_dropout, momentum)
+        self.A_proj = EmbeddingNet(text_dim, JOINT_DIM, decoder_dropout, momentum, decoder_hidden_size)
+        self.V_proj = EmbeddingNet(text_dim, JOINT_DIM, decoder_dropout, momentum, decoder_hidden_size)
+        self.A_rec = EmbeddingNet(JOINT_DIM, text_dim, additional_dropout, momentum)
+        self.V_rec = EmbeddingNet(JOINT_DIM, text_dim, additional_dropout, momentum)
+        self.pos_emb1D = nn.Parameter(torch.randn(2, text_dim))     # row 0 audio, row 1 video
 
         self.additional_triplets_loss = additional_triplets_loss
         self.first_additional_triplet = first_additional_triplet
@@ -45,9 +47,9 @@ class AVCA(GZSLModel):
         self.mse = nn.MSELoss()
 
     def attend(self, phi_a: Tensor, phi_v: Tensor) -> Tuple[Tensor, Tensor]:
-        """Cross-attention over the (audio, video) token pair, with the residual: [B, 300] x 2."""
-        tokens = torch.stack((phi_a + self.pos_emb1D[0], phi_v + self.pos_emb1D[1]), dim=1)  # (B, 2, 300)
-        out = self.cross_attention(tokens)                                                   # (B, 2, 300)
+        """Cross-attention over the (audio, video) token pair, with the residual: [B, T] x 2."""
+        tokens = torch.stack((phi_a + self.pos_emb1D[0], phi_v + self.pos_emb1D[1]), dim=1)  # (B, 2, T)
+        out = self.cross_attention(tokens)                                                   # (B, 2, T)
         return phi_a + out[:, 0], phi_v + out[:, 1]
 
     def get_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
@@ -133,4 +135,5 @@ def avca(args) -> AVCA:
                 additional_dropout=args.additional_dropout, depth_transformer=args.depth_transformer,
                 momentum=args.momentum, additional_triplets_loss=args.additional_triplets_loss,
                 first_additional_triplet=args.first_additional_triplet,
-                second_additional_triplet=args.second_additional_triplet, reg_loss=args.reg_loss)
+                second_additional_triplet=args.second_additional_triplet, reg_loss=args.reg_loss,
+                text_dim=text_dim(args))

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM
 from .base import GZSLModel, PairBatch, audio_video_distances, loss_and_parts
 from .blocks import MLPEmbeddingNet, TripletEmbeddings, TripletNet
-from .registry import register_model
+from .registry import register_model, text_dim
 
 JOINT_DIM = 64
 
@@ -23,11 +23,13 @@ def l2_distance(x: Tensor, y: Tensor, squared: bool = False) -> Tensor:
 
 
 class DecoderNet(nn.Module):
-    """g: 64 -> decoder_hidden_size -> 300 (`embedding_net.fc`), L2-normalised outputs optionally."""
+    """g: 64 -> decoder_hidden_size -> T (`embedding_net.fc`; T = text_dim, the class vectors'
+    width, 300 for word2vec), L2-normalised outputs optionally."""
 
-    def __init__(self, hidden: int, dropout: float, use_bn: bool, normalize_outputs: bool):
+    def __init__(self, hidden: int, dropout: float, use_bn: bool, normalize_outputs: bool,
+                 text_dim: int = WORD_DIM):
         super().__init__()
-        self.embedding_net = MLPEmbeddingNet(JOINT_DIM, WORD_DIM, dropout, use_bn, hidden)
+        self.embedding_net = MLPEmbeddingNet(JOINT_DIM, text_dim, dropout, use_bn, hidden)
         self.normalize_outputs = normalize_outputs
 
     def forward(self, x: Tensor) -> Tensor:
@@ -46,13 +48,14 @@ class AVGZSLNet(TripletEmbeddings, GZSLModel):
                  decoder_hidden_size: int, embedding_dropout: float, decoder_dropout: float,
                  embedding_use_bn: bool = False, decoder_use_bn: bool = False,
                  normalize_decoder_outputs: bool = False, margin: float = 1.0,
-                 squared_distance: bool = False):
+                 squared_distance: bool = False, text_dim: int = WORD_DIM):
         super().__init__()
-        # Each branch: Linear, [BN], ReLU, Dropout, Linear.
+        # Each branch: Linear, [BN], ReLU, Dropout, Linear. text_dim: the class vectors' width,
+        # f_t's input and the decoder's output.
         self.triplet_net = TripletNet(input_size_audio, input_size_video, embeddings_hidden_size,
-                                      embedding_dropout, embedding_use_bn, out_dim=JOINT_DIM, word_dim=WORD_DIM)
+                                      embedding_dropout, embedding_use_bn, out_dim=JOINT_DIM, word_dim=text_dim)
         self.decoder_net = DecoderNet(decoder_hidden_size, decoder_dropout, decoder_use_bn,
-                                      normalize_decoder_outputs)
+                                      normalize_decoder_outputs, text_dim)
         # Every triplet is TripletMarginLoss(margin) (L2) whatever --distance_fn says;
         # --distance_fn only chooses d in the three decoder terms.
         self.triplet = nn.TripletMarginLoss(margin=margin)
@@ -64,8 +67,8 @@ class AVGZSLNet(TripletEmbeddings, GZSLModel):
         a_e, v_e, t = self.f_a(batch.audio), self.f_v(batch.video), self.f_t(w)                # (B, 64)
         a_e_n, v_e_n, t_n = self.f_a(batch.audio_neg), self.f_v(batch.video_neg), self.f_t(batch.text_neg)
         g = self.decoder_net
-        g_t, g_a, g_v = g(t), g(a_e), g(v_e)                                                   # (B, 300)
-        g_a_n, g_v_n = g(a_e_n), g(v_e_n)                                                      # (B, 300)
+        g_t, g_a, g_v = g(t), g(a_e), g(v_e)                                                   # (B, T)
+        g_a_n, g_v_n = g(a_e_n), g(v_e_n)                                                      # (B, T)
 
         def d(x, y):
             return l2_distance(x, y, self.squared_distance).mean()
@@ -101,4 +104,4 @@ def avgzslnet(args) -> AVGZSLNet:
                      embedding_dropout=args.embedding_dropout, decoder_dropout=args.decoder_dropout,
                      embedding_use_bn=args.embedding_use_bn, decoder_use_bn=args.decoder_use_bn,
                      normalize_decoder_outputs=args.normalize_decoder_outputs, margin=args.margin,
-                     squared_distance=args.distance_fn == "SquaredL2Loss")
+                     squared_distance=args.distance_fn == "SquaredL2Loss", text_dim=text_dim(args))

@@ -10,6 +10,8 @@ its registry builder reads them off the argparse Namespace). It answers:
 - `configure_optimizers(lr, lr_scheduler) -> (optimizer, scheduler or None)`: default Adam(lr)
   over `optimizer_parameters()` (all parameters by default) and, with `lr_scheduler`,
   ReduceLROnPlateau(mode="max", patience=3), which the trainer steps on the val score.
+- `calibration`: the calibration (beta) grid of its published protocol as (start, stop, steps)
+  of `torch.linspace` (default (0, 3, 16); ClipClap (0, 5, 76)); the evaluator reads it.
 - `modes`: the keys `eval_distances` returns (default `("both",)`: one distance; AVGZSLNet and
   CJME have `("audio", "video", "both")`), and `reported_mode`, the one the paper reports (the
   epoch score and get_evaluation's line; default "both").
@@ -105,6 +107,7 @@ def loss_and_parts(parts: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]
 class GZSLModel(nn.Module):
     modes: Tuple[str, ...] = ("both",)
     reported_mode: str = "both"
+    calibration: Tuple[float, float, int] = (0.0, 3.0, 16)    # the beta grid, linspace(start, stop, steps)
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         raise NotImplementedError

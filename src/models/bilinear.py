@@ -1,8 +1,9 @@
 """DEVISE, ALE and SJE: one bilinear compatibility model, three ranking losses.
 
 MODELS.md, "DEVISE, ALE, SJE". The three share `DeviseModel` (class name in run folders:
-`DeviseModel_score.pt`, state_dict `bilinear.weight [300, D_v + D_a]`) and differ only in
-the loss, which the builder passes in as a function.
+`DeviseModel_score.pt`, state_dict `bilinear.weight [T, D_v + D_a]`, T = text_dim the class
+vectors' width, 300 for word2vec) and differ only in the loss, which the builder passes in as a
+function.
 """
 from typing import Callable, Dict, Tuple
 
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 
 from ..benchmarks import WORD_DIM
 from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
-from .registry import register_model
+from .registry import register_model, text_dim
 
 RANK_MARGIN = 0.1        # MODELS.md: the ranking losses' margin is fixed (not --margin)
 ALE_MAX_CLASSES = 700    # the original tabulated L(r) up to 700 classes
@@ -57,15 +58,16 @@ def ale_loss(scores: Tensor, target: Tensor, margin: float = RANK_MARGIN) -> Ten
 class DeviseModel(GZSLModel):
     """Bilinear compatibility `bilinear(x) · Wᵀ` between x = concat(v, a) and word vectors W.
 
-    One mode, `both`: the L2 distance between `bilinear(x)` [N, 300] and the raw word vectors
-    [C, 300].
+    One mode, `both`: the L2 distance between `bilinear(x)` [N, T] and the raw class vectors
+    [C, T] (T = text_dim, the class vectors' width).
     """
     modes = ("both",)
 
     def __init__(self, *, input_size_audio: int, input_size_video: int, dropout: float,
-                 loss_fn: Callable[[Tensor, Tensor], Tensor], norm_inputs: bool = False):
+                 loss_fn: Callable[[Tensor, Tensor], Tensor], norm_inputs: bool = False,
+                 text_dim: int = WORD_DIM):
         super().__init__()
-        self.bilinear = nn.Linear(input_size_audio + input_size_video, WORD_DIM, bias=False)
+        self.bilinear = nn.Linear(input_size_audio + input_size_video, text_dim, bias=False)
         self.dropout = nn.Dropout(dropout)   # one module: masks x and the class matrix W
         self.loss_fn = loss_fn
         self.norm_inputs = norm_inputs
@@ -77,13 +79,13 @@ class DeviseModel(GZSLModel):
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         x = self.dropout(self.inputs(batch.audio, batch.video))                 # (B, D_v + D_a)
-        W = self.dropout(batch.class_text)                                      # (C, 300)
+        W = self.dropout(batch.class_text)                                      # (C, T)
         scores = self.bilinear(x) @ W.t()                                       # (B, C)
         return loss_and_parts({"rank": self.loss_fn(scores, batch.label)})
 
     @torch.no_grad()
     def eval_embeddings(self, audio, video, text):
-        """bilinear(x) [N, 300] against the raw word vectors [C, 300]."""
+        """bilinear(x) [N, T] against the raw class vectors [C, T]."""
         return self.bilinear(self.inputs(audio, video)), text
 
     @torch.no_grad()
@@ -93,7 +95,8 @@ class DeviseModel(GZSLModel):
 
 def _bilinear(args, loss_fn) -> DeviseModel:
     return DeviseModel(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
-                       dropout=args.dropout_baselines, loss_fn=loss_fn, norm_inputs=args.norm_inputs)
+                       dropout=args.dropout_baselines, loss_fn=loss_fn, norm_inputs=args.norm_inputs,
+                       text_dim=text_dim(args))
 
 
 @register_model("ale", flag="ale", class_name="DeviseModel",

@@ -60,16 +60,18 @@ class MLPEmbeddingNet(nn.Module):
 class TripletNet(nn.Module):
     """AVGZSLNet's and CJME's three branches into the 64-d joint space (MLPEmbeddingNet each):
     `embedding_net1` audio (D_a -> hidden -> 64), `embedding_net2` video (D_v -> hidden -> 64),
-    `embedding_net3` text (300 -> 300 -> 64), created in that order.
+    `embedding_net3` text (word_dim -> word_hidden -> 64), created in that order. word_dim is the
+    class vectors' width (300 for word2vec, 1536 for CLIP+CLAP); the text net's hidden width is
+    the original's fixed 300 whatever the input width.
     """
 
     def __init__(self, input_size_audio: int, input_size_video: int, hidden: Optional[int],
                  dropout: float, use_bn: bool, final_relu: bool = False, out_dim: int = 64,
-                 word_dim: int = 300):
+                 word_dim: int = 300, word_hidden: int = 300):
         super().__init__()
         self.embedding_net1 = MLPEmbeddingNet(input_size_audio, out_dim, dropout, use_bn, hidden, final_relu)
         self.embedding_net2 = MLPEmbeddingNet(input_size_video, out_dim, dropout, use_bn, hidden, final_relu)
-        self.embedding_net3 = MLPEmbeddingNet(word_dim, out_dim, dropout, use_bn, word_dim, final_relu)
+        self.embedding_net3 = MLPEmbeddingNet(word_dim, out_dim, dropout, use_bn, word_hidden, final_relu)
 
 
 class TripletEmbeddings:

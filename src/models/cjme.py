@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM
 from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
 from .blocks import TripletEmbeddings, TripletNet
-from .registry import register_model
+from .registry import register_model, text_dim
 
 JOINT_DIM = 64
 ENTROPY_GAP = 0.1   # an entropy must exceed the other by more than this to pick a modality
@@ -50,11 +50,12 @@ class CJME(TripletEmbeddings, GZSLModel):
     modes = ("audio", "video", "both")
 
     def __init__(self, *, input_size_audio: int, input_size_video: int, hidden_size: int,
-                 dropout: float, use_bn: bool, margin: float = 1.0, broadcast_attention_loss: bool = False):
+                 dropout: float, use_bn: bool, margin: float = 1.0, broadcast_attention_loss: bool = False,
+                 text_dim: int = WORD_DIM):
         super().__init__()
-        # Each branch: Linear, [BN], ReLU, Dropout, Linear, ReLU.
+        # Each branch: Linear, [BN], ReLU, Dropout, Linear, ReLU; f_t reads text_dim-d class vectors.
         self.triplet_net = TripletNet(input_size_audio, input_size_video, hidden_size, dropout, use_bn,
-                                      final_relu=True, out_dim=JOINT_DIM, word_dim=WORD_DIM)
+                                      final_relu=True, out_dim=JOINT_DIM, word_dim=text_dim)
         av_dim = input_size_audio + input_size_video
         # The BatchNorm is there whatever --embedding_use_bn says.
         self.attention_model = nn.Sequential(nn.BatchNorm1d(av_dim), nn.Linear(av_dim, 1), nn.Sigmoid())
@@ -108,4 +109,4 @@ def cjme(args) -> CJME:
                 hidden_size=args.embeddings_hidden_size, dropout=args.dropout_baselines,
                 use_bn=args.embedding_use_bn, margin=args.margin,
                 # [original defect] MODELS.md, CJME: α [B, 1] times per-sample losses [B].
-                broadcast_attention_loss=getattr(args, "reproduce_original", False))
+                broadcast_attention_loss=getattr(args, "reproduce_original", False), text_dim=text_dim(args))

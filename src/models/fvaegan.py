@@ -28,8 +28,8 @@ Departures from the original script (MODELS.md):
   test set in stage 2; here stage 1 chooses them on `val`. The original's selection under
   `--test_selection`.
 
-Shapes: B batch, N samples, C classes of a split, U unseen classes, D = D_a + D_v, 300 word dims,
-L latent.
+Shapes: B batch, N samples, C classes of a split, U unseen classes, D = D_a + D_v, T = text_dim the
+class vectors' width (300 for word2vec, 1536 for CLIP+CLAP), L latent.
 """
 import logging
 import math
@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM
 from ..errors import UserError
 from .base import EpochInputs, GZSLModel, PairBatch
-from .registry import register_model
+from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
 
@@ -52,25 +52,25 @@ D2_WEIGHT = 1.0         # the unconditional critic's loss next to the conditiona
 
 
 class Encoder(nn.Module):
-    """E(x, w) -> (mu [B, L], log sigma^2 [B, L])."""
+    """E(x, w) -> (mu [B, L], log sigma^2 [B, L]); w [B, T]."""
 
-    def __init__(self, x_dim: int, latent: int):
+    def __init__(self, x_dim: int, latent: int, text_dim: int = WORD_DIM):
         super().__init__()
-        self.fc = nn.Linear(x_dim + WORD_DIM, ENC_HIDDEN)
+        self.fc = nn.Linear(x_dim + text_dim, ENC_HIDDEN)
         self.mu = nn.Linear(ENC_HIDDEN, latent)
         self.logvar = nn.Linear(ENC_HIDDEN, latent)
 
     def forward(self, x: Tensor, w: Tensor) -> Tuple[Tensor, Tensor]:
-        h = F.relu(self.fc(torch.cat((x, w), dim=1)))                 # (B, 300)
+        h = F.relu(self.fc(torch.cat((x, w), dim=1)))                 # (B, ENC_HIDDEN)
         return self.mu(h), self.logvar(h)
 
 
 class Generator(nn.Module):
-    """G(z, w) -> a feature in (0, 1)^D (Sigmoid output)."""
+    """G(z, w) -> a feature in (0, 1)^D (Sigmoid output); w [B, T]."""
 
-    def __init__(self, x_dim: int, latent: int):
+    def __init__(self, x_dim: int, latent: int, text_dim: int = WORD_DIM):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(latent + WORD_DIM, GEN_HIDDEN), nn.ReLU(),
+        self.net = nn.Sequential(nn.Linear(latent + text_dim, GEN_HIDDEN), nn.ReLU(),
                                  nn.Linear(GEN_HIDDEN, x_dim), nn.Sigmoid())
 
     def forward(self, z: Tensor, w: Tensor) -> Tensor:
@@ -78,7 +78,8 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    """WGAN critic: D(x, w) when built with the word vector's width, D2(x) without. Output [B]."""
+    """WGAN critic: D(x, w) when built with in_dim = D + T (the class vector's width), D2(x) with
+    in_dim = D. Output [B]."""
 
     def __init__(self, in_dim: int):
         super().__init__()
@@ -150,7 +151,7 @@ def zsl_distances(x: Tensor, weight: Tensor, bias: Tensor, unseen_cols: Tensor, 
 
 
 class RealData(NamedTuple):
-    """The real training features: x [N, D] (normalised), labels [N] rows of text [C_tr, 300]."""
+    """The real training features: x [N, D] (normalised), labels [N] rows of text [C_tr, T]."""
     x: Tensor
     labels: Tensor
     text: Tensor
@@ -171,7 +172,7 @@ class ClassifierData(NamedTuple):
 
 class Classifiers(NamedTuple):
     """The two softmax classifiers of a split: GZSL over its C classes, ZSL over its U unseen ones."""
-    text: Tensor             # [C, 300] the split's classes they were trained for
+    text: Tensor             # [C, T] the split's classes they were trained for
     gzsl: Tuple[Tensor, Tensor]                  # W [C, D], b [C]
     zsl: Optional[Tuple[Tensor, Tensor]]         # W [U, D], b [U] (None: no unseen class)
     unseen_cols: Tensor      # [U]
@@ -208,12 +209,14 @@ class FVAEGAN(GZSLModel):
 
     def __init__(self, *, input_size_audio: int, input_size_video: int, latent_size: int = 300,
                  gan_weight: float = 1e5, vae_weight: float = 1.0, critic_iter: int = 5, syn_num: int = 1000,
-                 cls_epochs: int = 30, cls_lr: float = 1e-3, seed: int = 42, trained_on_train_val: bool = False):
+                 cls_epochs: int = 30, cls_lr: float = 1e-3, seed: int = 42, trained_on_train_val: bool = False,
+                 text_dim: int = WORD_DIM):
         super().__init__()
         x_dim = input_size_audio + input_size_video
-        self.E = Encoder(x_dim, latent_size)
-        self.G = Generator(x_dim, latent_size)
-        self.D = Critic(x_dim + WORD_DIM)
+        # text_dim: the class vectors' width, the condition of E, G and D (latent_size is separate)
+        self.E = Encoder(x_dim, latent_size, text_dim)
+        self.G = Generator(x_dim, latent_size, text_dim)
+        self.D = Critic(x_dim + text_dim)
         self.D2 = Critic(x_dim)
         # saved with the weights: what evaluation needs to rebuild the same classifier
         self.register_buffer("eval_seed", torch.tensor(seed, dtype=torch.long))
@@ -299,19 +302,19 @@ class FVAEGAN(GZSLModel):
 
     @torch.no_grad()
     def generate(self, text: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        """n normalised features per word vector of text [U, 300] -> [U * n, D], class-major."""
+        """n normalised features per class vector of text [U, T] -> [U * n, D], class-major."""
         if text.shape[0] == 0 or n == 0:
             return text.new_zeros(0, self.G.net[-2].out_features)
         was_training = self.G.training
         self.G.eval()
-        w = text.repeat_interleave(n, dim=0)                                     # (U*n, 300)
+        w = text.repeat_interleave(n, dim=0)                                     # (U*n, T)
         z = torch.randn(w.shape[0], self.latent_size, generator=generator, device=text.device)
         out = torch.cat([self.G(z[i:i + 65536], w[i:i + 65536]) for i in range(0, len(w), 65536)])
         self.G.train(was_training)
         return F.normalize(out, dim=1)
 
     def classifier_data(self, text: Tensor, generator: torch.Generator) -> ClassifierData:
-        """Real features of the training classes among the columns of text [C, 300], then syn_num
+        """Real features of the training classes among the columns of text [C, T], then syn_num
         generated features for each other column."""
         real = self.real_data(text.device)
         match = (text[:, None, :] == real.text[None, :, :]).all(dim=2)          # (C, C_tr)
@@ -334,7 +337,7 @@ class FVAEGAN(GZSLModel):
 
     def train_classifiers(self, text: Tensor, gzsl_epochs: int, zsl_epochs: int, x: Optional[Tensor] = None,
                           on_gzsl=None, on_zsl=None) -> Classifiers:
-        """The GZSL and ZSL classifiers over the classes of text [C, 300], trained for the given
+        """The GZSL and ZSL classifiers over the classes of text [C, T], trained for the given
         epoch counts. With samples x [N, D], on_gzsl / on_zsl(epoch, distances [N, C]) are called
         after each epoch with the distances of x (`distances`'s both and zsl)."""
         dev = text.device
@@ -354,7 +357,7 @@ class FVAEGAN(GZSLModel):
         return Classifiers(text.clone(), gzsl, zsl, data.unseen_cols)
 
     def classifiers(self, text: Tensor) -> Classifiers:
-        """The classifiers over the classes of text [C, 300] at the chosen epoch counts, cached
+        """The classifiers over the classes of text [C, T] at the chosen epoch counts, cached
         until the model goes back to training or changes weights (evaluation calls it per chunk)."""
         cached = self._classifiers
         if cached is None or cached.text.shape != text.shape or not torch.equal(cached.text, text):
@@ -409,7 +412,7 @@ def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     model.train()
     model.attach_training_data(inp.train)
     x = model.features(inp.train.audio, inp.train.video)                    # (N, D)
-    w = inp.train.text[inp.train.labels]                                    # (N, 300)
+    w = inp.train.text[inp.train.labels]                                    # (N, T)
     if inp.reproduce_original:     # [original defect] MODELS.md: a stray break, one step per epoch
         n_batches, critic_iter = 1, 1
     else:
@@ -464,4 +467,5 @@ def fvaegan(args) -> FVAEGAN:
     return FVAEGAN(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
                    latent_size=args.latent_size, gan_weight=args.gan_weight, vae_weight=args.vae_weight,
                    critic_iter=args.critic_iter, syn_num=args.syn_num, cls_epochs=args.cls_epochs,
-                   cls_lr=args.cls_lr, seed=args.seed, trained_on_train_val=bool(getattr(args, "retrain_all", False)))
+                   cls_lr=args.cls_lr, seed=args.seed, trained_on_train_val=bool(getattr(args, "retrain_all", False)),
+                   text_dim=text_dim(args))

@@ -13,6 +13,8 @@ training procedure (f-VAEGAN-D2), its `epoch_fn` and `val_loss_fn` (the trainer'
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
+from ..benchmarks import WORD_DIM
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -25,6 +27,9 @@ class ModelEntry:
     epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's pair epoch)
     val_loss_fn: Optional[Callable] = None   # its own validation loss, (model, val split) -> float
     temporal: bool = False                   # trains on token sequences (*_non_averaged features)
+    vectors: bool = False                    # trains on the CLIP/CLAP family only (its 1536-d class vectors)
+    first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
+                                             # when stage 1's best epoch is the first [original defect] (TCaF)
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
@@ -32,12 +37,14 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
-                   val_loss_fn: Optional[Callable] = None, temporal: bool = False):
+                   val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
+                   first_epoch_defect: bool = False):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
-                                     dict(defaults or {}), epoch_fn, val_loss_fn, temporal)
+                                     dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
+                                     first_epoch_defect)
         return builder
     return wrap
 
@@ -56,6 +63,13 @@ def get_entry(name: str) -> ModelEntry:
 def model_flags() -> Dict[str, tuple]:
     """{flag: (model name, help)} for the models selected by a flag, in registration order."""
     return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
+
+
+def text_dim(args) -> int:
+    """The width of the class vectors a Namespace's model is built for: `args.text_dim` (set from
+    the data's feature family when training: 300 for word2vec, 1536 for CLIP+CLAP), 300 for the
+    args.pkl of runs made before it existed."""
+    return int(getattr(args, "text_dim", None) or WORD_DIM)
 
 
 def create_model(name: str, args):

@@ -4,7 +4,8 @@ A video is two token sequences (audio, video; `Sequences` of a temporal split). 
 encoded to 300-d (A_enc, V_enc), joined with a modality + time embedding and projected back to
 300-d; a class token and the tokens go through a transformer whose attention is cross-modal only
 (cls attends to every valid token, audio to cls + video, video to cls + audio); the class token's
-output is projected to θ_o [B, 64], compared with θ_w = W_proj(w) of the word vectors.
+output is projected to θ_o [B, 64], compared with θ_w = W_proj(w) of the class vectors (word vectors;
+of width text_dim: 300 for word2vec, 1536 for CLIP+CLAP).
 
     model = Multimodal_Sequence_Transformer(input_size_audio=128, input_size_video=4096, ...)
     tokens = collate(split.audio, split.video, idx, model.train_collation)   # padded, masks, times
@@ -19,7 +20,8 @@ Pieces, in the order of the file:
   the validation loss, and evaluation (7).
 
 Shapes: B batch, T_a / T_v tokens, D_a / D_v input widths, N = 1 + T_a + T_v, C classes,
-300 token and word width, 64 joint width, E = 64 embedding width.
+300 token width (transformer_dim), text_dim the class vectors' width (300 for word2vec), 64 joint
+width, E = 64 embedding width.
 """
 import math
 from collections import OrderedDict
@@ -36,10 +38,10 @@ from ..errors import UserError
 from ..sequences import Sequences
 from .base import EpochInputs, GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet, FeedForward
-from .registry import register_model
+from .registry import register_model, text_dim
 
 JOINT_DIM = 64                    # dim_out, fixed in the original (src/utils_improvements.py)
-TOKEN_DIM = WORD_DIM              # transformer_dim: 300, the width D_o reconstructs w in
+TOKEN_DIM = 300                   # transformer_dim: the token width (not the class vectors' text_dim)
 CLS_RATES = (0.96, 0.64)          # seconds per token (audio, video): one VGGish example, one C3D clip
 SELAVI_RATES = (1.0, 1.0)         # one SeLaVi window each, treated as one second apart (TCAF.md 1)
 ADAM_WEIGHT_DECAY = 1e-5          # TCAF.md 5 (coupled L2, as torch.optim.Adam)
@@ -151,8 +153,8 @@ def as_sequences(x: Union[Sequences, Tensor]) -> Sequences:
 @dataclass
 class TemporalBatch:
     """What `training_step` takes: a collated batch (`Tokens`' fields), the word vector of each
-    sample's class text [B, 300], its position label [B] among the classes whose word vectors are
-    class_text [C, 300] (the cross-entropy's classes)."""
+    sample's class text [B, text_dim], its position label [B] among the classes whose class vectors are
+    class_text [C, text_dim] (the cross-entropy's classes)."""
     audio: Tensor
     audio_mask: Tensor
     audio_time: Tensor
@@ -170,7 +172,7 @@ class TemporalBatch:
 
 def temporal_batch(split, idx: Tensor, collation: Collation,
                    generator: Optional[torch.Generator] = None) -> TemporalBatch:
-    """The samples `idx` [B] of a split (audio/video Sequences or tensors, labels [N], text [C, 300])
+    """The samples `idx` [B] of a split (audio/video Sequences or tensors, labels [N], text [C, text_dim])
     collated, with their word vectors and the split's class matrix."""
     labels = split.labels[idx]
     tokens = collate(as_sequences(split.audio), as_sequences(split.video), idx, collation, generator)
@@ -283,7 +285,7 @@ def tcaf_losses(theta_o: Tensor, rho_o: Tensor, theta_w: Tensor, rho_w: Tensor, 
                 theta_classes: Tensor, label: Tensor, rec: bool = True, reg: bool = True,
                 ce: bool = True) -> Dict[str, Tensor]:
     """{"rec": mse(w, ρ_o) + mse(w, ρ_w), "reg": mse(θ_o, θ_w), "ce": CE(θ_o θ_cᵀ, label)}: θ_o, θ_w
-    [B, 64], ρ_o, ρ_w, w [B, 300], θ_c [C, 64] (W_proj of the class matrix), label [B]; a loss
+    [B, 64], ρ_o, ρ_w, w [B, text_dim], θ_c [C, 64] (W_proj of the class matrix), label [B]; a loss
     switched off is 0 (as the original)."""
     zero = theta_o.new_zeros(())
     return {"rec": F.mse_loss(w, rho_o) + F.mse_loss(w, rho_w) if rec else zero,
@@ -308,13 +310,14 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
                  cross_entropy_loss: bool = True, seqlen_train: str = "max", seqlen_train_maxlen: int = 60,
                  seqlen_train_trim: str = "random", seqlen_test: str = "max", seqlen_test_maxlen: int = 60,
                  seqlen_test_trim: str = "center", rate_audio: float = 1.0, rate_video: float = 1.0,
-                 eval_bs: int = 64):
+                 eval_bs: int = 64, text_dim: int = WORD_DIM):
         super().__init__()
-        # creation order = TCAF.md 3 (it fixes the default initialisation under a seed)
+        # creation order = TCAF.md 3 (it fixes the default initialisation under a seed); text_dim, the
+        # class vectors' width: W_proj's input, and D_w's and D_o's outputs (both reconstruct w)
         self.A_enc = EmbeddingNet(input_size_audio, TOKEN_DIM, embedding_dropout, hidden=embeddings_hidden_size)
         self.V_enc = EmbeddingNet(input_size_video, TOKEN_DIM, embedding_dropout, hidden=embeddings_hidden_size)
-        self.W_proj = EmbeddingNet(WORD_DIM, JOINT_DIM, additional_dropout)
-        self.D_w = EmbeddingNet(JOINT_DIM, WORD_DIM, additional_dropout)
+        self.W_proj = EmbeddingNet(text_dim, JOINT_DIM, additional_dropout)
+        self.D_w = EmbeddingNet(JOINT_DIM, text_dim, additional_dropout)
         self.cls_token = nn.Parameter(torch.randn(1, 1, TOKEN_DIM))
         # one module under two names [published behaviour]: its tensors appear under both prefixes
         self.position_encoder_block = self.audiovisual_embeddings = AudioVisualEmbedding(
@@ -322,7 +325,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         self.Audio_visual_transformer = SequenceTransformer(TOKEN_DIM, depth, heads, dim_head, mlp_dim,
                                                             transformer_dropout)
         self.O_proj = EmbeddingNet(TOKEN_DIM, JOINT_DIM, decoder_dropout, hidden=decoder_hidden_size)
-        self.D_o = EmbeddingNet(JOINT_DIM, TOKEN_DIM, decoder_dropout, hidden=decoder_hidden_size)
+        self.D_o = EmbeddingNet(JOINT_DIM, text_dim, decoder_dropout, hidden=decoder_hidden_size)
 
         self.losses_on = {"rec": rec_loss, "reg": reg_loss, "ce": cross_entropy_loss}
         self.train_collation = Collation(seqlen_train, seqlen_train_maxlen, seqlen_train_trim, rate_audio, rate_video)
@@ -371,9 +374,9 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         """The three losses; modules run in the original's order (it decides the dropout draws):
         encoders .. O_proj, D_o, W_proj(w), D_w, W_proj(class matrix, in the current mode)."""
         theta_o = self(*batch.tokens)                                          # (B, 64)
-        rho_o = self.D_o(theta_o)                                              # (B, 300)
+        rho_o = self.D_o(theta_o)                                              # (B, text_dim)
         theta_w = self.W_proj(batch.text)                                      # (B, 64)
-        rho_w = self.D_w(theta_w)                                              # (B, 300)
+        rho_w = self.D_w(theta_w)                                              # (B, text_dim)
         on = self.losses_on
         theta_c = self.W_proj(batch.class_text) if on["ce"] else None         # (C, 64)
         return tcaf_losses(theta_o, rho_o, theta_w, rho_w, batch.text, theta_c, batch.label,
@@ -506,7 +509,7 @@ def check_published_switches(args) -> None:
 
 
 @register_model("tcaf", flag="new_model_sequence", class_name="Multimodal_Sequence_Transformer",
-                epoch_fn=tcaf_epoch, val_loss_fn=tcaf_val_loss, temporal=True,
+                epoch_fn=tcaf_epoch, val_loss_fn=tcaf_val_loss, temporal=True, first_epoch_defect=True,
                 defaults={**{k: PUBLISHED_SWITCHES[k] for k in ("transformer_use_embedding_net", "use_self_attention",
                                                                 "transformer_embedding_time_embed_type")},
                           **{k: True for k in LOSS_FLAGS}},
@@ -528,4 +531,5 @@ def tcaf(args) -> Multimodal_Sequence_Transformer:
         seqlen_train=args.batch_seqlen_train, seqlen_train_maxlen=args.batch_seqlen_train_maxlen,
         seqlen_train_trim=args.batch_seqlen_train_trim, seqlen_test=args.batch_seqlen_test,
         seqlen_test_maxlen=args.batch_seqlen_test_maxlen, seqlen_test_trim=args.batch_seqlen_test_trim,
-        rate_audio=rate_audio, rate_video=rate_video, eval_bs=getattr(args, "eval_bs", 64))
+        rate_audio=rate_audio, rate_video=rate_video, eval_bs=getattr(args, "eval_bs", 64),
+        text_dim=text_dim(args))

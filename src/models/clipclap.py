@@ -1,0 +1,176 @@
+"""ClipClap-GZSL (Kurzendörfer et al., CVPRW 2024), CLIPCLAP.md: TCaF's training and evaluation with
+a small MLP in place of the transformer, on one CLIP image vector and one WavCaps (CLAP) audio
+vector per video, with [CLIP 512 || WavCaps 1024] class embeddings.
+
+    o = [v || a]  -> O_enc (1536 -> 512) -> O_proj (512 -> 512 -> 64) = θ_o -> D_o (64 -> 512 -> 512) = ρ_o
+    w             -> W_enc (1536 -> 512) = u -> W_proj (512 -> 64) = θ_w -> D_w (64 -> 512) = ρ_w
+    loss = mse(u, ρ_o) + mse(u, ρ_w)  +  mse(θ_o, θ_w)  +  CE(θ_o · W_proj(W_enc(W_C))ᵀ, y)
+
+The reconstruction target u = W_enc(w) is learned, its gradient flowing too [published
+behaviour]. Evaluation: L2 distances between θ_o and W_proj(W_enc(w_c)) over the calibration
+grid linspace(0, 5, 76) (CLIPCLAP.md 7). State_dict names are the original's (56 keys,
+`ClipClap_model_*.pt` run-folder files).
+"""
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import UserError
+from .base import EpochInputs, GZSLModel, distance_matrix, loss_and_parts, plateau, run_steps
+from .blocks import EmbeddingNet
+from .registry import register_model, text_dim
+
+JOINT_DIM = 64
+HIDDEN = 512                       # O_enc / W_enc outputs, D_o / D_w outputs
+ENC_DROPOUT = 0.1                  # O_enc, W_enc: fixed in the original's code
+ADAM_WEIGHT_DECAY = 1e-5
+MODALITIES = ("both", "audio", "video")
+WORD_EMBEDDINGS = ("both", "clip", "wavcaps")
+
+
+@dataclass
+class VectorBatch:
+    """B samples: audio [B, D_a], video [B, D_v], their class vectors text [B, D_w], their position
+    label [B] among the classes whose vectors are class_text [C, D_w] (the cross-entropy's)."""
+    audio: Tensor
+    video: Tensor
+    text: Tensor
+    label: Tensor
+    class_text: Tensor
+
+
+def vector_batch(split, idx: Tensor) -> VectorBatch:
+    labels = split.labels[idx]
+    return VectorBatch(split.audio[idx], split.video[idx], split.text[labels], labels, split.text)
+
+
+class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-folder file names)
+    """ClipClap (CLIPCLAP.md 4-5). One mode, reported as `both`. `modality` and `word_embeddings`
+    choose the inputs (published: both and both; the others are the original's variants):
+    `clip_width` splits the class vector into its CLIP and WavCaps parts."""
+    modes = ("both",)
+    calibration = (0.0, 5.0, 76)
+
+    def __init__(self, *, input_size_audio: int = 1024, input_size_video: int = 512, text_dim: int = 1536,
+                 decoder_hidden_size: int = 512, decoder_dropout: float = 0.1, additional_dropout: float = 0.1,
+                 modality: str = "both", word_embeddings: str = "both", clip_width: int = 512,
+                 rec_loss: bool = True, reg_loss: bool = True, cross_entropy_loss: bool = True, eval_bs: int = 64):
+        super().__init__()
+        if modality not in MODALITIES or word_embeddings not in WORD_EMBEDDINGS:
+            raise ValueError(f"modality in {MODALITIES}, word_embeddings in {WORD_EMBEDDINGS}")
+        self.modality, self.eval_bs = modality, eval_bs
+        self.text_slice = {"both": slice(None), "clip": slice(0, clip_width),
+                           "wavcaps": slice(clip_width, None)}[word_embeddings]
+        o_dim = {"both": input_size_video + input_size_audio, "audio": input_size_audio,
+                 "video": input_size_video}[modality]
+        w_dim = len(range(text_dim)[self.text_slice])
+        # creation order = CLIPCLAP.md 4 (it fixes the default initialisation under a seed)
+        self.O_enc = EmbeddingNet(o_dim, HIDDEN, ENC_DROPOUT)
+        self.W_enc = EmbeddingNet(w_dim, HIDDEN, ENC_DROPOUT)
+        self.O_proj = EmbeddingNet(HIDDEN, JOINT_DIM, decoder_dropout, hidden=decoder_hidden_size)
+        self.D_o = EmbeddingNet(JOINT_DIM, HIDDEN, decoder_dropout, hidden=decoder_hidden_size)
+        self.W_proj = EmbeddingNet(HIDDEN, JOINT_DIM, additional_dropout)
+        self.D_w = EmbeddingNet(JOINT_DIM, HIDDEN, additional_dropout)
+        self.losses_on = {"rec": rec_loss, "reg": reg_loss, "ce": cross_entropy_loss}
+
+    # -- embeddings ------------------------------------------------------------------------------
+    def inputs(self, audio: Tensor, video: Tensor) -> Tensor:
+        """o [B, D_o]: CLIP first, then WavCaps (video cast to float32: stored as float16)."""
+        video, audio = video.float(), audio.float()
+        return {"both": lambda: torch.cat((video, audio), dim=1), "audio": lambda: audio,
+                "video": lambda: video}[self.modality]()
+
+    def class_embedding(self, text: Tensor) -> Tensor:
+        """W_proj(W_enc(w)) [C, 64] of class vectors [C, D_w]."""
+        return self.W_proj(self.W_enc(text[:, self.text_slice]))
+
+    def get_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
+        """θ_o [B, 64] of the samples and θ_w = W_proj(W_enc(text)) [C, 64]."""
+        return self.O_proj(self.O_enc(self.inputs(audio, video))), self.class_embedding(text)
+
+    # -- training --------------------------------------------------------------------------------
+    def loss_parts(self, b: VectorBatch) -> Dict[str, Tensor]:
+        """The three losses (CLIPCLAP.md 5), modules in the original's order (it decides the dropout
+        draws and the BatchNorm updates): O_enc, O_proj, D_o, W_enc, W_proj, D_w, then the class matrix."""
+        theta_o = self.O_proj(self.O_enc(self.inputs(b.audio, b.video)))       # (B, 64)
+        rho_o = self.D_o(theta_o)                                              # (B, 512)
+        u = self.W_enc(b.text[:, self.text_slice])                             # (B, 512)
+        theta_w = self.W_proj(u)                                               # (B, 64)
+        rho_w = self.D_w(theta_w)                                              # (B, 512)
+        on, zero = self.losses_on, theta_o.new_zeros(())
+        return {"rec": F.mse_loss(u, rho_o) + F.mse_loss(u, rho_w) if on["rec"] else zero,
+                "reg": F.mse_loss(theta_o, theta_w) if on["reg"] else zero,
+                "ce": F.cross_entropy(theta_o @ self.class_embedding(b.class_text).t(), b.label) if on["ce"] else zero}
+
+    def training_step(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """loss = l_rec + l_reg + l_ce of a VectorBatch (or a PairBatch's positives)."""
+        if not isinstance(batch, VectorBatch):
+            batch = VectorBatch(batch.audio, batch.video, batch.text, batch.label, batch.class_text)
+        return loss_and_parts(self.loss_parts(batch))
+
+    @torch.no_grad()
+    def after_optimizer_step(self, batch) -> None:
+        """The extra get_embeddings pass in train mode after each step, output discarded [published
+        behaviour] (TCAF.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws."""
+        self.get_embeddings(batch.audio, batch.video, batch.text)
+
+    def configure_optimizers(self, lr: float, lr_scheduler: bool = True):
+        """Adam(lr, weight decay 1e-5) over every parameter; ReduceLROnPlateau(max, patience 3) with
+        lr_scheduler (the published config: on)."""
+        opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
+        return opt, (plateau(opt) if lr_scheduler else None)
+
+    # -- evaluation (CLIPCLAP.md 7) ---------------------------------------------------------------
+    @torch.no_grad()
+    def eval_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.get_embeddings(audio, video, text)
+
+    @torch.no_grad()
+    def eval_distances(self, audio, video, text: Tensor, squared: bool = False) -> Dict[str, Tensor]:
+        return {"both": distance_matrix(*self.get_embeddings(audio, video, text), squared)}
+
+
+def clipclap_epoch(inp: EpochInputs) -> Dict[str, float]:
+    """TCaF's epoch on vectors: `n_batches` class-balanced batches of `bs` positives (the sampler's
+    negatives unused), one Adam step each, then the extra get_embeddings pass; mean losses."""
+    inp.model.train()
+    pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
+    return run_steps(inp, lambda step: vector_batch(inp.train, pos[step]))
+
+
+@torch.no_grad()
+def clipclap_val_loss(model: ClipClap_model, val) -> float:
+    """The training loss in eval mode over every val sample once (batches of eval_bs, the val
+    split's class matrix); the mean per sample."""
+    was_training = model.training
+    model.eval()
+    n, total = len(val), 0.0
+    idx = torch.arange(n, device=val.labels.device)
+    for i in range(0, n, model.eval_bs):
+        loss, _ = model.training_step(vector_batch(val, idx[i:i + model.eval_bs]))
+        total += float(loss) * len(idx[i:i + model.eval_bs])
+    model.train(was_training)
+    return total / n
+
+
+@register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
+                val_loss_fn=clipclap_val_loss, vectors=True,
+                defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
+                help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
+                     "embeddings (CLIPCLAP.md; needs the CLIP/CLAP features)")
+def clipclap(args) -> ClipClap_model:
+    if getattr(args, "use_wavcaps_embeddings", True) is False:
+        raise UserError("--use_wavcaps_embeddings False is not implemented: the published runs use True "
+                        "([CLIP || WavCaps] class embeddings); choose a part with --word_embeddings clip|wavcaps")
+    if getattr(args, "z_score_inputs", False):
+        raise UserError("--clipclap does not take --z_score_inputs (the original has no normalisation)")
+    return ClipClap_model(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
+                          text_dim=text_dim(args), decoder_hidden_size=args.decoder_hidden_size,
+                          decoder_dropout=args.decoder_dropout, additional_dropout=args.additional_dropout,
+                          modality=getattr(args, "modality", "both") or "both",
+                          word_embeddings=getattr(args, "word_embeddings", "both") or "both",
+                          rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
+                          cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs)

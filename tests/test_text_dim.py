@@ -1,0 +1,121 @@
+"""The class vectors' width is a model argument: `text_dim` (300 for word2vec, 1536 for CLIP+CLAP).
+
+Parametrised over `list_models()`: every registered model is built from its registry flag with
+`args.text_dim` set (as src/compose.py does from the data), trains a step and evaluates on a batch
+whose class vectors have that width; with text_dim 300 (or an args.pkl without it) it is the model
+it always was: the same state_dict, initialised the same under a seed.
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import test_models_registry as checks
+from src.args import finalize_main_args, get_main_parser, resolve_model_name
+from src.benchmarks import WORD_DIM
+from src.models import create_model, get_entry, list_models
+from src.models.base import GZSLModel, PairBatch
+from src.models.registry import text_dim
+
+CLIP_CLAP_DIM = 1536
+D_A, D_V = 1024, 512          # WavCaps audio, CLIP video (the CLIP/CLAP family's widths)
+B, C, N_EVAL = 16, 5, 7
+HIDDEN = ["--embeddings_hidden_size", "32", "--decoder_hidden_size", "16"]
+
+
+def parse(name, d_a=D_A, d_v=D_V):
+    """The Namespace main.py would give `name` with small hidden sizes (and the refinements of
+    tests/test_models_registry.py's CASES)."""
+    flag = get_entry(name).flag
+    argv = ["--root_dir", "x", "--dataset_name", "UCF", "--input_size_audio", str(d_a),
+            "--input_size_video", str(d_v), *HIDDEN, *([f"--{flag}"] if flag else []),
+            *checks.CASES.get(name, checks.Case()).extra]
+    args = finalize_main_args(get_main_parser().parse_args(argv))
+    assert resolve_model_name(args) == name
+    return args
+
+
+def build(name, dim, seed=0, **sizes) -> GZSLModel:
+    """`name` built for class vectors of width `dim` (None: an args.pkl of a run made before
+    args.text_dim existed)."""
+    args = parse(name, **sizes)
+    if dim is not None:
+        args.text_dim = dim
+    torch.manual_seed(seed)
+    return create_model(name, args)
+
+
+def pair_batch(dim, seed=0) -> PairBatch:
+    """B pairs of C classes, class vectors [C, dim] (unit norm), non-negative features (class
+    centres plus noise), negatives of another class."""
+    g = torch.Generator().manual_seed(seed)
+    class_text = F.normalize(torch.randn(C, dim, generator=g), dim=1)
+    label = torch.arange(B) % C
+    label_neg = (label + 1 + torch.randint(0, C - 1, (B,), generator=g)) % C
+    centres_a, centres_v = torch.rand(C, D_A, generator=g), torch.rand(C, D_V, generator=g)
+
+    def sample(lbl):
+        return (centres_a[lbl] + 0.1 * torch.rand(len(lbl), D_A, generator=g),
+                centres_v[lbl] + 0.1 * torch.rand(len(lbl), D_V, generator=g))
+
+    (a, v), (a_n, v_n) = sample(label), sample(label_neg)
+    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
+                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
+                     class_ids=torch.arange(C) * 2)
+
+
+@pytest.fixture(params=list_models())
+def name(request):
+    return request.param
+
+
+def test_text_dim_of_a_namespace():
+    class Args:
+        pass
+
+    args = Args()
+    assert text_dim(args) == WORD_DIM == 300          # an args.pkl made before text_dim existed
+    args.text_dim = None
+    assert text_dim(args) == 300
+    args.text_dim = CLIP_CLAP_DIM
+    assert text_dim(args) == CLIP_CLAP_DIM
+
+
+def test_trains_and_evaluates_on_1536_d_class_vectors(name):
+    model, batch = build(name, CLIP_CLAP_DIM).train(), pair_batch(CLIP_CLAP_DIM)
+    assert any(CLIP_CLAP_DIM in p.shape for p in model.parameters()), f"{name}: no layer reads the class vectors"
+    opt, _ = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
+    loss, parts = model.training_step(batch)
+    assert loss.shape == () and torch.isfinite(loss) and loss.requires_grad
+    assert all(torch.isfinite(p) for p in parts.values())
+    opt.zero_grad()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    checks.CASES.get(name, checks.Case()).step(opt)
+    model.after_optimizer_step(batch)
+
+    checks.attach_training_split(model, batch)
+    model.eval()
+    g = torch.Generator().manual_seed(1)
+    audio, video = torch.rand(N_EVAL, D_A, generator=g), torch.rand(N_EVAL, D_V, generator=g)
+    with torch.no_grad():
+        d = model.eval_distances(audio, video, batch.class_text)
+    assert set(d) - {"zsl"} == set(model.modes) and model.reported_mode in d
+    for mode, dist in d.items():
+        assert dist.shape == (N_EVAL, C), (name, mode, dist.shape)
+        if mode != "zsl":                    # a ZSL matrix is +inf outside the unseen columns
+            assert torch.isfinite(dist).all(), (name, mode)
+
+
+def test_text_dim_300_is_the_default_model(name):
+    """text_dim 300 and an args.pkl without text_dim give the same state_dict (keys, shapes, and
+    values under one seed) as the model built before the argument existed; 1536 changes only
+    shapes, not the keys."""
+    sizes = {"d_a": checks.D_A, "d_v": checks.D_V}
+    default = build(name, None, **sizes).state_dict()
+    explicit = build(name, 300, **sizes).state_dict()
+    assert list(explicit) == list(default)
+    for k, v in default.items():
+        assert explicit[k].shape == v.shape and torch.equal(explicit[k], v), (name, k)
+    wide = build(name, CLIP_CLAP_DIM, **sizes).state_dict()
+    assert list(wide) == list(default)
+    assert any(wide[k].shape != v.shape for k, v in default.items()), f"{name}: text_dim changes no layer"
