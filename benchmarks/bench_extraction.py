@@ -2,6 +2,7 @@
 
     python benchmarks/bench_extraction.py                      # C3D/VGGish, CPU, generated videos
     python benchmarks/bench_extraction.py --family selavi --device cuda --videos 64
+    python benchmarks/bench_extraction.py --family clip --device cuda --videos 32   # CLIP ViT-B/32 + WavCaps HTS-AT
 
 Prints videos/s and clips/s (C3D clips, or SeLaVi windows) of
 - decode-only: the DataLoader workers' decoding and pre-processing, nothing else;
@@ -28,6 +29,9 @@ def make_family(name: str, dataset: str = "ucf"):
     if name == "cls":
         from cls_feature_extraction.family import ClsFamily
         return ClsFamily(dataset, random_init=True)
+    if name == "clip":
+        from clip_feature_extraction.family import ClipFamily
+        return ClipFamily(dataset, random_init=True)
     from selavi_feature_extraction.family import SelaviFamily
     return SelaviFamily(dataset, random_init=True)
 
@@ -46,7 +50,7 @@ def sync(device):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--family", choices=("cls", "selavi"), default="cls")
+    p.add_argument("--family", choices=("cls", "selavi", "clip"), default="cls")
     p.add_argument("--videos", type=int, default=6, help="number of generated videos (default 6)")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each generated video")
     p.add_argument("--size", default="320x240", help="WxH of the generated videos")

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, resolve_model_name
+from .benchmarks import family_of_folder
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
 from .io_utils import atomic_write_json
-from .models import create_model, get_entry, model_flags
+from .models import create_model, get_entry, model_flags, model_of_namespace
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import resolve_device
 
@@ -46,6 +47,15 @@ def check_same_setting(args_a, path_a, args_b, path_b) -> None:
                         "): pass the stage-1 and stage-2 runs of the same setting")
 
 
+def with_family_sizes(args: argparse.Namespace) -> argparse.Namespace:
+    """A CLIP/CLAP run's input sizes are its family's (ClipClap's Namespace has none of its own)."""
+    family = family_of_folder(getattr(args, "feature_extraction_method", ""), getattr(args, "root_dir", None),
+                              getattr(args, "dataset_name", None))
+    if family is not None and family.vectors:
+        args.input_size_audio, args.input_size_video = family.audio_width, family.video_width
+    return args
+
+
 def stage_b_args(eval_args) -> argparse.Namespace:
     """Stage B's args.pkl (models and data come from it) with the command line's --dataset_name
     and --root_dir, checked against stage A's."""
@@ -57,15 +67,22 @@ def stage_b_args(eval_args) -> argparse.Namespace:
     if not getattr(args, "retrain_all", False):
         raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
                         f"--load_path_stage_B must be the stage-2 run folder")
+    moved = {k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", "batch_seqlen_test",
+                                                  "batch_seqlen_test_maxlen", "batch_seqlen_test_trim")
+             if getattr(eval_args, k, None) is not None}
+
+    def completed(ns: argparse.Namespace) -> argparse.Namespace:
+        """The command line's values in (stage A's alike, so that both are compared the same)."""
+        vars(ns).update(moved)
+        return with_family_sizes(ns)
+
+    completed(args)
     missing = [k for k in NEEDED_FIELDS if not hasattr(args, k)]
     if missing:
         raise UserError(f"{run_b.args_path} lacks the fields {', '.join(missing)}: it is damaged or not a "
                         f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
-        check_same_setting(run_a.load_args(), run_a.args_path, args, run_b.args_path)
-    for k in ("dataset_name", "root_dir", "batch_seqlen_test", "batch_seqlen_test_maxlen", "batch_seqlen_test_trim"):
-        if getattr(eval_args, k, None) is not None:
-            setattr(args, k, getattr(eval_args, k))
+        check_same_setting(completed(run_a.load_args()), run_a.args_path, args, run_b.args_path)
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
         args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
@@ -77,6 +94,7 @@ def stage_b_args(eval_args) -> argparse.Namespace:
 def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, device):
     """The model of checkpoint `path` (built from the run's args), in eval mode, with what it needs
     at evaluation beyond its weights (its training split, for f-VAEGAN-D2's classifiers)."""
+    args.text_dim = dataset.text_dim          # the class vectors' width (absent from older args.pkl files)
     model = create_model(model_name, args)
     load_model_state(model, load_checkpoint(path)["model"], path)
     split = model.evaluation_needs_split()
@@ -107,6 +125,8 @@ def evaluate_runs(eval_args) -> dict:
     # the command line's model flag wins (as in the original); without one, the run's own model
     flag_given = any(getattr(eval_args, flag, False) for flag in model_flags())
     model_name = resolve_model_name(eval_args if flag_given else args)
+    if not flag_given and original_run and not any(getattr(args, f, False) for f in model_flags()):
+        model_name = model_of_namespace(args) or model_name     # ClipClap's code had no model flag
     reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
     device = resolve_device(eval_args.device)
     squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"

@@ -151,13 +151,14 @@ def clipclap_val_loss(model: ClipClap_model, val) -> float:
     idx = torch.arange(n, device=val.labels.device)
     for i in range(0, n, model.eval_bs):
         loss, _ = model.training_step(vector_batch(val, idx[i:i + model.eval_bs]))
-        total += float(loss) * len(idx[i:i + model.eval_bs])
+        total = total + loss * len(idx[i:i + model.eval_bs])       # on the device: one host sync at the end
     model.train(was_training)
-    return total / n
+    return float(total) / n
 
 
 @register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
                 val_loss_fn=clipclap_val_loss, vectors=True,
+                namespace_fields=("use_wavcaps_embeddings", "word_embeddings", "modality"),
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
                      "embeddings (CLIPCLAP.md; needs the CLIP/CLAP features)")

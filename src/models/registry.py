@@ -30,6 +30,8 @@ class ModelEntry:
     vectors: bool = False                    # trains on the CLIP/CLAP family only (its 1536-d class vectors)
     first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
                                              # when stage 1's best epoch is the first [original defect] (TCaF)
+    namespace_fields: tuple = ()             # an original run's args.pkl without a model flag but with all
+                                             # of these fields is this model's (ClipClap's code had no flag)
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
@@ -38,13 +40,13 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
                    val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
-                   first_epoch_defect: bool = False):
+                   first_epoch_defect: bool = False, namespace_fields: tuple = ()):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
                                      dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
-                                     first_epoch_defect)
+                                     first_epoch_defect, tuple(namespace_fields))
         return builder
     return wrap
 
@@ -63,6 +65,12 @@ def get_entry(name: str) -> ModelEntry:
 def model_flags() -> Dict[str, tuple]:
     """{flag: (model name, help)} for the models selected by a flag, in registration order."""
     return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
+
+
+def model_of_namespace(args) -> Optional[str]:
+    """The model whose `namespace_fields` an original run's Namespace all holds, or None."""
+    return next((e.name for e in _REGISTRY.values()
+                 if e.namespace_fields and all(hasattr(args, f) for f in e.namespace_fields)), None)
 
 
 def text_dim(args) -> int:
