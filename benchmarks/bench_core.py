@@ -23,20 +23,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from src.args import finalize_main_args, get_eval_parser, get_main_parser  # noqa: E402
+from src.benchmarks import FAMILIES  # noqa: E402
 from src.data import AVGZSLDataset  # noqa: E402
-from src.models import create_model  # noqa: E402
+from src.models import base as base_module, create_model  # noqa: E402
+from src.models.base import step_function  # noqa: E402
+from src.models.dropout import set_fast_masks  # noqa: E402
+from src.recipes import training_flags  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from src.compose import build_trainer  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.train import pair_batch  # noqa: E402
-from timing import graphed_step_seconds, host_sync_in_step, step_seconds  # noqa: E402
+from timing import bound_report, graphed_step_seconds, host_sync_in_step, step_seconds  # noqa: E402
 
-SEED_AVCA = ("--AVCA --lr 0.001 --embeddings_hidden_size 512 --decoder_hidden_size 512 --embedding_dropout 0.2 "
-             "--decoder_dropout 0.3 --additional_dropout 0.5 --depth_transformer 1 --additional_triplets_loss "
-             "--first_additional_triplet 1 --second_additional_triplet 1 --momentum 0.1 --reg_loss "
-             "--lr_scheduler --input_size_audio 512 --input_size_video 512 --dataset_name UCF "
-             "--feature_extraction_method main_features --zero_shot_split main_split").split()
+def seed_flags(family: str):
+    """The seed's AVCA flags on UCF for a family (the run scripts' table)."""
+    return training_flags("avca", "UCF", family)
 
 
 def main():
@@ -44,11 +46,23 @@ def main():
     p.add_argument("--n_batches", type=int, default=50, help="batches of the timed epoch (seed: 500)")
     p.add_argument("--bs", type=int, default=256)
     p.add_argument("--device", default=None)
+    p.add_argument("--family", default="main", choices=["main", "cls"], help="feature family (AVCA's flags for it)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
+    p.add_argument("--skip_trainer", action="store_true", help="only the step (no epoch, evaluation, stage)")
+    p.add_argument("--baseline", action="store_true",
+                   help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
+    p.add_argument("--compile", action="store_true", help="time main.py --compile's step (torch.compile)")
+    p.add_argument("--amp", default=None, choices=["bf16"], help="time main.py --amp's step (autocast)")
     p.add_argument("--stage_epochs", type=int, default=0, help="also time a whole stage of this many epochs")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_bench_"))
     device = resolve_device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.baseline:
+        set_fast_masks(False)
+        base_module.FUSED_ADAM = False
     out = {}
 
     def report(key, value):
@@ -60,21 +74,23 @@ def main():
     report("threads", torch.get_num_threads())
     try:
         t = time.perf_counter()
-        root = generate(work / "data", "UCF", families=("main",), overwrite=True)
+        root = generate(work / "data", "UCF", families=(a.family,), overwrite=True)
         report("generate_s", round(time.perf_counter() - t, 2))
 
         t = time.perf_counter()
-        ds = AVGZSLDataset(root, "UCF")
+        folder, split = FAMILIES[a.family].folder, FAMILIES[a.family].split
+        ds = AVGZSLDataset(root, "UCF", folder, split)
         splits = [ds.split(s) for s in ("train", "val", "train_val", "test")]
         report("cache_build_s", round(time.perf_counter() - t, 3))
         t = time.perf_counter()
-        ds = AVGZSLDataset(root, "UCF")
+        ds = AVGZSLDataset(root, "UCF", folder, split)
         splits = [ds.split(s) for s in ("train", "val", "train_val", "test")]
         report("cache_load_s", round(time.perf_counter() - t, 3))
         report("samples", {s.name: len(s) for s in splits})
 
-        flags = ["--root_dir", str(root), *SEED_AVCA, "--bs", str(a.bs), "--n_batches", str(a.n_batches),
-                 "--epochs", "1", "--device", str(device), "--dump_path", str(work)]
+        flags = ["--root_dir", str(root), *seed_flags(a.family), "--bs", str(a.bs), "--n_batches", str(a.n_batches),
+                 "--epochs", "1", "--device", str(device), "--dump_path", str(work), "--num_threads",
+                 str(torch.get_num_threads()), *(["--compile"] if a.compile else []), *(["--amp", a.amp] if a.amp else [])]
         args = finalize_main_args(get_main_parser().parse_args(flags + ["--exp_name", "step"]))
         # pure compute: the model's step on batches already in memory
         train = splits[0].to(device)
@@ -83,9 +99,12 @@ def main():
         g = torch.Generator(device=device).manual_seed(0)
         batches = [pair_batch(train, torch.randint(0, len(train), (a.bs,), device=device, generator=g),
                               torch.randint(0, len(train), (a.bs,), device=device, generator=g)) for _ in range(8)]
-        step = step_seconds(model, opt, lambda i: batches[i % len(batches)], max(10, min(a.n_batches, 100)), device)
+        fast = step_function(model, a.compile, a.amp, device.type)        # --compile / --amp, as the trainer runs them
+        step = step_seconds(model, opt, lambda i: batches[i % len(batches)], max(10, min(a.n_batches, 100)), device,
+                            training_step=fast)
         report("step_ms", round(1000 * step, 2))
         report("compute_samples_per_s", round(a.bs / step))
+        bound_report(report, model, opt, lambda i: batches[i % len(batches)], step, device)
         if device.type == "cuda":
             report("host_sync_in_step", host_sync_in_step(model, opt, batches[0], device) or "none")
             try:
@@ -94,6 +113,8 @@ def main():
             except Exception as err:  # noqa: BLE001 - a measurement, reported
                 report("cuda_graph_step_ms", f"failed: {type(err).__name__}: {str(err)[:200]}")
 
+        if a.skip_trainer:
+            return
         # a whole epoch of the trainer (stage 1), and stage 2 for get_evaluation
         setup_logging()
         for exp, extra in (("bench_val", []), ("bench_all", ["--retrain_all", "--save_checkpoints"])):

@@ -31,13 +31,14 @@ from src.runs import RunFolder  # noqa: E402
 from src.runtime import resolve_device, setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-from timing import host_sync_in_step, step_seconds  # noqa: E402
+from timing import bound_report, host_sync_in_step, step_seconds  # noqa: E402
 
 
 def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
     out = {}
     base = cell_commands("tcaf", "UCF", family, root.parent)[0][1:]
-    base = base[:base.index("--exp_name")] + ["--n_batches", str(a.n_batches), "--epochs", "1", "--device",
+    base = base[:base.index("--exp_name")] + ["--num_threads", str(torch.get_num_threads()), "--n_batches",
+                                              str(a.n_batches), "--epochs", "1", "--device",
                                               str(device), "--dump_path", str(work)]
     args = finalize_main_args(get_main_parser().parse_args(base + ["--exp_name", "step"]))
     ds = AVGZSLDataset(root, "UCF", args.feature_extraction_method, args.zero_shot_split)
@@ -47,14 +48,18 @@ def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
     opt, _ = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
     sampler = PairSampler(train.labels, len(train.class_ids), 0, device)
     idx = sampler.draw(8 * args.bs)[0].view(8, args.bs)
-    step = step_seconds(model, opt, lambda i: temporal_batch(train, idx[i % 8], model.train_collation,
-                                                              sampler.generator), max(10, min(a.n_batches, 60)), device)
+    def make_batch(i):
+        return temporal_batch(train, idx[i % 8], model.train_collation, sampler.generator)
+    step = step_seconds(model, opt, make_batch, max(10, min(a.n_batches, 60)), device)
     out["step_ms"] = round(1000 * step, 2)
     out["compute_samples_per_s"] = round(args.bs / step)
+    bound_report(out.__setitem__, model, opt, make_batch, step, device)
     if device.type == "cuda":
         out["host_sync_in_step"] = host_sync_in_step(
             model, opt, temporal_batch(train, idx[0], model.train_collation, sampler.generator), device) or "none"
     print(f"{family:>24}: {out}", flush=True)
+    if a.step_only:
+        return out
 
     setup_logging()
     run_folder = RunFolder(work / "runs" / f"epoch_{family}")
@@ -82,10 +87,14 @@ def main():
     p.add_argument("--scale", type=float, default=0.25, help="samples per class of the synthetic benchmark")
     p.add_argument("--two_stage", action="store_true", help="also time a whole `main.py --run all`")
     p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
+    p.add_argument("--step_only", action="store_true", help="only the step and its FLOP bound (no trainer epoch)")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_tcaf_"))
     device = resolve_device(a.device)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(out, flush=True)

@@ -12,8 +12,8 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def train_step(model, optimizer, batch):
-    loss, _ = model.training_step(batch)
+def train_step(model, optimizer, batch, training_step=None):
+    loss, _ = (training_step or model.training_step)(batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -21,14 +21,16 @@ def train_step(model, optimizer, batch):
     return loss
 
 
-def step_seconds(model, optimizer, make_batch: Callable[[int], object], n_steps: int, device, warmup: int = 5) -> float:
+def step_seconds(model, optimizer, make_batch: Callable[[int], object], n_steps: int, device, warmup: int = 5,
+                 training_step=None) -> float:
     """Seconds per step (training_step, backward, optimiser step, after_optimizer_step) over
-    `n_steps` steps on make_batch(i), after `warmup` untimed ones."""
+    `n_steps` steps on make_batch(i), after `warmup` untimed ones (training_step: the trainer's
+    step function, e.g. compiled)."""
     for i in range(n_steps + warmup):
         if i == warmup:
             sync(device)
             t = time.perf_counter()
-        train_step(model, optimizer, make_batch(i))
+        train_step(model, optimizer, make_batch(i), training_step)
     sync(device)
     return (time.perf_counter() - t) / n_steps
 
@@ -85,3 +87,51 @@ def graphed_step_seconds(model, optimizer, make_batch: Callable[[int], object], 
         replay(i)
     torch.cuda.synchronize()
     return (time.perf_counter() - t) / n_steps
+
+
+def step_flops(model, optimizer, batch) -> float:
+    """FLOPs of one step (forward, backward, after_optimizer_step's pass), by torch.utils.flop_counter
+    (matrix products and convolutions; the optimiser's element-wise work is not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        train_step(model, optimizer, batch)
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device, n: int = 1024, repeats: int = 20) -> float:
+    """This machine's float32 matrix-product rate in FLOP/s (n x n x n products, best of `repeats`)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best
+
+
+def where_time_goes(model, optimizer, make_batch: Callable[[int], object], n_steps: int = 10, top: int = 8) -> str:
+    """The ops with the most self CPU time over `n_steps` steps (torch.profiler), as 'name share%' pairs."""
+    from torch.profiler import ProfilerActivity, profile
+    for i in range(3):
+        train_step(model, optimizer, make_batch(i))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(n_steps):
+            train_step(model, optimizer, make_batch(i))
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return ", ".join(f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
+
+
+def bound_report(report, model, optimizer, make_batch, step_s: float, device, peak: Optional[float] = None) -> None:
+    """Print FLOPs per step, the matmul peak, the FLOP bound and the step's ratio to it (and, on the
+    CPU, where the step's time goes)."""
+    flops = step_flops(model, optimizer, make_batch(0))
+    peak = peak or matmul_peak(device)
+    report("step_gflop", round(flops / 1e9, 3))
+    report("matmul_peak_gflop_s", round(peak / 1e9, 1))
+    report("flop_bound_ms", round(1000 * flops / peak, 2))
+    report("step_over_bound", round(step_s / (flops / peak), 2))
+    if torch.device(device).type == "cpu":
+        report("self_cpu_time", where_time_goes(model, optimizer, make_batch))

@@ -49,4 +49,4 @@ def normalise_clips(clips: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     x = (clips.float() / 255.0 - mean) / std                               # [B, 16, H, W, 3]
     real = torch.arange(CLIP_LEN, device=clips.device)[None, :] < valid[:, None]  # [B, 16]
     x = torch.where(real[:, :, None, None, None], x, torch.zeros((), device=x.device))
-    return x.permute(0, 4, 1, 2, 3).contiguous()                          # [B, 3, 16, H, W]
+    return x.permute(0, 4, 1, 2, 3).contiguous(memory_format=torch.channels_last_3d)   # [B, 3, 16, H, W], NDHWC in memory

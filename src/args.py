@@ -133,8 +133,20 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=seed, default=42, help="seed of torch (CPU, CUDA) and numpy")
     g.add_argument("--device", type=device_name, default=None,
                    help="cuda or cpu; default: cuda when available, else cpu")
+    g.add_argument("--num_threads", type=_number(int, lambda v: v >= 0, "an integer >= 0 (0: the machine's default)"),
+                   default=0,
+                   help="CPU threads of torch's operations; 0: 1 on machines of up to 2 CPUs, else half the "
+                        "CPUs, at most 8 (measured: a shared 2-core machine ran 3-15x slower with 2 threads "
+                        "under load)")
     g.add_argument("--retrain_all", action="store_true",
                    help="stage 2: train on stage_1_train + stage_1_val (seen and unseen)")
+    g.add_argument("--compile", action="store_true",
+                   help="opt-in, changes the numbers: torch.compile the training step (forward and backward; "
+                        "the first steps compile, a C++ compiler is needed on the CPU); README 'Speed' has "
+                        "its measured effect")
+    g.add_argument("--amp", default=None, choices=["bf16"],
+                   help="opt-in, changes the numbers: the training step under bfloat16 autocast (CPU and "
+                        "CUDA); evaluation stays float32; README 'Speed' has its measured effect")
     g.add_argument("--save_checkpoints", action="store_true",
                    help="save checkpoints/{Model}_score_ckpt_{epoch}.pt after every epoch "
                         "(needed in stage 2 by get_evaluation.py)")

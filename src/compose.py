@@ -14,7 +14,7 @@ from .data import dataset_from_args
 from .errors import UserError
 from .models import create_model, get_entry
 from .runs import RunFolder
-from .runtime import resolve_device, seed_everything, setup_logging
+from .runtime import configure_threads, resolve_device, seed_everything, setup_logging
 from .test_selection import TestSelection
 from .train import Trainer, TrainConfig, TrainingInterrupted, stop_signals
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
@@ -25,6 +25,7 @@ log = logging.getLogger("avgzsl")
 def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     device = resolve_device(args.device)
     args.device = device.type
+    configure_threads(getattr(args, "num_threads", 0))
     setup_logging(None, args.verbose)
     run.check_free(args.resume, args.overwrite)
     if run.will_resume(args.resume):
@@ -42,6 +43,9 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                         f"but --feature_extraction_method {args.feature_extraction_method} holds "
                         f"{'token sequences' if dataset.temporal else 'averaged features'}: use "
                         f"{'*_non_averaged' if entry.temporal else 'main_features or cls_features'}")
+    if (args.compile or args.amp) and not entry.fast_modes:
+        raise UserError(f"--compile and --amp speed up the trainer's step, which {args.model_name} does not use "
+                        f"(its own epoch): train it without them")
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
@@ -61,6 +65,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     config = TrainConfig(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed,
                          z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
                          retrain_all=args.retrain_all, reproduce_original=args.reproduce_original,
+                         compile=args.compile, amp=args.amp,
                          # [original defect] the original validated with plain L2 whatever --distance_fn said.
                          squared=args.distance_fn == "SquaredL2Loss" and not args.reproduce_original)
     return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,

@@ -31,7 +31,7 @@ log = logging.getLogger("avgzsl")
 # Flags that may change when a run is resumed: how long it trains, where its files are, how it
 # logs. Every other flag (model, shapes, data, optimisation, sampling) must be the run's.
 RESUME_MAY_CHANGE = ("epochs", "resume", "overwrite", "device", "verbose", "dump_path", "log_dir", "exp_name", "root_dir",
-                     "cfg", "run")
+                     "cfg", "run", "num_threads")
 
 
 class RunFolder:

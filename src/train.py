@@ -37,7 +37,7 @@ from .data import SplitData
 from .errors import UserError
 from .evaluate import evaluate_distances, evaluate_model, zscore
 from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
-from .models.base import EpochInputs, PairBatch, run_steps
+from .models.base import EpochInputs, PairBatch, run_steps, step_function
 from .runs import RunFolder, load_model_state
 from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
@@ -148,6 +148,8 @@ class TrainConfig:
     save_checkpoints: bool = False   # every epoch's checkpoint (stage 2)
     retrain_all: bool = False        # stage 2
     reproduce_original: bool = False
+    compile: bool = False            # --compile: torch.compile of the training step
+    amp: Optional[str] = None        # --amp bf16: the training step under autocast
 
 
 def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: bool = False) -> PairBatch:
@@ -177,6 +179,7 @@ class Trainer:
         self.train, self.val, self.run, self.class_name, self.config = train, val, run, class_name, config
         self.resuming, self.callbacks = resuming, list(callbacks)
         self.epoch_fn = epoch_fn or pair_epoch
+        self.step_fn = step_function(model, config.compile, config.amp, train.labels.device.type)
         self.val_loss_fn = val_loss_fn or self.pair_validation_loss
         device = train.labels.device
         self.sampler = PairSampler(train.labels, len(train.class_ids), config.seed, device)
@@ -194,7 +197,8 @@ class Trainer:
         return EpochInputs(model=self.model, optimizer=self.optimizer, train=self.train, val=self.val,
                            sampler=self.sampler, epoch=epoch, epochs=c.epochs, n_batches=c.n_batches, bs=c.bs,
                            z_score=c.z_score, retrain_all=c.retrain_all, reproduce_original=c.reproduce_original,
-                           val_metrics=lambda d: evaluate_distances(d, self.val.labels, self.val.seen_mask))
+                           val_metrics=lambda d: evaluate_distances(d, self.val.labels, self.val.seen_mask),
+                           step_fn=self.step_fn)
 
     @torch.no_grad()
     def pair_validation_loss(self, model, val: SplitData) -> float:

@@ -16,7 +16,7 @@ from .evaluate import combined_beta, evaluate_model, format_line
 from .io_utils import atomic_write_json
 from .models import create_model, get_entry, model_flags, model_of_namespace
 from .runs import RunFolder, load_checkpoint, load_model_state
-from .runtime import resolve_device
+from .runtime import configure_threads, resolve_device
 
 log = logging.getLogger("avgzsl")
 
@@ -129,6 +129,7 @@ def evaluate_runs(eval_args) -> dict:
         model_name = model_of_namespace(args) or model_name     # ClipClap's code had no model flag
     reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
     device = resolve_device(eval_args.device)
+    configure_threads()
     squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"
     z_score = getattr(args, "z_score_inputs", False)
 

@@ -42,8 +42,9 @@ def test_stage1_stage2_evaluation_beats_chance(two_stage):
                    "--dataset_name", "UCF", "--AVCA", cwd=two_stage)
     assert re.search(LINE, proc.stdout), proc.stdout
     result = json.loads((runs / "all" / "evaluation.json").read_text())
-    # chance: 1/C recall (16 test classes here: HM ~ 0.06, ZSL 1/4)
-    assert result["hm"] > 0.3 and result["zsl"] > 0.4, result
+    # chance: 1/C recall (16 test classes here: HM ~ 0.06, ZSL 1/4); 4 epochs of 20 batches reach
+    # HM 0.15-0.5 by seed (dropout masks decide), ZSL 0.7-0.8
+    assert result["hm"] > 0.12 and result["zsl"] > 0.5, result
     assert result["epoch"] == torch.load(runs / "val" / "AVCA_score.pt", weights_only=False)["epoch"]
     assert len(result["per_class_recall"]) == 16 and result["mode"] == "both"
     assert (runs / "all" / "eval.log").read_text().count("GZSL performance=") == 1

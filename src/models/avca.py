@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from ..benchmarks import WORD_DIM
-from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau
+from .base import GZSLModel, PairBatch, adam, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet, Transformer
 from .registry import register_model, text_dim
 
@@ -121,7 +121,7 @@ class AVCA(GZSLModel):
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool):
         """Adam(lr, weight decay 1e-5) and the plateau scheduler, with or without `lr_scheduler`."""
-        opt = torch.optim.Adam(self.optimizer_parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=1e-5)
+        opt = adam(self.optimizer_parameters(), lr=lr, betas=(0.9, 0.999), weight_decay=1e-5)
         return opt, plateau(opt)
 
 

@@ -91,6 +91,7 @@ class EpochInputs:
     retrain_all: bool
     reproduce_original: bool
     val_metrics: Callable[[Tensor], dict]
+    step_fn: Optional[Callable] = None       # model.training_step as run (compiled, autocast); None: as it is
 
 
 def distance_matrix(x: Tensor, t: Tensor, squared: bool = False) -> Tensor:
@@ -139,8 +140,20 @@ class GZSLModel(nn.Module):
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool) -> Tuple[torch.optim.Optimizer, Optional[object]]:
         """Adam(lr), no weight decay; ReduceLROnPlateau(max, patience 3) with `lr_scheduler`."""
-        opt = torch.optim.Adam(self.optimizer_parameters(), lr=lr)
+        opt = adam(self.optimizer_parameters(), lr=lr)
         return opt, (plateau(opt) if lr_scheduler else None)
+
+
+FUSED_ADAM = True     # one fused kernel per step instead of a loop over parameters (results within rounding)
+
+
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """torch.optim.Adam(params, **kwargs), fused (CPU and CUDA float32) unless FUSED_ADAM is off or
+    a parameter is of another kind; same state_dict either way (checkpoints and resume states load)."""
+    params = list(params)
+    fused = FUSED_ADAM and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in params
+                               if isinstance(p, torch.Tensor))
+    return torch.optim.Adam(params, fused=fused or None, **kwargs)
 
 
 def plateau(optimizer):
@@ -156,16 +169,39 @@ def audio_video_distances(e_a: Tensor, e_v: Tensor, t_a: Tensor, t_v: Tensor,
     return {"audio": d_a, "video": d_v, "both": d_a + d_v}
 
 
+AMP_DTYPES = {"bf16": torch.bfloat16}
+
+
+def step_function(model: "GZSLModel", compile: bool = False, amp: Optional[str] = None,
+                  device_type: str = "cpu") -> Optional[Callable]:
+    """model.training_step as the opt-in fast modes run it (None when neither is on): `compile`
+    wraps it in torch.compile (forward and backward compiled; the optimiser step stays eager),
+    `amp` ("bf16") runs it under torch.autocast on `device_type`. Both change the numbers."""
+    if not compile and not amp:
+        return None
+    fn = torch.compile(model.training_step) if compile else model.training_step
+    if not amp:
+        return fn
+    dtype = AMP_DTYPES[amp]
+
+    def autocast_step(batch):
+        with torch.autocast(device_type, dtype=dtype):
+            loss, parts = fn(batch)
+        return loss.float(), {k: v.float() for k, v in parts.items()}
+    return autocast_step
+
+
 def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str, float]:
     """`inp.n_batches` optimiser steps, one on each `make_batch(step)`: training_step, backward,
     step, after_optimizer_step; returns the mean loss and parts. A non-finite loss stops with a
     UserError (checked every 50 steps: one host sync)."""
     model, opt, n = inp.model, inp.optimizer, inp.n_batches
+    training_step = inp.step_fn or model.training_step
     sums: Dict[str, Tensor] = {}
     bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
     for step in bar:
         batch = make_batch(step)
-        loss, parts = model.training_step(batch)
+        loss, parts = training_step(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

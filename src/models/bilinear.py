@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ..benchmarks import WORD_DIM
 from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
+from .dropout import Dropout
 from .registry import register_model, text_dim
 
 RANK_MARGIN = 0.1        # MODELS.md: the ranking losses' margin is fixed (not --margin)
@@ -68,7 +69,7 @@ class DeviseModel(GZSLModel):
                  text_dim: int = WORD_DIM):
         super().__init__()
         self.bilinear = nn.Linear(input_size_audio + input_size_video, text_dim, bias=False)
-        self.dropout = nn.Dropout(dropout)   # one module: masks x and the class matrix W
+        self.dropout = Dropout(dropout)   # one module: masks x and the class matrix W
         self.loss_fn = loss_fn
         self.norm_inputs = norm_inputs
 

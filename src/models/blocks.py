@@ -8,6 +8,8 @@ from typing import Optional
 
 from torch import Tensor, nn
 
+from .dropout import Dropout
+
 
 class EmbeddingNet(nn.Module):
     """[Linear, BN, ReLU, Dropout] (+ [Linear, BN(momentum), ReLU, Dropout] with `hidden`).
@@ -20,11 +22,11 @@ class EmbeddingNet(nn.Module):
                  hidden: Optional[int] = None):
         super().__init__()
         if hidden:
-            layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(dropout),
+            layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), Dropout(dropout),
                       nn.Linear(hidden, out_dim), nn.BatchNorm1d(out_dim, momentum=momentum),
-                      nn.ReLU(), nn.Dropout(dropout)]
+                      nn.ReLU(), Dropout(dropout)]
         else:
-            layers = [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(), nn.Dropout(dropout)]
+            layers = [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(), Dropout(dropout)]
         self.fc = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -46,7 +48,7 @@ class MLPEmbeddingNet(nn.Module):
             layers = [nn.Linear(in_dim, hidden)]
             if use_bn:
                 layers.append(nn.BatchNorm1d(hidden))
-            layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)]
+            layers += [nn.ReLU(), Dropout(dropout), nn.Linear(hidden, out_dim)]
         else:
             layers = [nn.Linear(in_dim, out_dim)]
         if final_relu:
@@ -101,8 +103,8 @@ class PreNorm(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden_dim, dim), nn.Dropout(dropout))
+        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.GELU(), Dropout(dropout),
+                                 nn.Linear(hidden_dim, dim), Dropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -114,7 +116,7 @@ class Attention(nn.Module):
         self.heads = heads
         self.scale = dim_head ** -0.5
         self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim), nn.Dropout(dropout))
+        self.to_out = nn.Sequential(nn.Linear(heads * dim_head, dim), Dropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape                                               # (B, T, dim)

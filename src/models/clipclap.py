@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError
-from .base import EpochInputs, GZSLModel, distance_matrix, loss_and_parts, plateau, run_steps
+from .base import EpochInputs, GZSLModel, adam, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet
 from .registry import register_model, text_dim
 
@@ -120,7 +120,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
     def configure_optimizers(self, lr: float, lr_scheduler: bool = True):
         """Adam(lr, weight decay 1e-5) over every parameter; ReduceLROnPlateau(max, patience 3) with
         lr_scheduler (the published config: on)."""
-        opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
+        opt = adam(self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 
     # -- evaluation (CLIPCLAP.md 7) ---------------------------------------------------------------

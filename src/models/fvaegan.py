@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ..benchmarks import WORD_DIM
 from ..errors import UserError
-from .base import EpochInputs, GZSLModel, PairBatch
+from .base import EpochInputs, GZSLModel, PairBatch, adam
 from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
@@ -399,7 +399,7 @@ class FVAEGAN(GZSLModel):
     # -- training ----------------------------------------------------------------------------
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
         """Adam(lr, betas (0.5, 0.999)) for each of E, G, D, D2; no scheduler (MODELS.md)."""
-        return OptimizerSet({name: torch.optim.Adam(getattr(self, name).parameters(), lr=lr, betas=(0.5, 0.999))
+        return OptimizerSet({name: adam(getattr(self, name).parameters(), lr=lr, betas=(0.5, 0.999))
                              for name in ("E", "G", "D", "D2")}), None
 
 
@@ -458,7 +458,7 @@ def reconstruction_val_loss(model: FVAEGAN, val) -> float:
 
 
 @register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
-                val_loss_fn=reconstruction_val_loss,
+                val_loss_fn=reconstruction_val_loss, fast_modes=False,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):

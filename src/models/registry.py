@@ -30,6 +30,7 @@ class ModelEntry:
     vectors: bool = False                    # trains on the CLIP/CLAP family only (its 1536-d class vectors)
     first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
                                              # when stage 1's best epoch is the first [original defect] (TCaF)
+    fast_modes: bool = True                  # its epoch runs base.run_steps (--compile, --amp apply)
     namespace_fields: tuple = ()             # an original run's args.pkl without a model flag but with all
                                              # of these fields is this model's (ClipClap's code had no flag)
 
@@ -40,13 +41,13 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
                    val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
-                   first_epoch_defect: bool = False, namespace_fields: tuple = ()):
+                   first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
                                      dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
-                                     first_epoch_defect, tuple(namespace_fields))
+                                     first_epoch_defect, fast_modes, tuple(namespace_fields))
         return builder
     return wrap
 

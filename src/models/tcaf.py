@@ -36,8 +36,9 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM, family_of_folder
 from ..errors import UserError
 from ..sequences import Sequences
-from .base import EpochInputs, GZSLModel, PairBatch, distance_matrix, loss_and_parts, plateau, run_steps
+from .base import EpochInputs, GZSLModel, PairBatch, adam, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet, FeedForward
+from .dropout import Dropout
 from .registry import register_model, text_dim
 
 JOINT_DIM = 64                    # dim_out, fixed in the original (src/utils_improvements.py)
@@ -193,7 +194,7 @@ class AudioVisualEmbedding(nn.Module):
         self.fourier_embeddings = nn.Linear(embed_dim, embed_dim)
         self.register_buffer("fourier_randn", fourier_scale * torch.randn(2, embed_dim // 2))
         self.pad_embedding = nn.Embedding(1, embed_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.out_proj_audio = nn.Conv1d(token_dim + embed_dim, token_dim, kernel_size=1)
         self.out_proj_video = nn.Conv1d(token_dim + embed_dim, token_dim, kernel_size=1)
 
@@ -240,7 +241,7 @@ class CrossModalAttention(nn.Module):
         self.to_q = nn.Linear(dim, inner, bias=False)
         self.to_k = nn.Linear(dim, inner, bias=False)
         self.to_v = nn.Linear(dim, inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(inner, dim), nn.Dropout(dropout))
+        self.to_out = nn.Sequential(nn.Linear(inner, dim), Dropout(dropout))
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         b, n, _ = x.shape
@@ -398,7 +399,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
         """Adam(lr, betas (0.9, 0.999), eps 1e-8, weight decay 1e-5) over every parameter (the shared
         embedding module once); ReduceLROnPlateau(max, patience 3) with lr_scheduler (TCAF.md 5)."""
-        opt = torch.optim.Adam(self.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+        opt = adam(self.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
                                weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 

@@ -39,6 +39,19 @@ def test_clips_padding_and_normalisation():
     for c in range(3):  # channel c (BGR order) of frame 17 (value 17)
         assert x[1, c, 1, 0, 0].item() == pytest.approx((17 / 255 - C3D_MEAN[c]) / C3D_STD[c], abs=1e-6)
     assert (x[2, :, 3:] == 0).all() and (x[2, :, :3] != 0).all()   # padding is 0 after normalising
+    assert x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+def test_c3d_channels_last_3d_is_within_rounding():
+    """The extraction runs C3D in channels_last_3d (faster on the CPU): the same features."""
+    torch.manual_seed(0)
+    model = C3D().eval()
+    clips = torch.randint(0, 256, (1, 16, 112, 112, 3), dtype=torch.uint8)
+    x = normalise_clips(clips, torch.tensor([16]))
+    with torch.inference_mode():
+        want = model.features(x.contiguous())
+        got = model.to(memory_format=torch.channels_last_3d).features(x)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-6), (got - want).abs().max()
 
 
 def test_c3d_shapes_keys_and_weights(tmp_path):

@@ -1,0 +1,130 @@
+"""The CPU fast paths (issue: closer to the hardware): dropout masks from 16-bit random words, fused
+Adam, the thread default. Each keeps what the training promises: the distribution, the scaling,
+the seed's determinism and --resume's exactness, results within rounding."""
+import argparse
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src.models import dropout as fast
+from src.models.base import adam
+from src.runtime import configure_threads, default_threads
+
+
+def test_masks_keep_the_rate_and_the_scale():
+    torch.manual_seed(0)
+    for p in (0.1, 0.2, 0.3, 0.5):
+        m = fast.keep_mask((1000, 1000), p)
+        assert m.dtype == torch.bool and m.shape == (1000, 1000)
+        assert abs(m.float().mean().item() - (1 - p)) < 3e-3, p       # 1e6 draws: std 5e-4
+    x = torch.randn(300, 700)
+    y = fast.Dropout(0.3).train()(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / 0.7)
+    assert 0.67 < kept.float().mean().item() < 0.73
+
+
+def test_masks_are_uniform_over_elements():
+    """Each of the four 16-bit parts of a random word is used alike (no biased lane)."""
+    torch.manual_seed(1)
+    m = fast.keep_mask((4 * 250_000,), 0.5).view(-1, 4).float().mean(dim=0)
+    assert torch.all((m - 0.5).abs() < 5e-3), m
+
+
+def test_masks_follow_the_seed_and_the_rng_state():
+    torch.manual_seed(7)
+    a = fast.keep_mask((64, 300), 0.2)
+    state = torch.get_rng_state()
+    b = fast.keep_mask((64, 300), 0.2)
+    torch.manual_seed(7)
+    assert torch.equal(fast.keep_mask((64, 300), 0.2), a)
+    torch.set_rng_state(state)                        # what --resume restores
+    assert torch.equal(fast.keep_mask((64, 300), 0.2), b)
+    assert not torch.equal(a, b)
+
+
+def test_gradient_and_the_identity_cases():
+    x = torch.randn(50, 40, requires_grad=True)
+    torch.manual_seed(3)
+    y = fast.dropout(x, 0.4, True)
+    y.sum().backward()
+    assert torch.allclose(x.grad, (y != 0).float() / 0.6)
+    assert torch.equal(fast.dropout(x, 0.4, False), x) and torch.equal(fast.dropout(x, 0.0, True), x)
+    assert torch.equal(fast.dropout(x, 1.0, True), torch.zeros_like(x))
+
+
+def test_the_switch_restores_torch_masks():
+    x = torch.randn(100, 100)
+    fast.set_fast_masks(False)
+    try:
+        torch.manual_seed(5)
+        got = fast.Dropout(0.2).train()(x)
+        torch.manual_seed(5)
+        assert torch.equal(got, F.dropout(x, 0.2, True))
+    finally:
+        fast.set_fast_masks(True)
+
+
+def test_fused_adam_stays_within_rounding_over_300_steps():
+    def train(fused: bool):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+        opt = adam(net.parameters(), lr=1e-3, weight_decay=1e-5) if fused else \
+            torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-5)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(300):
+            x, y = torch.randn(32, 64, generator=g), torch.randint(0, 10, (32,), generator=g)
+            opt.zero_grad()
+            F.cross_entropy(net(x), y).backward()
+            opt.step()
+        return opt, torch.cat([p.detach().flatten() for p in net.parameters()])
+    opt, a = train(True)
+    assert opt.defaults["fused"]
+    _, b = train(False)
+    assert (a - b).abs().max().item() < 1e-4, (a - b).abs().max()
+    assert set(opt.state_dict()["state"][0]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+def test_thread_default_and_option(tiny_root, tmp_path):
+    assert default_threads(1) == 1 and default_threads(2) == 1 and default_threads(4) == 2
+    assert default_threads(16) == 8 and default_threads(64) == 8
+    before = torch.get_num_threads()
+    try:
+        assert configure_threads(2) == 2 and torch.get_num_threads() == 2
+        from src.args import finalize_main_args, get_main_parser
+        from src.compose import build_trainer
+        from src.runs import RunFolder
+        args = finalize_main_args(get_main_parser().parse_args(
+            ["--root_dir", str(tiny_root), "--dataset_name", "UCF", "--AVCA", "--epochs", "1", "--n_batches", "2",
+             "--num_threads", "1", "--dump_path", str(tmp_path), "--exp_name", "t"]))
+        build_trainer(args, RunFolder(tmp_path / "runs" / "t"))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(SystemExit):
+            get_main_parser().parse_args(["--num_threads", "-1"])
+        assert isinstance(args, argparse.Namespace)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("mode", [["--amp", "bf16"], ["--compile"]])
+def test_opt_in_modes_train_and_evaluate(mode, tiny_root, tmp_path):
+    """--amp bf16 and --compile: stage 1, stage 2 and get_evaluation run; the numbers are finite."""
+    import json
+    import math
+
+    from conftest import AVCA_FLAGS, main_args
+    from src.args import finalize_main_args, get_eval_parser, get_main_parser
+    from src.compose import train
+    from src.two_stage import evaluate_runs
+    for exp, extra in (("val", []), ("all", ["--retrain_all", "--save_checkpoints"])):
+        argv = [str(a) for a in main_args(tiny_root, tmp_path, exp, *AVCA_FLAGS, *extra, *mode, epochs=2, n_batches=4)]
+        train(finalize_main_args(get_main_parser().parse_args(argv)))
+        assert json.loads((tmp_path / "runs" / exp / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 2
+    result = evaluate_runs(get_eval_parser().parse_args(
+        ["--load_path_stage_A", str(tmp_path / "runs" / "val"), "--load_path_stage_B", str(tmp_path / "runs" / "all"),
+         "--AVCA", "--device", "cpu"]))
+    assert all(math.isfinite(result[k]) for k in ("seen", "unseen", "hm", "zsl"))
+    with pytest.raises(Exception, match="--compile and --amp"):
+        argv = [str(a) for a in main_args(tiny_root, tmp_path, "f", "--fvaegan", *mode)]
+        train(finalize_main_args(get_main_parser().parse_args(argv)))
