@@ -5,7 +5,8 @@
 
 Prints: the model's own step (forward + backward + Adam + the extra train-mode pass) on batches
 already drawn, in ms and samples/s; a whole epoch of the trainer (sampling, steps, val GZSL over
-the 76-beta grid, val loss, checkpoints) and its ratio to the pure compute (target <= 1.15); with
+the 76-beta grid, val loss, checkpoints; the second of two, past the first one's warm-up) and its
+ratio to the pure compute (target <= 1.15); with
 --run_all, the wall time of the published `main.py ... --run all` (stage 1, stage 2, evaluation).
 """
 import argparse
@@ -70,7 +71,7 @@ def main():
         setup_logging()
         folder = RunFolder(work / "runs" / "epoch")
         build_trainer(finalize_main_args(get_main_parser().parse_args(
-            base + ["--n_batches", str(a.n_batches), "--epochs", "1", "--exp_name", "epoch", "--overwrite"])), folder).fit()
+            base + ["--n_batches", str(a.n_batches), "--epochs", "2", "--exp_name", "epoch", "--overwrite"])), folder).fit()
         line = json.loads((folder.path / "metrics.jsonl").read_text().splitlines()[-1])
         report("epoch_s", round(line["seconds"], 3))
         report("epoch_over_compute", round(line["seconds"] / (a.n_batches * step), 3))

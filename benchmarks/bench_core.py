@@ -53,6 +53,7 @@ def main():
                    help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
     p.add_argument("--compile", action="store_true", help="time main.py --compile's step (torch.compile)")
     p.add_argument("--amp", default=None, choices=["bf16"], help="time main.py --amp's step (autocast)")
+    p.add_argument("--cuda_graph", action="store_true", help="train the epochs and the stage with main.py --cuda_graph")
     p.add_argument("--stage_epochs", type=int, default=0, help="also time a whole stage of this many epochs")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
@@ -90,7 +91,8 @@ def main():
 
         flags = ["--root_dir", str(root), *seed_flags(a.family), "--bs", str(a.bs), "--n_batches", str(a.n_batches),
                  "--epochs", "1", "--device", str(device), "--dump_path", str(work), "--num_threads",
-                 str(torch.get_num_threads()), *(["--compile"] if a.compile else []), *(["--amp", a.amp] if a.amp else [])]
+                 str(torch.get_num_threads()), *(["--compile"] if a.compile else []), *(["--amp", a.amp] if a.amp else []),
+                 *(["--cuda_graph"] if a.cuda_graph else [])]
         args = finalize_main_args(get_main_parser().parse_args(flags + ["--exp_name", "step"]))
         # pure compute: the model's step on batches already in memory
         train = splits[0].to(device)

@@ -24,7 +24,8 @@ import torch  # noqa: E402
 from src.args import finalize_main_args, get_main_parser  # noqa: E402
 from src.compose import build_trainer, run  # noqa: E402
 from src.data import AVGZSLDataset  # noqa: E402
-from src.models import create_model  # noqa: E402
+from src.models import base as base_module, create_model  # noqa: E402
+from src.models.dropout import set_fast_masks  # noqa: E402
 from src.models.tcaf import temporal_batch  # noqa: E402
 from src.recipes import cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
@@ -89,12 +90,17 @@ def main():
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
     p.add_argument("--step_only", action="store_true", help="only the step and its FLOP bound (no trainer epoch)")
+    p.add_argument("--baseline", action="store_true",
+                   help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_tcaf_"))
     device = resolve_device(a.device)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.baseline:
+        set_fast_masks(False)
+        base_module.FUSED_ADAM = False
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(out, flush=True)

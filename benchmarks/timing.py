@@ -98,8 +98,9 @@ def step_flops(model, optimizer, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_peak(device, n: int = 1024, repeats: int = 20) -> float:
-    """This machine's float32 matrix-product rate in FLOP/s (n x n x n products, best of `repeats`)."""
+def matmul_peak(device, n: int = 1536, repeats: int = 15) -> float:
+    """This machine's float32 matrix-product rate in FLOP/s (n x n x n products, the best of
+    `repeats`: the peak a step's matrix products could reach, not what its 300-wide ones reach)."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     best = float("inf")
     for _ in range(repeats + 2):

@@ -43,9 +43,9 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                         f"but --feature_extraction_method {args.feature_extraction_method} holds "
                         f"{'token sequences' if dataset.temporal else 'averaged features'}: use "
                         f"{'*_non_averaged' if entry.temporal else 'main_features or cls_features'}")
-    if (args.compile or args.amp) and not entry.fast_modes:
-        raise UserError(f"--compile and --amp speed up the trainer's step, which {args.model_name} does not use "
-                        f"(its own epoch): train it without them")
+    if (args.compile or args.amp or args.cuda_graph) and not entry.fast_modes:
+        raise UserError(f"--compile, --amp and --cuda_graph speed up the trainer's step, which {args.model_name} "
+                        f"does not use (its own epoch): train it without them")
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
@@ -65,7 +65,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     config = TrainConfig(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed,
                          z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
                          retrain_all=args.retrain_all, reproduce_original=args.reproduce_original,
-                         compile=args.compile, amp=args.amp,
+                         compile=args.compile, amp=args.amp, cuda_graph=getattr(args, "cuda_graph", False),
                          # [original defect] the original validated with plain L2 whatever --distance_fn said.
                          squared=args.distance_fn == "SquaredL2Loss" and not args.reproduce_original)
     return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,

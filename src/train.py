@@ -150,6 +150,7 @@ class TrainConfig:
     reproduce_original: bool = False
     compile: bool = False            # --compile: torch.compile of the training step
     amp: Optional[str] = None        # --amp bf16: the training step under autocast
+    cuda_graph: bool = False         # --cuda_graph: the whole step as one replayed CUDA graph
 
 
 def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: bool = False) -> PairBatch:
@@ -180,6 +181,12 @@ class Trainer:
         self.resuming, self.callbacks = resuming, list(callbacks)
         self.epoch_fn = epoch_fn or pair_epoch
         self.step_fn = step_function(model, config.compile, config.amp, train.labels.device.type)
+        self.graph = None
+        if config.cuda_graph:
+            if train.labels.device.type != "cuda":
+                raise UserError("--cuda_graph replays the training step as a CUDA graph: it needs --device cuda")
+            from .models.graphs import GraphedStep
+            self.graph = GraphedStep()
         self.val_loss_fn = val_loss_fn or self.pair_validation_loss
         device = train.labels.device
         self.sampler = PairSampler(train.labels, len(train.class_ids), config.seed, device)
@@ -198,7 +205,7 @@ class Trainer:
                            sampler=self.sampler, epoch=epoch, epochs=c.epochs, n_batches=c.n_batches, bs=c.bs,
                            z_score=c.z_score, retrain_all=c.retrain_all, reproduce_original=c.reproduce_original,
                            val_metrics=lambda d: evaluate_distances(d, self.val.labels, self.val.seen_mask),
-                           step_fn=self.step_fn)
+                           step_fn=self.step_fn, graph=self.graph)
 
     @torch.no_grad()
     def pair_validation_loss(self, model, val: SplitData) -> float:
@@ -238,6 +245,9 @@ class Trainer:
             self.load_resume_state()
         else:
             self.save_resume_state()     # epoch 0, before any checkpoint: --resume works from the start
+        if self.graph is not None:         # after the resume state: loading it resets the optimiser's options
+            from .models.graphs import make_capturable
+            make_capturable(self.optimizer)
         self.writer = SummaryWriter(log_dir=str(self.run.path), purge_step=self.start_epoch)
         pause = os.environ.get(TEST_PAUSE_ENV, "")
         if pause.startswith("writing:"):     # test-only: hold the first write of that file before its rename
@@ -322,7 +332,7 @@ class Trainer:
             if c.save_checkpoints:
                 run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
                                     score=score)
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = float(self.optimizer.param_groups[0]["lr"])      # a tensor under --cuda_graph
             if self.scheduler is not None:
                 self.scheduler.step(score)
             self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)

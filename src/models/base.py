@@ -92,6 +92,7 @@ class EpochInputs:
     reproduce_original: bool
     val_metrics: Callable[[Tensor], dict]
     step_fn: Optional[Callable] = None       # model.training_step as run (compiled, autocast); None: as it is
+    graph: Optional[Callable] = None         # --cuda_graph: a graphs.GraphedStep doing the whole step
 
 
 def distance_matrix(x: Tensor, t: Tensor, squared: bool = False) -> Tensor:
@@ -201,11 +202,14 @@ def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str
     bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
     for step in bar:
         batch = make_batch(step)
-        loss, parts = training_step(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        model.after_optimizer_step(batch)
+        if inp.graph is not None:
+            loss, parts = inp.graph(model, opt, training_step, batch)
+        else:
+            loss, parts = training_step(batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            model.after_optimizer_step(batch)
         for k, v in {"loss": loss.detach(), **parts}.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
         if (step + 1) % 50 == 0 or step + 1 == n:
