@@ -22,8 +22,8 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> None:
     device = next(p.device for g in optimizer.param_groups for p in g["params"])
     for group in optimizer.param_groups:
         group["capturable"], group["fused"], group["foreach"] = True, None, True
-        if not isinstance(group["lr"], Tensor):
-            group["lr"] = torch.tensor(float(group["lr"]), device=device)
+        # a device tensor (a resumed optimiser may bring a float, or a tensor saved from the CPU)
+        group["lr"] = torch.tensor(float(group["lr"]), device=device)
 
 
 def _tensors(batch) -> Dict[str, Tensor]:
