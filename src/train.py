@@ -38,6 +38,7 @@ from .errors import UserError
 from .evaluate import evaluate_distances, evaluate_model, zscore
 from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
 from .models.base import EpochInputs, PairBatch, run_steps, step_function
+from .models.graphs import GraphedStep, make_capturable
 from .runs import RunFolder, load_model_state
 from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
@@ -185,7 +186,6 @@ class Trainer:
         if config.cuda_graph:
             if train.labels.device.type != "cuda":
                 raise UserError("--cuda_graph replays the training step as a CUDA graph: it needs --device cuda")
-            from .models.graphs import GraphedStep
             self.graph = GraphedStep()
         self.val_loss_fn = val_loss_fn or self.pair_validation_loss
         device = train.labels.device
@@ -246,7 +246,6 @@ class Trainer:
         else:
             self.save_resume_state()     # epoch 0, before any checkpoint: --resume works from the start
         if self.graph is not None:         # after the resume state: loading it resets the optimiser's options
-            from .models.graphs import make_capturable
             make_capturable(self.optimizer)
         self.writer = SummaryWriter(log_dir=str(self.run.path), purge_step=self.start_epoch)
         pause = os.environ.get(TEST_PAUSE_ENV, "")
