@@ -28,7 +28,7 @@ from src.models import create_model  # noqa: E402
 from src.models.clipclap import vector_batch  # noqa: E402
 from src.recipes import cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
-from src.runtime import resolve_device, setup_logging  # noqa: E402
+from src.runtime import configure_threads, resolve_device, setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from timing import host_sync_in_step, step_seconds  # noqa: E402
@@ -39,10 +39,12 @@ def main():
     p.add_argument("--n_batches", type=int, default=300, help="batches of the timed epoch (published: 300)")
     p.add_argument("--run_all", action="store_true", help="also time the published `--run all` (20 epochs)")
     p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_clipclap_"))
     device = resolve_device(a.device)
+    configure_threads(a.threads)         # the step and the trainer's epochs on the same threads
 
     def report(key, value):
         print(f"{key:>24}: {value}", flush=True)
@@ -52,7 +54,8 @@ def main():
     try:
         root = generate(work / "data", "UCF", families=("clip",), overwrite=True)
         base = cell_commands("clipclap", "UCF", "clip", work / "data")[0][1:]
-        base = base[:base.index("--exp_name")] + ["--device", str(device), "--dump_path", str(work)]
+        base = base[:base.index("--exp_name")] + ["--device", str(device), "--dump_path", str(work),
+                                                  "--num_threads", str(torch.get_num_threads())]
         args = finalize_main_args(get_main_parser().parse_args(base + ["--n_batches", str(a.n_batches),
                                                                        "--epochs", "1", "--exp_name", "step"]))
         ds = AVGZSLDataset(root, "UCF", args.feature_extraction_method, args.zero_shot_split)
