@@ -25,6 +25,20 @@ def test_masks_keep_the_rate_and_the_scale():
     assert 0.67 < kept.float().mean().item() < 0.73
 
 
+@pytest.mark.parametrize("p", [0.0001, 0.1, 0.3, 0.5, 0.9999])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_scaled_mask_is_the_bool_mask_times_the_scale(p, dtype):
+    """The float path (clamp of threshold - word) keeps exactly the elements the comparison keeps,
+    at exactly 1 / (1 - p) in the tensor's dtype, from the same draws."""
+    torch.manual_seed(11)
+    kept = fast.keep_mask((37, 301), p)
+    torch.manual_seed(11)
+    m = fast.scaled_mask((37, 301), p, dtype)
+    assert m.dtype == dtype and m.shape == (37, 301)
+    assert torch.equal(m != 0, kept)
+    assert torch.all(m[kept] == torch.tensor(1 / (1 - p), dtype=dtype))
+
+
 def test_masks_are_uniform_over_elements():
     """Each of the four 16-bit parts of a random word is used alike (no biased lane)."""
     torch.manual_seed(1)
