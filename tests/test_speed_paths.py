@@ -68,6 +68,25 @@ def test_gradient_and_the_identity_cases():
     assert torch.equal(fast.dropout(x, 1.0, True), torch.zeros_like(x))
 
 
+def test_inplace_dropout_only_outside_autograd():
+    """`inplace=True` masks the tensor itself without autograd, with the same values; under
+    autograd it leaves its input alone (a ReLU before it keeps its output for its backward)."""
+    drop = fast.Dropout(0.3, inplace=True).train()
+    x = torch.randn(64, 80)
+    torch.manual_seed(2)
+    expected = fast.Dropout(0.3).train()(x)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        y = x.clone()
+        out = drop(y)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(out, expected)
+    a = torch.randn(64, 80, requires_grad=True)
+    h = torch.relu(a)
+    kept = h.clone()
+    drop(h).sum().backward()                 # would fail if the ReLU's saved output had changed
+    assert torch.equal(h, kept) and a.grad is not None
+
+
 def test_the_switch_restores_torch_masks():
     x = torch.randn(100, 100)
     fast.set_fast_masks(False)

@@ -70,15 +70,18 @@ class AVCA(GZSLModel):
         phi_a_n, phi_v_n = self.A_enc(a_n), self.V_enc(v_n)
         theta_w, theta_w_n = self.W_proj(w), self.W_proj(w_n)
         rho_w = self.D(theta_w)
-        self.D(theta_w_n)  # ρw' is computed by the original but used by no loss (moves BN stats)
+        with torch.no_grad():   # ρw' is computed by the original but used by no loss (moves BN stats)
+            self.D(theta_w_n)
         att_a, att_v = self.attend(phi_a, phi_v)
         att_a_n, att_v_n = self.attend(phi_a_n, phi_v_n)
         theta_v, theta_v_n = self.V_proj(att_v), self.V_proj(att_v_n)
         theta_a, theta_a_n = self.A_proj(att_a), self.A_proj(att_a_n)
         phi_v_rec, phi_a_rec = self.V_rec(theta_v), self.A_rec(theta_a)
-        # [published behaviour] computed and discarded: only moves BN statistics.
-        self.A_proj(phi_a_rec)
-        self.V_proj(phi_v_rec)
+        # [published behaviour] computed and discarded: only moves BN statistics (and draws
+        # dropout masks). Outside autograd: the same values, no graph kept for them.
+        with torch.no_grad():
+            self.A_proj(phi_a_rec)
+            self.V_proj(phi_v_rec)
         rho_a, rho_a_n = self.D(theta_a), self.D(theta_a_n)
         rho_v, rho_v_n = self.D(theta_v), self.D(theta_v_n)
 

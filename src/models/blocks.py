@@ -21,12 +21,16 @@ class EmbeddingNet(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, dropout: float, momentum: float = 0.1,
                  hidden: Optional[int] = None):
         super().__init__()
+        # In place, with the same values: ReLU on BatchNorm's fresh output (BatchNorm's backward
+        # reads its input), Dropout where autograd does not record (the ReLU keeps its output).
         if hidden:
-            layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), Dropout(dropout),
+            layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                      Dropout(dropout, inplace=True),
                       nn.Linear(hidden, out_dim), nn.BatchNorm1d(out_dim, momentum=momentum),
-                      nn.ReLU(), Dropout(dropout)]
+                      nn.ReLU(inplace=True), Dropout(dropout, inplace=True)]
         else:
-            layers = [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(), Dropout(dropout)]
+            layers = [nn.Linear(in_dim, out_dim), nn.BatchNorm1d(out_dim), nn.ReLU(inplace=True),
+                      Dropout(dropout, inplace=True)]
         self.fc = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

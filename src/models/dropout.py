@@ -53,18 +53,24 @@ def scaled_mask(shape, p: float, dtype=torch.float32, generator=None) -> Tensor:
     return mask.mul_(torch.tensor(1.0 / (1.0 - p), dtype=dtype)).view(shape)
 
 
-def dropout(x: Tensor, p: float, training: bool) -> Tensor:
+def dropout(x: Tensor, p: float, training: bool, inplace: bool = False) -> Tensor:
+    """`F.dropout` with this module's masks on the CPU. `inplace` masks `x` itself when autograd
+    does not record (evaluation embeddings, the published after-step pass); under autograd it
+    returns a new tensor (the ReLU before it keeps its output for its backward)."""
+    inplace = inplace and not (torch.is_grad_enabled() and x.requires_grad)
     if not training or p == 0.0 or not FAST_MASKS or x.device.type != "cpu" or not x.is_floating_point():
-        return F.dropout(x, p, training)
+        return F.dropout(x, p, training, inplace)
     if p == 1.0:
-        return x * 0.0
+        return x.mul_(0.0) if inplace else x * 0.0
     if torch.compiler.is_compiling():      # --compile: the comparison (inductor fuses it); its
         return x * (keep_mask(x.shape, p) * x.new_full((), 1.0 / (1.0 - p)))   # tracing rejects the float path's view
-    return x * scaled_mask(x.shape, p, x.dtype)
+    mask = scaled_mask(x.shape, p, x.dtype)
+    return x.mul_(mask) if inplace else x * mask
 
 
 class Dropout(nn.Dropout):
-    """`nn.Dropout` (same state, same repr) with the fast CPU masks of this module."""
+    """`nn.Dropout` (same state) with the fast CPU masks of this module; `inplace=True` works in
+    place only where autograd does not record (`dropout`)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return dropout(x, self.p, self.training)
+        return dropout(x, self.p, self.training, self.inplace)
