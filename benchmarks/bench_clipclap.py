@@ -28,23 +28,21 @@ from src.models import create_model  # noqa: E402
 from src.models.clipclap import vector_batch  # noqa: E402
 from src.recipes import cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
-from src.runtime import configure_threads, resolve_device, setup_logging  # noqa: E402
+from src.runtime import setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-from timing import host_sync_in_step, step_seconds  # noqa: E402
+from timing import add_machine_flags, apply_machine_flags, host_sync_in_step, step_seconds  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n_batches", type=int, default=300, help="batches of the timed epoch (published: 300)")
     p.add_argument("--run_all", action="store_true", help="also time the published `--run all` (20 epochs)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
+    add_machine_flags(p)
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_clipclap_"))
-    device = resolve_device(a.device)
-    configure_threads(a.threads)         # the step and the trainer's epochs on the same threads
+    device = apply_machine_flags(a)      # the step and the trainer's epochs on the same threads
 
     def report(key, value):
         print(f"{key:>24}: {value}", flush=True)

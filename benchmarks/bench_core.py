@@ -25,16 +25,15 @@ import torch  # noqa: E402
 from src.args import finalize_main_args, get_eval_parser, get_main_parser  # noqa: E402
 from src.benchmarks import FAMILIES  # noqa: E402
 from src.data import AVGZSLDataset  # noqa: E402
-from src.models import base as base_module, create_model  # noqa: E402
+from src.models import create_model  # noqa: E402
 from src.models.base import step_function  # noqa: E402
-from src.models.dropout import set_fast_masks  # noqa: E402
 from src.recipes import training_flags  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from src.compose import build_trainer  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
-from src.runtime import resolve_device, setup_logging  # noqa: E402
+from src.runtime import setup_logging  # noqa: E402
 from src.train import pair_batch  # noqa: E402
-from timing import bound_report, graphed_step_seconds, host_sync_in_step, step_seconds  # noqa: E402
+from timing import add_machine_flags, apply_machine_flags, bound_report, graphed_step_seconds, host_sync_in_step, step_seconds  # noqa: E402
 
 def seed_flags(family: str):
     """The seed's AVCA flags on UCF for a family (the run scripts' table)."""
@@ -45,25 +44,17 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n_batches", type=int, default=50, help="batches of the timed epoch (seed: 500)")
     p.add_argument("--bs", type=int, default=256)
-    p.add_argument("--device", default=None)
     p.add_argument("--family", default="main", choices=["main", "cls"], help="feature family (AVCA's flags for it)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
     p.add_argument("--skip_trainer", action="store_true", help="only the step (no epoch, evaluation, stage)")
-    p.add_argument("--baseline", action="store_true",
-                   help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
     p.add_argument("--compile", action="store_true", help="time main.py --compile's step (torch.compile)")
     p.add_argument("--amp", default=None, choices=["bf16"], help="time main.py --amp's step (autocast)")
     p.add_argument("--cuda_graph", action="store_true", help="train the epochs and the stage with main.py --cuda_graph")
     p.add_argument("--stage_epochs", type=int, default=0, help="also time a whole stage of this many epochs")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
+    add_machine_flags(p)
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_bench_"))
-    device = resolve_device(a.device)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.baseline:
-        set_fast_masks(False)
-        base_module.FUSED_ADAM = False
+    device = apply_machine_flags(a)
     out = {}
 
     def report(key, value):

@@ -24,15 +24,14 @@ import torch  # noqa: E402
 from src.args import finalize_main_args, get_main_parser  # noqa: E402
 from src.compose import build_trainer, run  # noqa: E402
 from src.data import AVGZSLDataset  # noqa: E402
-from src.models import base as base_module, create_model  # noqa: E402
-from src.models.dropout import set_fast_masks  # noqa: E402
+from src.models import create_model  # noqa: E402
 from src.models.tcaf import temporal_batch  # noqa: E402
 from src.recipes import cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
-from src.runtime import resolve_device, setup_logging  # noqa: E402
+from src.runtime import setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
 from src.synthetic import generate  # noqa: E402
-from timing import bound_report, host_sync_in_step, step_seconds  # noqa: E402
+from timing import add_machine_flags, apply_machine_flags, bound_report, host_sync_in_step, step_seconds  # noqa: E402
 
 
 def bench_family(family: str, root: Path, work: Path, a, device) -> dict:
@@ -87,20 +86,12 @@ def main():
     p.add_argument("--epochs", type=int, default=3, help="epochs of each stage with --two_stage (best: 50)")
     p.add_argument("--scale", type=float, default=0.25, help="samples per class of the synthetic benchmark")
     p.add_argument("--two_stage", action="store_true", help="also time a whole `main.py --run all`")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
     p.add_argument("--step_only", action="store_true", help="only the step and its FLOP bound (no trainer epoch)")
-    p.add_argument("--baseline", action="store_true",
-                   help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
     p.add_argument("--work_dir", type=Path, default=None, help="default: a temp folder, deleted after")
+    add_machine_flags(p)
     a = p.parse_args()
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="avgzsl_tcaf_"))
-    device = resolve_device(a.device)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.baseline:
-        set_fast_masks(False)
-        base_module.FUSED_ADAM = False
+    device = apply_machine_flags(a)
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
            "torch": torch.__version__, "threads": torch.get_num_threads()}
     print(out, flush=True)

@@ -6,6 +6,25 @@ from typing import Callable, Optional
 
 import torch
 
+from src.models.base import set_fast_paths
+from src.runtime import configure_threads, resolve_device
+
+
+def add_machine_flags(p) -> None:
+    """The flags every benchmark shares: --device, --threads, --baseline."""
+    p.add_argument("--device", default=None, help="default: CUDA when available, else the CPU")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: main.py's)")
+    p.add_argument("--baseline", action="store_true",
+                   help="the step as before the fast paths: PyTorch's dropout masks, Adam's loop (for a before/after)")
+
+
+def apply_machine_flags(a) -> torch.device:
+    """Threads (main.py's default when --threads is not given) and --baseline; returns the device."""
+    configure_threads(a.threads)
+    if a.baseline:
+        set_fast_paths(False)
+    return resolve_device(a.device)
+
 
 def sync(device) -> None:
     if torch.device(device).type == "cuda":

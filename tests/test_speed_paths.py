@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from src.models import dropout as fast
-from src.models.base import adam
+from src.models.base import adam, set_fast_paths
 from src.runtime import configure_threads, default_threads
 
 
@@ -87,16 +87,19 @@ def test_inplace_dropout_only_outside_autograd():
     assert torch.equal(h, kept) and a.grad is not None
 
 
-def test_the_switch_restores_torch_masks():
+def test_the_switch_restores_torch_masks_and_adams_loop():
     x = torch.randn(100, 100)
-    fast.set_fast_masks(False)
+    params = [torch.nn.Parameter(torch.randn(3))]
+    assert adam(params, lr=1e-3).defaults["fused"]
+    set_fast_paths(False)
     try:
         torch.manual_seed(5)
         got = fast.Dropout(0.2).train()(x)
         torch.manual_seed(5)
         assert torch.equal(got, F.dropout(x, 0.2, True))
+        assert not adam(params, lr=1e-3).defaults["fused"]
     finally:
-        fast.set_fast_masks(True)
+        set_fast_paths(True)
 
 
 def test_fused_adam_stays_within_rounding_over_300_steps():

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..errors import UserError
+from .dropout import set_fast_masks
 
 if TYPE_CHECKING:                    # annotations only: the model files sit below data and sampler
     from ..data import SplitData
@@ -146,6 +147,15 @@ class GZSLModel(nn.Module):
 
 
 FUSED_ADAM = True     # one fused kernel per step instead of a loop over parameters (results within rounding)
+
+
+def set_fast_paths(on: bool) -> None:
+    """The CPU fast paths on or off together: this module's fused Adam and the dropout masks of
+    `dropout.py` (off: PyTorch's `bernoulli_` masks and Adam's loop over parameters, e.g. for a
+    benchmark's before/after)."""
+    global FUSED_ADAM
+    FUSED_ADAM = bool(on)
+    set_fast_masks(on)
 
 
 def adam(params, **kwargs) -> torch.optim.Adam:

@@ -1,0 +1,22 @@
+"""The benchmark scripts still run and print what the README says they print (a small run; the
+numbers themselves are measurements, not asserted)."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_core_prints_the_step_and_its_flop_bound():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_core.py"), "--skip_trainer", "--n_batches",
+                          "10", "--bs", "64", "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    values = dict(re.findall(r"^\s*(\w+): (.+)$", out.stdout, re.M))
+    assert values["threads"] == "1"
+    step, flops, peak = float(values["step_ms"]), float(values["step_gflop"]), float(values["matmul_peak_gflop_s"])
+    assert step > 0 and flops > 0 and peak > 0
+    bound_ms = 1000 * flops / peak
+    assert abs(float(values["flop_bound_ms"]) - bound_ms) < 0.02 * bound_ms + 0.01
+    assert abs(float(values["step_over_bound"]) - step / bound_ms) < 0.02 * step / bound_ms + 0.01
+    assert "aten::" in values["self_cpu_time"]           # where the time goes
