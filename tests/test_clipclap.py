@@ -1,7 +1,6 @@
 """ClipClap and the CLIP/CLAP family in the toolkit (CLIPCLAP.md 3-8): the data folder, the model's
 keys and losses, its calibration grid, stage 1 -> stage 2 -> evaluation on the synthetic CLIP/CLAP
 benchmark (ClipClap and AVCA), original ClipClap run folders, the reproduction table."""
-import argparse
 import json
 import pickle
 import re
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, run_cli
-from src.args import finalize_main_args, get_main_parser
+from original_runs import LINE, assert_direct_evaluation, parsed, write_original_runs
 from src.benchmarks import FAMILIES, clip_class_name, dataset_root
 from src.data import AVGZSLDataset, count_mispaired
 from src.errors import UserError
@@ -21,7 +20,6 @@ from src.models.clipclap import ClipClap_model, VectorBatch
 from src.recipes import cell_commands
 
 SPEC = ROOT.parent / "shared" / "spec" / "CLIPCLAP.md"
-LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=(\d+\.\d\d), ZSL performance=\d+\.\d\d"
 SMALL = ["--epochs", "4", "--n_batches", "20", "--lr", "0.001", "--device", "cpu"]
 
 
@@ -31,9 +29,6 @@ def clip_root(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("clip"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5,
                     families=("clip",))
 
-
-def parsed(argv):
-    return finalize_main_args(get_main_parser().parse_args(argv))
 
 
 # -- data --------------------------------------------------------------------------------------------
@@ -188,39 +183,19 @@ def test_an_original_clipclap_run_folder_evaluates(clip_root, tmp_path):
     """ClipClap's own run folders: its Namespace (no model flag, no input sizes, pathlib paths),
     `module.`-prefixed checkpoints; get_evaluation with its --cfg gives a direct evaluation's numbers
     with the original pairing and the 0..5 grid."""
-    from src.data import dataset_from_args
-    from src.evaluate import combined_beta, evaluate_model
-    from src.models import create_model
     ours = parsed(cell_commands("clipclap", "UCF", "clip", clip_root.parent.parent)[0][1:])
     ours.text_dim = 1536
     fields = {k: v for k, v in vars(ours).items() if k not in (
         "reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path", "clipclap",
         "input_size_audio", "input_size_video", "text_dim")}
-    models = {}
-    for stage, retrain in (("A", False), ("B", True)):
-        ns = argparse.Namespace(**{**fields, "root_dir": Path(clip_root), "log_dir": Path("runs"),
-                                   "feature_extraction_method": Path("cls_features_non_averaged"),
-                                   "retrain_all": retrain, "save_checkpoints": retrain, "device": "cuda"})
-        run = tmp_path / "runs" / f"clipclap_{stage}_Nov26_04-40-00_000001_host"
-        (run / "checkpoints").mkdir(parents=True)
-        (run / "args.pkl").write_bytes(pickle.dumps(ns))
-        torch.manual_seed(len(stage))
-        models[stage] = m = create_model("clipclap", ours)
-        ckpt = {"epoch": 3, "model": {f"module.{k}": v for k, v in m.state_dict().items()}, "optimizer": {},
-                "metric": "score"}
-        torch.save(ckpt, run / ("checkpoints/ClipClap_model_score_ckpt_2.pt" if retrain else "ClipClap_model_score.pt"))
+    models = write_original_runs(tmp_path, "clipclap", fields, clip_root, "clipclap", ours, "ClipClap_model", epoch=3)
     cfg = tmp_path / "clipclap.yaml"
     cfg.write_text("bs: 64\nn_batches: 300\nlr_scheduler: true\nuse_wavcaps_embeddings: true\nmodality: both\n")
     runs = sorted((tmp_path / "runs").iterdir())
     proc = run_cli("get_evaluation.py", "--cfg", cfg, "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1],
                    "--dataset_name", "UCF", "--root_dir", clip_root, "--device", "cpu")
-    got = json.loads((runs[1] / "evaluation.json").read_text())
-    assert got["model"] == "clipclap" and got["pairing"] == "original" and got["epoch"] == 3
-    dataset = dataset_from_args(argparse.Namespace(**{**vars(ours), "root_dir": clip_root}), pairing="original")
-    beta = combined_beta(evaluate_model(models["A"], dataset.split("val")))
-    want = evaluate_model(models["B"], dataset.split("test"), beta=beta)["both"]
-    assert got["beta"] == beta and all(got[k] == pytest.approx(want[k], abs=1e-7) for k in ("seen", "unseen", "hm", "zsl"))
-    assert re.search(LINE, proc.stdout)
+    got = assert_direct_evaluation(runs[1] / "evaluation.json", proc, ours, clip_root, models)
+    assert got["model"] == "clipclap" and got["epoch"] == 3
 
 
 def test_the_reproduction_table_groups_three_families():

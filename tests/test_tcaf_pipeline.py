@@ -1,20 +1,15 @@
 """TCaF in the toolkit: its best configurations as data (TCAF.md §9), stage 1 -> stage 2 -> evaluation
 on the synthetic temporal benchmark, resume, original-format TCaF run folders, mismatched inputs."""
-import argparse
 import json
-import pickle
 import re
-from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import ROOT, run_cli
-from src.args import finalize_main_args, get_main_parser
+from original_runs import LINE, assert_direct_evaluation, parsed, write_original_runs
 from src.recipes import cell_commands
 
 SPEC = ROOT.parent / "shared" / "spec" / "TCAF.md"
-LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=(\d+\.\d\d), ZSL performance=\d+\.\d\d"
 DATASETS = {"UCF": "UCF", "ActivityNet": "ActivityNet", "VGGSound": "VGGSound"}
 # small enough for a test, the rest as the best configurations
 SMALL = ["--embeddings_hidden_size", "64", "--transformer_depth", "2", "--transformer_heads", "2",
@@ -28,9 +23,6 @@ def temporal_root(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("temporal"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5,
                     temporal=True)
 
-
-def parsed(argv):
-    return finalize_main_args(get_main_parser().parse_args(argv))
 
 
 def test_the_recipes_hold_tcaf_md_best_configurations():
@@ -83,44 +75,25 @@ def test_an_original_tcaf_run_folder_evaluates_with_the_original_pairing(tempora
     """Run folders as the original TCaF wrote them: timestamped names, its Namespace (pathlib paths,
     no field of this project), checkpoints with both names of the embedding module; get_evaluation
     with a --cfg gives the numbers of a direct evaluation with the original word-vector pairing."""
-    from src.data import dataset_from_args
-    from src.evaluate import combined_beta, evaluate_model
-    from src.models import create_model
     base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
     base = base[:base.index("--exp_name")] + SMALL
     ours = parsed(base)
     fields = {k: v for k, v in vars(ours).items()
               if k not in ("reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path")}
-    models = {}
-    for stage, retrain in (("A", False), ("B", True)):
-        ns = argparse.Namespace(**{**fields, "root_dir": Path(temporal_root), "log_dir": Path("runs"),
-                                   "feature_extraction_method": Path("cls_features_non_averaged"),
-                                   "retrain_all": retrain, "save_checkpoints": retrain, "device": "cuda"})
-        run = tmp_path / "runs" / f"tcaf_{stage}_Nov26_04-40-00_000001_host"
-        (run / "checkpoints").mkdir(parents=True)
-        (run / "args.pkl").write_bytes(pickle.dumps(ns))
-        torch.manual_seed(len(stage))
-        models[stage] = m = create_model("tcaf", ours)
-        state = {f"module.{k}": v for k, v in m.state_dict().items()}
+
+    def both_embedding_names(state):
         assert any(k.startswith("module.position_encoder_block.") for k in state) and \
             any(k.startswith("module.audiovisual_embeddings.") for k in state)
-        ckpt = {"epoch": 2, "model": state, "optimizer": {}, "metric": "score"}
-        name = "checkpoints/Multimodal_Sequence_Transformer_score_ckpt_1.pt" if retrain else \
-            "Multimodal_Sequence_Transformer_score.pt"
-        torch.save(ckpt, run / name)
+    models = write_original_runs(tmp_path, "tcaf", fields, temporal_root, "tcaf", ours,
+                                 "Multimodal_Sequence_Transformer", epoch=2, check_state=both_embedding_names)
     cfg = tmp_path / "best.yaml"
     cfg.write_text("new_model_sequence: true\nbatch_seqlen_test: max\nbatch_seqlen_test_maxlen: 300\neval_bs: 64\n"
                    "transformer_depth: 2\neval_name: Attention\n")
     runs = sorted((tmp_path / "runs").iterdir())
     proc = run_cli("get_evaluation.py", "--cfg", cfg, "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1],
                    "--dataset_name", "UCF", "--root_dir", temporal_root, "--device", "cpu")
-    got = json.loads((runs[1] / "Attention.json").read_text())
-    assert got["pairing"] == "original" and got["epoch"] == 2 and got["model"] == "tcaf"
-    dataset = dataset_from_args(argparse.Namespace(**{**vars(ours), "root_dir": temporal_root}), pairing="original")
-    beta = combined_beta(evaluate_model(models["A"], dataset.split("val")))
-    want = evaluate_model(models["B"], dataset.split("test"), beta=beta)["both"]
-    assert got["beta"] == beta and all(got[k] == pytest.approx(want[k], abs=1e-7) for k in ("seen", "unseen", "hm", "zsl"))
-    assert re.search(LINE, proc.stdout)
+    got = assert_direct_evaluation(runs[1] / "Attention.json", proc, ours, temporal_root, models)
+    assert got["epoch"] == 2 and got["model"] == "tcaf"
 
 
 def test_features_of_the_other_kind_are_refused(temporal_root, tmp_path):
