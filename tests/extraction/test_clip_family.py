@@ -21,6 +21,7 @@ from src.extraction.decode import AudioSpec, Failure, decode
 from src.extraction.cli import entry
 
 from .conftest import REPO
+from .interrupt import interrupt_on_second_video, resume_and_record
 from .media import make_corrupt, make_video
 
 FLAGS = ["--random_init", "--batch_size", "2", "--no_progress", "--device", "cpu", "--workers", "0"]
@@ -198,24 +199,11 @@ NAMES = [(0, "v_Archery_g01_c01.avi"), (0, "v_Archery_g02_c01.mp4"), (1, "v_Biki
 def test_cli_end_to_end_with_resume(videos, models, tmp_path, monkeypatch):
     args = ["--dataset", "activitynet", "--root_dir", str(videos), "--output_dir", str(tmp_path),
             "--save_every", "1", *FLAGS]
-    finish, finished, prepared = ClipFamily.finish, [], []
-
-    def interrupt_on_second(self, features):  # Ctrl-C while the second video finishes
-        finished.append(1)
-        if len(finished) == 2:
-            raise KeyboardInterrupt
-        return finish(self, features)
-
-    monkeypatch.setattr(ClipFamily, "finish", interrupt_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        clip_cli.main(args)
+    interrupt_on_second_video(monkeypatch, ClipFamily, clip_cli.main, args)
     assert list((tmp_path / "clip_features_activitynet.parts").rglob("chunk-*.pkl"))
     assert not (tmp_path / "clip_features_activitynet.pkl").exists()
 
-    monkeypatch.setattr(ClipFamily, "finish", finish)
-    prepare = ClipFamily.prepare
-    monkeypatch.setattr(ClipFamily, "prepare", lambda self, p: prepared.append(p.name) or prepare(self, p))
-    clip_cli.main(args)
+    prepared = resume_and_record(monkeypatch, ClipFamily, clip_cli.main, args)
     assert "v_Archery_g01_c01.avi" not in prepared and len(prepared) == 4      # the first was kept
 
     rows = load(tmp_path / "clip_features_activitynet.pkl")

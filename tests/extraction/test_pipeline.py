@@ -16,6 +16,7 @@ from src.errors import UserError
 from src.extraction.cli import entry
 
 from .conftest import REPO
+from .interrupt import interrupt_on_second_video, resume_and_record
 from .media import make_corrupt, make_video
 
 # --fps 0 keeps the 16 frames of a 1 s 16 fps video: one C3D clip (2-3 s on a CPU core)
@@ -85,24 +86,11 @@ def assert_same(out_a, out_b, name="cls_features_ucf"):
 def test_resume_after_interruption(videos, reference, tmp_path, monkeypatch):
     args = ["--dataset", "ucf", "--root_dir", str(videos), "--output_dir", str(tmp_path),
             "--workers", "0", "--save_every", "1", *CLS_FLAGS]
-    finish, finished, prepared = ClsFamily.finish, [], []
-
-    def interrupt_on_second(self, features):  # Ctrl-C while the second video finishes
-        finished.append(1)
-        if len(finished) == 2:
-            raise KeyboardInterrupt
-        return finish(self, features)
-
-    monkeypatch.setattr(ClsFamily, "finish", interrupt_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        cls_cli.main(args)
+    interrupt_on_second_video(monkeypatch, ClsFamily, cls_cli.main, args)
     chunks = list((tmp_path / "cls_features_ucf.parts").rglob("chunk-*.pkl"))
     assert chunks and not (tmp_path / "cls_features_ucf.pkl").exists()
 
-    monkeypatch.setattr(ClsFamily, "finish", finish)
-    prepare = ClsFamily.prepare
-    monkeypatch.setattr(ClsFamily, "prepare", lambda self, p: prepared.append(p.name) or prepare(self, p))
-    cls_cli.main(args)
+    prepared = resume_and_record(monkeypatch, ClsFamily, cls_cli.main, args)
     assert "v_Archery_g01_c01.avi" not in prepared and len(prepared) == 5   # the first was kept
     assert_same(reference, tmp_path)
     with pytest.raises(UserError, match="--overwrite"):
