@@ -7,14 +7,13 @@ from src.errors import exit_on_user_error
 def main(argv=None):
     import logging
 
-    from src.args import config_defaults, get_eval_parser
+    from src.args import get_eval_parser, parse_with_config, requested_model
     from src.runtime import setup_logging
     from src.two_stage import evaluate_runs, report
 
-    parser = get_eval_parser()
-    with exit_on_user_error(parser.prog):
-        config_defaults(parser, sys.argv[1:] if argv is None else argv)
-        args = parser.parse_args(argv)
+    with exit_on_user_error("get_evaluation.py"):
+        args, given = parse_with_config(get_eval_parser, argv)
+        args.model_name = requested_model(args, given)      # None: the run's own model
         setup_logging()
         result = evaluate_runs(args)
         report(args, result)

@@ -5,14 +5,12 @@ from src.errors import exit_on_user_error
 
 
 def main(argv=None):
-    from src.args import config_defaults, finalize_main_args, get_main_parser
+    from src.args import finalize_main_args, get_main_parser, parse_with_config
 
-    parser = get_main_parser()
-    with exit_on_user_error(parser.prog):
-        config_defaults(parser, sys.argv[1:] if argv is None else argv)
-        args = parser.parse_args(argv)
+    with exit_on_user_error("main.py"):
+        args, given = parse_with_config(get_main_parser, argv)
         from src.compose import run
-        run(finalize_main_args(args))
+        run(finalize_main_args(args, given))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ import argparse
 import re
 import textwrap
 from pathlib import Path
+from typing import Optional, Tuple
 
-from .benchmarks import DATASETS, FAMILIES
+from .benchmarks import DATASETS, FAMILIES, family_of_folder
 from .errors import ArgumentParser, UserError
-from .models import get_entry, model_flags
+from .models import get_entry, list_models, model_flags
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
 
@@ -27,7 +28,8 @@ Departures from the original code that remain, and why (README "Departures from 
   - the validation loss: once over the val samples with fixed negatives, not --n_batches fresh
     batches (it only picks *_loss.pt)
   - original defects, fixed by default and kept under --reproduce_original: word-vector pairing,
-    plain L2 in training-time validation, CJME's broadcast loss, f-VAEGAN-D2's one step per epoch
+    plain L2 in training-time validation, CJME's broadcast loss, f-VAEGAN-D2's one step per epoch,
+    a best val HM of 0.0 replaced by any later epoch
   - f-VAEGAN-D2 runs in the two-stage protocol (its classifiers' epochs chosen on val); the
     original's test-set selection under --test_selection
   - train_stats.pkl / val_stats.pkl are not written: metrics.jsonl holds the same numbers
@@ -81,7 +83,8 @@ def device_name(text: str) -> str:
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model choice (at most one; none = AVGZSLNet)")
     for flag, (name, help_) in model_flags().items():
-        group.add_argument(f"--{flag}", action="store_true", help=help_)
+        # `--flag` alone, or `--flag True/False` as TCaF's and ClipClap's configargparse took it
+        group.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=False, help=help_)
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> None:
@@ -105,7 +108,9 @@ def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> Non
     g.add_argument("--input_size_video", type=positive_int, default=main.video_width,
                    help=f"video feature width ({main.video_width} main, {cls.video_width} cls); checked "
                         f"against the .h5 files")
-    g.add_argument("--input_size", type=int, default=None, help=IGNORED)
+    g.add_argument("--input_size", type=int, default=None,
+                   help="the originals' single input width, read by no model (null in their args.pkl): refused "
+                        "when given")
     g.add_argument("--manual_text_word2vec", action="store_true", help=IGNORED)
 
 
@@ -224,6 +229,16 @@ def get_main_parser() -> argparse.ArgumentParser:
                         "best epoch + 1 epochs, every checkpoint) into runs/{exp_name}_stage_2, then the "
                         "evaluation; stage-1 / stage-2 = that stage alone; eval = the evaluation of those two "
                         "folders. Default: the one stage --retrain_all says")
+    g.add_argument("--load_path_stage_A", type=Path, default=None,
+                   help="with --run eval: the stage-1 run folder to evaluate (default: runs/{exp_name}_stage_1)")
+    g.add_argument("--load_path_stage_B", type=Path, default=None,
+                   help="with --run eval: the stage-2 run folder to evaluate (default: runs/{exp_name}_stage_2)")
+    g.add_argument("--eval_name", default=None,
+                   help="with --run all|eval: the evaluation's file in the stage-2 folder, {eval_name}.json "
+                        "(default evaluation; TCaF's and ClipClap's configs say Attention)")
+    g.add_argument("--eval_modality", default=None, choices=["both", "audio", "video"],
+                   help="ClipClap's evaluation modality: accepted, with no effect (ClipClap has one embedding, so "
+                        "the audio, video and both evaluations are the same one)")
     g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
     g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
     g.add_argument("--log_dir", type=Path, default=None,
@@ -237,7 +252,8 @@ def get_main_parser() -> argparse.ArgumentParser:
                    help="reproduce the original code's defects (PROTOCOL.md [original defect]): "
                         "word vectors paired by sorted word2vec name instead of by class, plain "
                         "L2 in training-time validation whatever --distance_fn, CJME's broadcast "
-                        "attention loss, f-VAEGAN-D2's one batch per epoch")
+                        "attention loss, f-VAEGAN-D2's one batch per epoch, a best val HM of exactly 0.0 "
+                        "replaced by any later epoch")
 
     g = p.add_argument_group(f"flags of the original code ({IGNORED})")
     for flag in ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",
@@ -289,7 +305,9 @@ def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
                    help="where a longer training video is cut in fixed mode")
     g.add_argument("--batch_seqlen_test_trim", default="center", choices=["random", "center"],
                    help="where a longer evaluation video is cut in fixed mode")
-    g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"], help="adam (the one implemented)")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"],
+                   help="adam (published), or adam-sam: SAM (rho 0.05) around Adam, two passes a step "
+                        "(TCaF and ClipClap only; not with --compile, --amp, --cuda_graph)")
     for flag, default, help_ in (
             ("transformer_use_class_token", True, "read the class token (the best configurations)"),
             ("transformer_use_embedding_net", None,
@@ -306,7 +324,8 @@ def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
             ("rec_loss", None, "TCaF: reconstruction loss l_rec (on by default with --new_model_sequence)"),
             ("cross_entropy_loss", None, "TCaF: cross-entropy loss l_ce (on by default with --new_model_sequence)"),
             ("ct_loss", False, IGNORED), ("w_loss", False, IGNORED), ("use_mixup", False, IGNORED),
-            ("selavi", False, "SeLaVi features (read from --feature_extraction_method here)"),
+            ("selavi", False, "the features are SeLaVi's (TCaF's configs): when given, it must agree with "
+                              "--feature_extraction_method (True for main_features*, False for the others)"),
             ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),
             ("new_model_attention", False, IGNORED), ("eval_save_performances", False, IGNORED)):
         g.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=default, help=help_)
@@ -326,10 +345,12 @@ def _add_clipclap_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--data_parallel", type=bool_value, nargs="?", const=True, default=False, help=IGNORED)
 
 
-def config_defaults(parser: argparse.ArgumentParser, argv) -> None:
+def config_defaults(parser: argparse.ArgumentParser, argv) -> dict:
     """Load `--cfg FILE` (YAML: flag name -> value) as the parser's defaults, so that the command
-    line wins over it, as the original's configargparse did. Keys neither this parser nor main.py's
-    knows are refused, naming them; main.py's keys are ignored by get_evaluation.py."""
+    line wins over it, as the original's configargparse did; returns the file's values ({} without
+    --cfg). TCaF's and ClipClap's main.py and get_evaluation.py shared one parser, so a key of
+    either entry point is accepted by both (the other's keys are unused); other keys are refused,
+    naming them."""
     import yaml
     argv = list(argv)
     path = None
@@ -339,7 +360,7 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> None:
         elif a.startswith("--cfg="):
             path = a.split("=", 1)[1]
     if path is None:
-        return
+        return {}
     try:
         values = yaml.safe_load(Path(path).read_text()) or {}
     except OSError as err:
@@ -349,8 +370,8 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> None:
     if not isinstance(values, dict):
         raise UserError(f"--cfg {path}: expected a mapping of flag names to values")
     actions = {a.dest: a for a in parser._actions}
-    main_keys = {a.dest for a in get_main_parser()._actions} if parser.prog != "main.py" else set()
-    unknown = sorted(k for k in values if k not in actions and k not in main_keys)
+    other = get_eval_parser() if parser.prog == "main.py" else get_main_parser()
+    unknown = sorted(k for k in values if k not in actions and k not in {a.dest for a in other._actions})
     if unknown:
         raise UserError(f"--cfg {path}: unknown flags {', '.join(unknown)}")
     defaults = {}
@@ -370,14 +391,33 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> None:
         if action.choices is not None and defaults[key] not in action.choices:
             raise UserError(f"--cfg {path}: {key}: {defaults[key]!r} is not one of {', '.join(map(str, action.choices))}")
     parser.set_defaults(**defaults)
+    return values
+
+
+def command_line_fields(make_parser, argv) -> set:
+    """The fields the command line itself sets (neither defaults nor --cfg), for a parser that
+    `make_parser()` builds; call it after the real parse has accepted `argv`."""
+    parser = make_parser()
+    for action in parser._actions:
+        action.default, action.required = argparse.SUPPRESS, False
+    return set(vars(parser.parse_known_args(list(map(str, argv)))[0]))
+
+
+def parse_with_config(make_parser, argv=None) -> Tuple[argparse.Namespace, set]:
+    """Parse `argv` (default sys.argv[1:]) with --cfg's values as defaults. Returns the Namespace and
+    the fields the user set, in the file or on the command line (they tell the codebase, below)."""
+    import sys
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = make_parser()
+    values = config_defaults(parser, argv)
+    args = parser.parse_args(list(map(str, argv)))
+    return args, set(values) | command_line_fields(make_parser, argv)
 
 
 def parse_main_args(argv=None) -> argparse.Namespace:
-    """main.py's flags: --cfg first (as defaults), then the command line."""
-    import sys
-    parser = get_main_parser()
-    config_defaults(parser, sys.argv[1:] if argv is None else argv)
-    return parser.parse_args(argv)
+    """main.py's flags, finalised: --cfg first (as defaults), then the command line."""
+    args, given = parse_with_config(get_main_parser, argv)
+    return finalize_main_args(args, given)
 
 
 def get_eval_parser() -> argparse.ArgumentParser:
@@ -415,18 +455,54 @@ def get_eval_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_model_name(args: argparse.Namespace) -> str:
-    """The registry name chosen by the original store-true flags (none = AVGZSLNet)."""
-    chosen = [name for flag, (name, _) in model_flags().items() if getattr(args, flag, False)]
+def codebase_model(fields) -> Optional[str]:
+    """The model of an original codebase that has no model flag of its own (ClipClap's code always
+    builds ClipClap), told by fields that only that codebase has (`namespace_fields` of its registry
+    entry): some of them are in its config files, all of them in its args.pkl. The registered model
+    with the most of them among `fields`, or None."""
+    counts = {name: sum(f in fields for f in get_entry(name).namespace_fields) for name in list_models()}
+    best = max(counts, key=counts.get, default=None)
+    return best if best is not None and counts[best] else None
+
+
+def resolve_model_name(args: argparse.Namespace, given=()) -> str:
+    """The registry name of a Namespace's model: its model flags (none = AVGZSLNet), or the model of
+    the codebase whose own fields are among `given` (the fields the user set in --cfg or on the
+    command line; an original run's whole Namespace). Such a codebase's files may carry the model
+    flags of the code it grew from (`inherited_flags`: ClipClap's configs and args.pkl hold TCaF's
+    `new_model_sequence: true`), which do not choose a model there."""
+    flags = model_flags()
+    chosen = [name for flag, (name, _) in flags.items() if getattr(args, flag, False)]
+    codebase = codebase_model(given)
+    if codebase is not None:
+        inherited = {flags[f][0] for f in get_entry(codebase).inherited_flags if f in flags}
+        chosen = [n for n in chosen if n not in inherited] or [codebase]
     if len(chosen) > 1:
         flags = " ".join(f"--{f}" for f, (n, _) in model_flags().items() if n in chosen)
         raise UserError(f"choose one model, got {flags}")
     return chosen[0] if chosen else "avgzslnet"
 
 
-def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the defaults that depend on other flags; validate values."""
-    args.model_name = resolve_model_name(args)
+def requested_model(args: argparse.Namespace, given) -> Optional[str]:
+    """get_evaluation.py: the model its command line or --cfg names (`given`: the fields set there),
+    or None when they name none (the run's own model is evaluated)."""
+    if not any(getattr(args, flag, False) for flag in model_flags()) and codebase_model(given) is None:
+        return None
+    return resolve_model_name(args, given)
+
+
+def non_default_fields(args: argparse.Namespace) -> set:
+    """The fields of a main.py Namespace that differ from the parser's defaults (what the user set,
+    when the parse that made it is not at hand)."""
+    parser = get_main_parser()
+    return {k for k, v in vars(args).items() if v != parser.get_default(k) and k in {a.dest for a in parser._actions}}
+
+
+def finalize_main_args(args: argparse.Namespace, given=None) -> argparse.Namespace:
+    """Fill the defaults that depend on other flags; validate values. `given`: the fields the user
+    set (`parse_with_config`); default: those that differ from the defaults."""
+    given = non_default_fields(args) if given is None else set(given)
+    args.model_name = resolve_model_name(args, given)
     for name, value in {**MODEL_DEPENDENT_DEFAULTS, **get_entry(args.model_name).defaults}.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -439,6 +515,7 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.test_selection and args.model_name != "fvaegan":
         raise UserError("--test_selection reproduces f-VAEGAN-D2's original epoch choice: use it with --fvaegan")
+    check_data_claims(args, given)
     if Path(args.exp_name).is_absolute() or ".." in Path(args.exp_name).parts:
         raise UserError(f"--exp_name {args.exp_name} leaves runs/: give a name (sub-folders allowed), "
                         f"and --dump_path for where runs/ goes")
@@ -446,6 +523,22 @@ def finalize_main_args(args: argparse.Namespace) -> argparse.Namespace:
         import time
         args.exp_name = time.strftime("%Y%m%d-%H%M%S") + f"_{args.model_name}"
     return args
+
+
+def check_data_claims(args: argparse.Namespace, given) -> None:
+    """The originals' flags that describe the data rather than choose anything here: refused when they
+    contradict it. `--selavi` (TCaF's: the features are SeLaVi's) against the feature folder's
+    family, when the user set it; `--input_size` (a single input width no published model reads:
+    null in every released args.pkl) whenever it is given."""
+    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
+    if "selavi" in given and family is not None and bool(args.selavi) != family.selavi:
+        folder = Path(str(args.feature_extraction_method)).name
+        raise UserError(f"--selavi {bool(args.selavi)} contradicts --feature_extraction_method {folder}, which holds "
+                        f"{family.networks} features: pass --selavi {family.selavi} (TCaF's best_main configs say "
+                        f"True, its best_cls ones False), or the other feature folder")
+    if getattr(args, "input_size", None) is not None:
+        raise UserError(f"--input_size {args.input_size}: no model reads it (the original code's args.pkl files hold "
+                        f"null); the feature widths are --input_size_audio and --input_size_video")
 
 
 def default_zero_shot_split(args) -> str:

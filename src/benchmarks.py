@@ -49,11 +49,14 @@ class Family:
     audio_rate: float = 1.0         # seconds between two tokens (temporal families; 1.0 and unused
     video_rate: float = 1.0         # for the averaged ones)
     audio_dtype: str = "float32"    # as stored on disk ("uint8": quantised VGGish, values 0..255)
-    same_length: bool = False       # audio and video tokens are the same windows: T_a = T_v per video
+    same_length: bool = False       # audio and video tokens are the same windows, so T_a = T_v is expected;
+                                    # videos where they differ load with a warning (TCaF pads each modality
+                                    # on its own)
     vectors: bool = False           # one vector per video in .pkl files (CLIPCLAP.md 3), read as [N, D]
     text: Tuple[Tuple[str, int], ...] = (("word_embeddings", WORD_DIM),)   # class vectors: (file stem, width),
                                     # concatenated in this order; text/{stem}_{dataset stem}_normed.npy
     data_subdir: str = ""           # its datasets' folder under the benchmark folder ("": the benchmark's own)
+    selavi: bool = False            # SeLaVi's features (TCaF's --selavi True)
 
     @property
     def widths(self) -> str:
@@ -74,11 +77,11 @@ class Family:
 
 
 FAMILIES: Dict[str, Family] = {
-    "main": Family("main_features", "main_split", 512, 512, "SeLaVi"),
+    "main": Family("main_features", "main_split", 512, 512, "SeLaVi", selavi=True),
     "cls": Family("cls_features", "cls_split", 128, 4096, "VGGish/C3D"),
     # TCaF's temporal features (TCAF.md 1): the same extractors and splits, not averaged over time
     "main_temporal": Family("main_features_non_averaged", "main_split", 512, 512, "SeLaVi, temporal",
-                            temporal=True, audio_rate=1.0, video_rate=1.0, same_length=True),
+                            temporal=True, audio_rate=1.0, video_rate=1.0, same_length=True, selavi=True),
     "cls_temporal": Family("cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
                            temporal=True, audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
     # ClipClap's features (CLIPCLAP.md 3): WavCaps audio and CLIP image vectors in TCaF's folder name,

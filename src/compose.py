@@ -9,12 +9,14 @@ import argparse
 import copy
 import logging
 from pathlib import Path
+from typing import List, Tuple
 
+from .benchmarks import family_of_folder
 from .data import dataset_from_args
 from .errors import UserError
 from .models import create_model, get_entry
 from .runs import RunFolder
-from .runtime import configure_threads, resolve_device, seed_everything, setup_logging
+from .runtime import KeptRecords, configure_threads, resolve_device, seed_everything, setup_logging
 from .test_selection import TestSelection
 from .train import Trainer, TrainConfig, TrainingInterrupted, stop_signals
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
@@ -27,17 +29,23 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     args.device = device.type
     configure_threads(getattr(args, "num_threads", 0))
     setup_logging(None, args.verbose)
+    kept = KeptRecords()             # the data's and the model's warnings, for train.log once it exists
+    log.addHandler(kept)
     run.check_free(args.resume, args.overwrite)
     if run.will_resume(args.resume):
         run.check_resume_args(args)
     # data and model first: bad input fails before anything is written
-    dataset = dataset_from_args(args)
     entry = get_entry(args.model_name)
+    built, notes = as_built(args, entry)
+    dataset = dataset_from_args(built)
+    if entry.temporal and dataset.vectors:
+        raise UserError(f"{args.model_name} trains on token sequences, but {dataset.feature_dir} holds ClipClap's "
+                        f"CLIP/CLAP vectors: train ClipClap on them (--clipclap, or ClipClap's config/clipclap.yaml)")
     if entry.vectors and not dataset.vectors:
         raise UserError(f"{args.model_name} trains on the CLIP/CLAP features (ClipClap's data: "
                         f"features/cls_features_non_averaged with text/wavcaps_word_embeddings_*_normed.npy), but "
                         f"{dataset.feature_dir} holds {dataset.family.networks if dataset.family else 'other'} features")
-    args.text_dim = dataset.text_dim     # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
+    args.text_dim = built.text_dim = dataset.text_dim   # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
     if dataset.temporal != entry.temporal:
         raise UserError(f"{args.model_name} trains on {'token sequences' if entry.temporal else 'averaged features'}, "
                         f"but --feature_extraction_method {args.feature_extraction_method} holds "
@@ -46,19 +54,22 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     if (args.compile or args.amp or args.cuda_graph) and not entry.fast_modes:
         raise UserError(f"--compile, --amp and --cuda_graph speed up the trainer's step, which {args.model_name} "
                         f"does not use (its own epoch): train it without them")
+    entry.check_optimizer(getattr(args, "optimizer", None), args.compile or args.amp or args.cuda_graph)
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
-    model = create_model(args.model_name, args).to(device)
+    model = create_model(args.model_name, built).to(device)
     optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
     callbacks = []
     if args.test_selection:    # [original defect] the original's choice on the evaluation split
         callbacks.append(TestSelection(val if not args.retrain_all else dataset.split("test").to(device),
                                        resuming=run.will_resume(args.resume)))
     resuming = run.prepare(args.resume, args.overwrite)
-    setup_logging(run.path / "train.log", args.verbose)
+    setup_logging(run.path / "train.log", args.verbose, replay=kept.records)
     log.info("run %s on %s: %s, %s", run.path, device, args.model_name,
              "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
+    for note in notes:
+        log.info(note)
     log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes", len(train),
              len(train.class_ids), len(val), int(val.seen_mask.sum()), int((~val.seen_mask).sum()))
     run.save_args(args)
@@ -71,6 +82,27 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,
                    class_name=entry.class_name, config=config, resuming=resuming, epoch_fn=entry.epoch_fn,
                    val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
+
+
+def as_built(args: argparse.Namespace, entry) -> Tuple[argparse.Namespace, List[str]]:
+    """The Namespace the data and the model are built from, and what the log should say about it. A
+    model of the CLIP/CLAP family alone (ClipClap) is built for that family's widths whatever
+    --input_size_audio/video say, as ClipClap's code does (its config's 128/4096 are TCaF's C3D/VGGish
+    widths; args.pkl keeps the values given, as the original's does); the model flags its codebase's
+    files carry from TCaF (`new_model_sequence: true`) are named as not choosing TCaF."""
+    notes = [f"--{flag} comes with {entry.name}'s configuration, whose code does not read it as a model choice: "
+             f"training {entry.name} ({entry.class_name}), as that code does"
+             for flag in entry.inherited_flags if getattr(args, flag, False)]
+    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
+    sizes = (args.input_size_audio, args.input_size_video)
+    if not (entry.vectors and family is not None and family.vectors and sizes != (family.audio_width, family.video_width)):
+        return args, notes
+    built = copy.copy(args)
+    built.input_size_audio, built.input_size_video = family.audio_width, family.video_width
+    notes.append(f"--input_size_audio {sizes[0]} --input_size_video {sizes[1]} do not describe the "
+                 f"{family.networks} features ({family.widths}): {entry.name} is built for the features, as its "
+                 f"original code does (args.pkl keeps the values given)")
+    return built, notes
 
 
 def runs_dir(args: argparse.Namespace) -> Path:
@@ -113,10 +145,18 @@ def run(args: argparse.Namespace):
             epochs = args.epochs if defect and best == 1 else best
         train(_stage(args, stage_2, retrain_all=True, epochs=epochs))
     if args.run in ("all", "eval"):
-        eval_args = argparse.Namespace(load_path_stage_A=runs_dir(args) / stage_1,
-                                       load_path_stage_B=runs_dir(args) / stage_2, dataset_name=None, root_dir=None,
-                                       device=args.device, eval_name="evaluation", reproduce_original=False,
-                                       **{f: False for f in ("plots",)})
+        # --run eval: the folders given (TCaF's --load_path_stage_A/B), else this run's two stages
+        paths = [getattr(args, f"load_path_stage_{k}", None) for k in "AB"]
+        if args.run == "eval" and any(paths) and not all(paths):
+            raise UserError("--run eval takes both --load_path_stage_A and --load_path_stage_B (or neither: the "
+                            f"stages of --exp_name, {runs_dir(args) / stage_1} and {runs_dir(args) / stage_2})")
+        given = args.run == "eval" and all(paths)
+        eval_args = argparse.Namespace(
+            load_path_stage_A=args.load_path_stage_A if given else runs_dir(args) / stage_1,
+            load_path_stage_B=args.load_path_stage_B if given else runs_dir(args) / stage_2,
+            dataset_name=None, root_dir=args.root_dir if given else None, device=args.device,
+            eval_name=getattr(args, "eval_name", None) or "evaluation", reproduce_original=False,
+            model_name=args.model_name, plots=False)
         return report(eval_args, evaluate_runs(eval_args))
     return None
 

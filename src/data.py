@@ -13,7 +13,8 @@ atomically and rebuilt when any source `.h5` changes (name, size or mtime) or th
 unreadable. A temporal family's folder (`features/*_non_averaged`, TCAF.md 1) holds one `.pkl`
 per class instead, with a [T_i, D] token sequence per video: the same splits, class lists and
 checks, its audio and video read as `Sequences` (float32; uint8 VGGish codes keep their values
-0..255). Bad input (an empty or contradictory class list, a class without a sample, a
+0..255; each modality keeps its own token counts, which may differ for SeLaVi, as TCaF accepts,
+with a warning). Bad input (an empty or contradictory class list, a class without a sample, a
 class mapped twice, word vectors that are not 300-d, broken `.h5` files) is a `UserError`
 naming the file and the fix, raised before any training starts.
 """
@@ -54,7 +55,9 @@ class SplitData:
     seen_mask: torch.Tensor
     text: torch.Tensor
     word_vectors: torch.Tensor
-    urls: List[str] = field(default_factory=list)
+    urls: List[str] = field(default_factory=list)         # video names; '{split}/{Class}.pkl#row{i}' for the
+                                                           # videos of a CLIP/CLAP class file listing more names
+                                                           # than rows (its names are not theirs, CLIPCLAP.md 1.4)
     class_names: List[str] = field(default_factory=list)   # all K classes, sorted
 
     def __len__(self) -> int:

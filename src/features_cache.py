@@ -7,14 +7,17 @@ an atomic cache.
 one [T_i, D] sequence per video; quantised uint8 audio read as float32 values 0..255). The cache
 `{root}/_features_processed/{method}/{folder}.pt` records the name, size and mtime of every
 source file; a cache that does not match them, or cannot be read, is rebuilt. Warnings found
-while reading (integer features read as float32) are kept in the cache and logged at every load.
+while reading (integer features read as float32) are kept in the cache and logged at every load;
+so are the notices of data the originals accept but that is odd (SeLaVi videos with different
+audio and video token counts, CLIP/CLAP class files listing more names than rows), one line per
+folder on the project's logger "avgzsl", each time the folder is loaded, from the cache or not.
 """
 import logging
 import pickle
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import h5py
 import numpy as np
@@ -26,6 +29,7 @@ from .io_utils import atomic_torch_save
 from .sequences import Sequences
 
 log = logging.getLogger(__name__)
+notices_log = logging.getLogger("avgzsl")       # odd data that is accepted: the project's own logger
 CACHE_VERSION = 2      # 2: integer-dtype warnings kept, repeated video names and widths per file checked
 TEMPORAL_CACHE_VERSION = "temporal-1"     # the caches of temporal folders (never equal to an averaged one)
 VECTORS_CACHE_VERSION = "vectors-1"       # CLIP/CLAP folders (the folder name of a temporal one)
@@ -180,14 +184,29 @@ def _one_line(err: Exception) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())[:200]
 
 
+class PklFile(NamedTuple):
+    """One class file of a temporal or CLIP/CLAP folder, read and checked (see `read_pkl`)."""
+    values: np.ndarray      # float32 [sum T_i, D]: the tokens of every video, video after video
+    lengths: np.ndarray     # int64 [N]: T_i
+    names: List[str]        # its 'video_names' (more than N in an unaligned CLIP/CLAP file)
+    width: Optional[int]    # D, None when N = 0
+
+    @property
+    def aligned(self) -> bool:
+        """Whether names[i] is the name of row i (False: a CLIP/CLAP file listing more names than rows)."""
+        return len(self.names) == len(self.lengths)
+
+
 def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optional[str] = None,
-             vectors: bool = False):
-    """(values float32 [sum T_i, D], lengths int64 [N], names [N], D or None when N = 0) of one
-    temporal `.pkl`, with its problems as UserErrors naming the file (and the video).
+             vectors: bool = False) -> PklFile:
+    """One temporal `.pkl` (tokens float32 [sum T_i, D], lengths [N], names, D or None when N = 0),
+    with its problems as UserErrors naming the file (and the video).
 
     Integer tokens are read as float32 with their values unchanged; a warning is appended to
     `notes` unless their dtype is `integer_dtype` (the family's stored dtype, e.g. uint8 VGGish).
-    vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token).
+    vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token); it may list more
+    names than rows (ClipClap's splitting keeps the names of the videos it drops, CLIPCLAP.md 1.4):
+    its rows are then read by position and its names are neither checked nor used (`aligned`).
     """
     try:
         with open(path, "rb") as f:
@@ -209,35 +228,41 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
             raise UserError(f"{path}: '{key}' is a {type(value).__name__}, expected a list (one entry per "
                             f"video); expected {PKL_FORMAT}")
     names = _names(raw_names, path, "video_names")
-    if len(feats) != len(names):
+    aligned = len(feats) == len(names)
+    if not aligned and not (vectors and len(names) > len(feats)):
         raise UserError(f"{path}: {len(feats)} entries in 'features' but {len(names)} in 'video_names'; "
                         f"one [T, D] array per video name")
-    _check_repeated(names, path, "video_names", "entries (of 'features' and 'video_names')")
+    if aligned:
+        _check_repeated(names, path, "video_names", "entries (of 'features' and 'video_names')")
+        who = [f"video {n!r}" for n in names]
+    else:                       # names that are not the rows' are never shown as theirs
+        who = [f"the video of row {i} (its name unknown: 'video_names' lists {len(names)} names for "
+               f"{len(feats)} rows)" for i in range(len(feats))]
     arrays, width, integers = [], None, set()
-    for name, x in zip(names, feats):
+    for k, x in enumerate(feats):
         try:
             arr = np.asarray(x)
         except Exception as err:  # noqa: BLE001 - ragged nested lists and the like
-            raise UserError(f"{path}: the features of video {name!r} are not an array ({_one_line(err)}); "
+            raise UserError(f"{path}: the features of {who[k]} are not an array ({_one_line(err)}); "
                             f"expected a [T, D] float array per video") from None
         if arr.dtype.kind not in "iuf":
             what = "Python object" if arr.dtype.kind == "O" else _describe_dtype(arr.dtype)
-            raise UserError(f"{path}: the features of video {name!r} hold {what} "
+            raise UserError(f"{path}: the features of {who[k]} hold {what} "
                             f"values, not numbers; expected a [T, D] float array per video: re-extract "
                             f"this file")
         if vectors and arr.ndim == 1 and arr.size:     # one vector: one token (as TCaF's collator)
             arr = arr[None]
         if arr.ndim != 2:
-            raise UserError(f"{path}: the features of video {name!r} have shape {tuple(arr.shape)}; "
+            raise UserError(f"{path}: the features of {who[k]} have shape {tuple(arr.shape)}; "
                             f"expected 2-d [T, D] (one row per time step)")
         if arr.shape[0] == 0:
-            raise UserError(f"{path}: video {name!r} has an empty sequence (0 time steps); every video "
+            raise UserError(f"{path}: {who[k]} has an empty sequence (0 time steps); every video "
                             f"needs at least one token: drop it (from 'features' and 'video_names') or "
                             f"re-extract it")
         if width is None:
             width = arr.shape[1]
         elif arr.shape[1] != width:
-            raise UserError(f"{path}: video {name!r} has {arr.shape[1]}-d features while video {names[0]!r} "
+            raise UserError(f"{path}: {who[k]} has {arr.shape[1]}-d features while {who[0]} "
                             f"has {width}-d; a file holds features of one extractor: re-extract it")
         if arr.dtype.kind in "iu":
             integers.add(str(arr.dtype))
@@ -252,39 +277,73 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
         bad_rows = np.nonzero(~np.isfinite(values).all(axis=1))[0]
         bad = np.unique(np.searchsorted(np.cumsum(lengths), bad_rows, side="right"))
         others = f" (and {len(bad) - 1} more videos)" if len(bad) > 1 else ""
-        raise UserError(f"{path}: video {names[bad[0]]!r}{others} holds NaN or Inf values; re-extract "
+        raise UserError(f"{path}: {who[bad[0]]}{others} holds NaN or Inf values; re-extract "
                         f"or drop it")
-    return values, lengths, names, width
+    return PklFile(values, lengths, names, width)
 
 
 def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None,
-                          notes: Optional[List[str]] = None) -> dict:
+                          notes: Optional[List[str]] = None, notices: Optional[List[str]] = None) -> dict:
     """The validated `.pkl` files of one temporal folder pair, packed: {"classes", "audio" and
-    "video" as {"values", "offsets", "lengths"} tensors (see `_as_sequences`), "row_class", "urls"}."""
+    "video" as {"values", "offsets", "lengths"} tensors (see `_as_sequences`), "row_class", "urls"}.
+
+    Reading warnings of single files go to `notes`; what the originals accept but is odd goes to
+    `notices`, one line for the whole folder (without its place, which `load_folder` puts first):
+    SeLaVi videos whose audio and video token counts differ (kept: TCaF pads each modality on its
+    own, TCAF.md 2), and CLIP/CLAP class files listing more names than rows (their rows paired by
+    position, as ClipClap; the videos of such a class are named '{split}/{Class}.pkl#row{i}', as
+    its names may belong to other videos). Audio and video files of a class holding different
+    numbers of videos stay an error."""
     audio_files, video_files = _class_files(dirs, ".pkl")
     classes = sorted(audio_files)
+    split = dirs["audio"].name
     parts = {"audio": [], "video": []}
     widths = {"audio": {}, "video": {}}
     row_class, urls = [], []
+    uneven: List[Tuple[str, int, int]] = []         # SeLaVi: (class/video, T_a, T_v) of each odd video
+    unaligned: List[Tuple[str, int, int]] = []      # CLIP/CLAP: (modality/split/file, names, rows) of each file
+    unaligned_classes, unaligned_videos = 0, 0
+    vectors = bool(family and family.vectors)
     for i, stem in enumerate(classes):
-        vectors = bool(family and family.vectors)
-        a_vals, a_len, a_names, a_width = read_pkl(audio_files[stem], notes,
-                                                   family.audio_dtype if family else None, vectors)
-        v_vals, v_len, v_names, v_width = read_pkl(video_files[stem], notes, vectors=vectors)
-        _check_same_videos(audio_files[stem], video_files[stem], a_names, v_names, temporal=True)
-        if family is not None and family.same_length and not np.array_equal(a_len, v_len):
-            odd = np.nonzero(a_len != v_len)[0]
-            k = int(odd[0])
-            more = f" (and {len(odd) - 1} more videos)" if len(odd) > 1 else ""
-            raise UserError(f"{audio_files[stem]} and {video_files[stem]}: video {a_names[k]!r}{more} has "
-                            f"{a_len[k]} audio but {v_len[k]} video tokens; in {family.folder} audio and video "
-                            f"tokens are the same windows, so their counts must match: re-extract the class")
-        for m, vals, lens, width in (("audio", a_vals, a_len, a_width), ("video", v_vals, v_len, v_width)):
-            parts[m].append((vals, lens))
-            if width is not None:
-                widths[m][f"{stem}.pkl"] = width
-        row_class.append(np.full(len(a_len), i, dtype=np.int64))
-        urls.extend(a_names)
+        a = read_pkl(audio_files[stem], notes, family.audio_dtype if family else None, vectors)
+        v = read_pkl(video_files[stem], notes, vectors=vectors)
+        if a.aligned and v.aligned:
+            _check_same_videos(audio_files[stem], video_files[stem], a.names, v.names, temporal=True)
+            names = a.names
+        else:       # CLIP/CLAP (CLIPCLAP.md 1.4): the names are not the rows', rows pair by position
+            if len(a.lengths) != len(v.lengths):
+                raise UserError(f"{audio_files[stem]} and {video_files[stem]} hold {len(a.lengths)} and "
+                                f"{len(v.lengths)} feature rows, but their rows are paired by position (their "
+                                f"'video_names' list more names than rows, so names cannot pair them): both files "
+                                f"need the same videos in the same order; re-extract the class")
+            for m, f in (("audio", a), ("video", v)):
+                if not f.aligned:
+                    unaligned.append((f"{m}/{split}/{stem}.pkl", len(f.names), len(f.lengths)))
+            unaligned_classes += 1
+            unaligned_videos += len(a.lengths)
+            names = [f"{split}/{stem}.pkl#row{j}" for j in range(len(a.lengths))]
+        if family is not None and family.same_length:
+            # TCaF trains on such videos, each modality padded on its own (TCAF.md 2): kept, counted
+            uneven += [(f"{stem}/{names[k]}", int(a.lengths[k]), int(v.lengths[k]))
+                       for k in np.nonzero(a.lengths != v.lengths)[0]]
+        for m, f in (("audio", a), ("video", v)):
+            parts[m].append((f.values, f.lengths))
+            if f.width is not None:
+                widths[m][f"{stem}.pkl"] = f.width
+        row_class.append(np.full(len(a.lengths), i, dtype=np.int64))
+        urls.extend(names)
+    if uneven and notices is not None:
+        name, t_a, t_v = uneven[0]
+        notices.append(f"{len(uneven)} of {len(urls)} videos have different audio and video token counts "
+                       f"(first: {name}, audio {t_a}, video {t_v}); each modality is padded on its own, as TCaF does")
+    if unaligned and notices is not None:
+        name, n_names, n_rows = unaligned[0]
+        files = f"{len(unaligned)} class file{'s list' if len(unaligned) > 1 else ' lists'}"
+        notices.append(f"{files} more video names than feature rows (first: {name}, {n_names} names for "
+                       f"{n_rows} rows; ClipClap's splitting keeps the names of the videos it drops): the audio "
+                       f"and video rows of {unaligned_classes} class{'es' if unaligned_classes > 1 else ''} "
+                       f"({unaligned_videos} videos) are paired by position, as ClipClap does; their names are not "
+                       f"used (the videos are called '{split}/{{Class}}.pkl#row{{i}}')")
     out = {"classes": classes, "urls": urls,
            "row_class": torch.from_numpy(np.concatenate(row_class)) if row_class else torch.zeros(0, dtype=torch.long)}
     for m in ("audio", "video"):
@@ -331,23 +390,24 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
             raise UserError(f"missing feature folder {d}")
     sources = _sources(dirs, ext)
     cache = Path(root) / "_features_processed" / feature_dir.name / f"{folder}.pt"
-    data, notes = None, []
+    data, notes, notices = None, [], []
     if use_cache and cache.exists():
         try:
             blob = torch.load(cache, map_location="cpu", weights_only=True)
             if blob.get("version") == version and [tuple(s) for s in blob["sources"]] == sources:
-                data, notes = blob["data"], list(blob.get("warnings", []))
+                # "notices": none in a cache written before they existed, as its data could hold none
+                data, notes, notices = blob["data"], list(blob.get("warnings", [])), list(blob.get("notices", []))
                 if temporal:
                     data = _as_sequences(data)
             else:
                 log.info("cache %s is out of date: rebuilding", cache)
         except Exception as err:  # noqa: BLE001 - a corrupt cache is rebuilt whatever broke it
-            data, notes = None, []
+            data, notes, notices = None, [], []
             log.warning("cache %s is unreadable (%s): rebuilding", cache, type(err).__name__)
     if data is None:
         t0 = time.perf_counter()
         if temporal:
-            raw = build_temporal_folder(dirs, family or family_of_folder(feature_dir.name), notes)
+            raw = build_temporal_folder(dirs, family or family_of_folder(feature_dir.name), notes, notices)
             data = _as_sequences(raw)
         else:
             raw = data = build_folder(dirs, notes)
@@ -355,7 +415,7 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
         if use_cache:
             try:
                 atomic_torch_save({"version": version, "sources": sources, "data": raw,
-                                   "warnings": notes}, cache)
+                                   "warnings": notes, "notices": notices}, cache)
             except OSError as err:
                 log.warning("cannot write cache %s (%s); continuing without it", cache, err)
         log.info("read %s/%s: %d samples in %.2fs", feature_dir.name, folder, len(data["urls"]),
@@ -363,4 +423,6 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
     for note in notes:          # each time the folder is loaded, from the cache or not
         log.warning("%s", note)
     _check_sizes(data, dirs, sizes, ext)
+    for notice in notices:      # data the originals accept, said once per load of the folder
+        notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
     return data

@@ -46,9 +46,14 @@ def configure_threads(n: Optional[int] = None) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """The seeds of a training, and cuDNN in its deterministic mode, as TCaF's and ClipClap's fix_seeds
+    set it (TCAF.md 6): the same numbers on one machine (PROTOCOL.md 3). No model here convolves,
+    so it costs no speed; a deterministic algorithm may be slower where one would."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)          # CPU and every CUDA device
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def rng_state() -> dict:
@@ -72,8 +77,20 @@ class _QuietFileHandler(logging.FileHandler):
         pass
 
 
-def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> None:
-    """The project's logger (and the data modules') to stdout, and to `log_file` when given."""
+class KeptRecords(logging.Handler):
+    """Keeps the warnings (and up) logged before a run's train.log exists, for `setup_logging(replay=)`."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def setup_logging(log_file: Optional[Path] = None, verbose: bool = False, replay=()) -> None:
+    """The project's logger (and the data modules') to stdout, and to `log_file` when given, which also
+    gets the records of `replay` (logged earlier, to stdout only)."""
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
     for h in list(log.handlers):
@@ -85,6 +102,8 @@ def setup_logging(log_file: Optional[Path] = None, verbose: bool = False) -> Non
         fh = _QuietFileHandler(log_file)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(fh)
+        for record in replay:
+            fh.handle(record)
     for name in ("src.features_cache", "src.data"):
         logging.getLogger(name).handlers = log.handlers
         logging.getLogger(name).setLevel(logging.INFO)

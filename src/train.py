@@ -310,6 +310,15 @@ class Trainer:
                  f"{self.run.path} holds no finished epoch")
         return f"{what}: cannot write {err.filename} ({reason}); {keeps}: {fix} with --resume"
 
+    def improves(self, score: float) -> bool:
+        """Whether an epoch's val score makes it the best: strictly higher than the best so far (ties
+        keep the earlier epoch), and a NaN never (PROTOCOL.md 3). [original defect] under
+        --reproduce_original: the originals' test `if not best or score > best` also let any later
+        epoch replace a best of exactly 0.0 (NaN aside: here it never becomes the best)."""
+        if not math.isfinite(score):
+            return False
+        return score > self.best_score or (self.config.reproduce_original and self.best_score == 0.0)
+
     def epochs(self) -> None:
         c, run, cls, model = self.config, self.run, self.class_name, self.model
         for epoch in range(self.start_epoch, c.epochs):
@@ -324,7 +333,7 @@ class Trainer:
                 self.best_loss = val_loss
                 run.save_checkpoint(run.best(cls, "loss"), model, self.optimizer, epoch + 1, "loss", self.files,
                                     val_loss=val_loss)
-            if math.isfinite(score) and score > self.best_score:
+            if self.improves(score):
                 self.best_score = score
                 run.save_checkpoint(run.best(cls, "score"), model, self.optimizer, epoch + 1, "score", self.files,
                                     score=score)

@@ -14,7 +14,7 @@ from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
 from .io_utils import atomic_write_json
-from .models import create_model, get_entry, model_flags, model_of_namespace
+from .models import create_model, get_entry, model_flags
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import configure_threads, resolve_device
 
@@ -31,10 +31,40 @@ def run_setting(args) -> Dict[str, str]:
             "--zero_shot_split": getattr(args, "zero_shot_split", "") or default_zero_shot_split(args),
             "--input_size_audio": str(getattr(args, "input_size_audio", None)),
             "--input_size_video": str(getattr(args, "input_size_video", None)),
-            "model": getattr(args, "model_name", None) or resolve_model_name(args),
+            "model": run_model(args),
             "--reproduce_original": str(bool(getattr(args, "reproduce_original", True))),
             "--distance_fn": str(getattr(args, "distance_fn", "L2Loss")),
             "--z_score_inputs": str(bool(getattr(args, "z_score_inputs", False)))}
+
+
+def run_model(args: argparse.Namespace) -> str:
+    """The model a run's args.pkl was trained as: this project's `model_name`, else (the original
+    codes' Namespaces) its model flags or the codebase its fields tell (ClipClap's, whose args.pkl
+    also holds TCaF's `new_model_sequence: true`)."""
+    return getattr(args, "model_name", None) or resolve_model_name(args, given=vars(args))
+
+
+def evaluated_model(eval_args, args: argparse.Namespace, run_a: RunFolder, run_b: RunFolder) -> str:
+    """The run's own model; a model flag (command line or --cfg) that names another is refused in one
+    line naming both, unless the run's args.pkl names no model (all flags off, as an AVGZSLNet run)
+    and stage A holds the named model's checkpoint, not its own (a released model's args.pkl)."""
+    own = run_model(args)
+    asked = getattr(eval_args, "model_name", None)
+    if asked is None and any(getattr(eval_args, flag, False) for flag in model_flags()):
+        asked = resolve_model_name(eval_args)          # a Namespace built in code, with a model flag
+    if asked is None or asked == own:
+        return own
+    flagless = not any(getattr(args, flag, False) for flag in model_flags()) and run_model(args) == "avgzslnet"
+    has = {name: any(run_a.path.glob(f"{get_entry(name).class_name}_score.pt")) for name in (asked, own)}
+    if flagless and has[asked] and not has[own]:
+        return asked
+
+    def named(name):
+        entry = get_entry(name)
+        return f"{name} ({'--' + entry.flag if entry.flag else 'no model flag'}, {entry.class_name}_*.pt)"
+    raise UserError(f"the model flag{' of --cfg ' + str(eval_args.cfg) if getattr(eval_args, 'cfg', None) else ''} "
+                    f"names {named(asked)}, but {run_b.path} holds a {named(own)} run ({run_b.args_path}): drop the "
+                    f"flag (a run's own model is evaluated), or pass the run folders of a {asked} training")
 
 
 def check_same_setting(args_a, path_a, args_b, path_b) -> None:
@@ -48,7 +78,8 @@ def check_same_setting(args_a, path_a, args_b, path_b) -> None:
 
 
 def with_family_sizes(args: argparse.Namespace) -> argparse.Namespace:
-    """A CLIP/CLAP run's input sizes are its family's (ClipClap's Namespace has none of its own)."""
+    """A CLIP/CLAP run's input sizes are its family's: ClipClap's code builds its model for them whatever
+    its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
     family = family_of_folder(getattr(args, "feature_extraction_method", ""), getattr(args, "root_dir", None),
                               getattr(args, "dataset_name", None))
     if family is not None and family.vectors:
@@ -122,11 +153,7 @@ def evaluate_runs(eval_args) -> dict:
     args = stage_b_args(eval_args)
     run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
     original_run = not hasattr(args, "reproduce_original")      # written by the original code
-    # the command line's model flag wins (as in the original); without one, the run's own model
-    flag_given = any(getattr(eval_args, flag, False) for flag in model_flags())
-    model_name = resolve_model_name(eval_args if flag_given else args)
-    if not flag_given and original_run and not any(getattr(args, f, False) for f in model_flags()):
-        model_name = model_of_namespace(args) or model_name     # ClipClap's code had no model flag
+    model_name = evaluated_model(eval_args, args, run_a, run_b)
     reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
     device = resolve_device(eval_args.device)
     configure_threads()

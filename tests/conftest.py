@@ -1,7 +1,9 @@
 """Shared fixtures: tiny synthetic benchmarks, the real split files, and CLI runners."""
+import logging
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,21 @@ def tiny_root(tmp_path_factory) -> Path:
     from src.synthetic import generate
     return generate(tmp_path_factory.mktemp("bench"), "UCF", preset="tiny", seed=0, noise=0.2, spread=0.5,
                     families=("main", "cls", "clip"), temporal=True)
+
+
+@contextmanager
+def warnings_of(name="avgzsl"):
+    """The messages of one logger's warnings, caught on the logger itself: main.py's logging setup
+    stops its propagation, so pytest's caplog would miss them once a training ran in this process."""
+    from src.runtime import KeptRecords
+    logger, kept = logging.getLogger(name), KeptRecords()
+    messages = []
+    kept.emit = lambda record: messages.append(record.getMessage())
+    logger.addHandler(kept)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(kept)
 
 
 def run_cli(*args, cwd=ROOT, check=True, env=None):

@@ -20,6 +20,24 @@ def parsed(argv):
     return finalize_main_args(get_main_parser().parse_args(argv))
 
 
+def reference_namespace(key: str, **values) -> argparse.Namespace:
+    """The pickled args of an original run, with exactly the fields and value types listed under `key`
+    in ../shared/reference/successor_args_namespaces.json (paths as pathlib.Path), `values` replaced
+    (skipped when the file is absent)."""
+    from conftest import REFERENCE
+    path = REFERENCE / "successor_args_namespaces.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    fields = json.loads(path.read_text())[key]
+    for k, v in fields.items():
+        m = re.fullmatch(r"PosixPath\('(.*)'\)", v) if isinstance(v, str) else None
+        if m:
+            fields[k] = Path(m.group(1))
+    unknown = set(values) - set(fields)
+    assert not unknown, f"not fields of {key}: {unknown}"
+    return argparse.Namespace(**{**fields, **values})
+
+
 def write_original_runs(tmp_path: Path, name: str, fields: dict, root: Path, model_name: str, ours, class_name: str,
                         epoch: int, check_state=None) -> dict:
     """Stage A and B folders under tmp_path/runs as the original wrote them, each with a model

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import ROOT, run_cli
-from original_runs import LINE, assert_direct_evaluation, parsed, write_original_runs
+from original_runs import LINE, assert_direct_evaluation, parsed, reference_namespace, write_original_runs
 from src.benchmarks import FAMILIES, clip_class_name, dataset_root
 from src.data import AVGZSLDataset, count_mispaired
 from src.errors import UserError
@@ -196,6 +196,28 @@ def test_an_original_clipclap_run_folder_evaluates(clip_root, tmp_path):
                    "--dataset_name", "UCF", "--root_dir", clip_root, "--device", "cpu")
     got = assert_direct_evaluation(runs[1] / "evaluation.json", proc, ours, clip_root, models)
     assert got["model"] == "clipclap" and got["epoch"] == 3
+
+
+def test_an_original_clipclap_namespace_evaluates_without_a_model_flag(clip_root, tmp_path):
+    """ClipClap's args.pkl exactly as its code writes it (every field and value type of the reference:
+    TCaF's new_model_sequence True, the config's 128/4096 input sizes, pathlib paths): get_evaluation
+    with no model flag and no --cfg evaluates it as ClipClap, to a direct evaluation's numbers."""
+    ours = parsed(cell_commands("clipclap", "UCF", "clip", clip_root.parent.parent)[0][1:])
+    ours.text_dim = 1536
+    original = reference_namespace("clipclap_stage_A")
+    assert original.new_model_sequence is True and (original.input_size_audio, original.input_size_video) == (128, 4096)
+    models = write_original_runs(tmp_path, "clipclap", vars(original), clip_root, "clipclap", ours, "ClipClap_model",
+                                 epoch=2)
+    runs = sorted((tmp_path / "runs").iterdir())
+    written = pickle.loads((runs[1] / "args.pkl").read_bytes())
+    assert {k: type(v) for k, v in vars(written).items()} == {k: type(v) for k, v in vars(original).items()}
+    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1], "--device", "cpu")
+    got = assert_direct_evaluation(runs[1] / "evaluation.json", proc, ours, clip_root, models)
+    assert got["model"] == "clipclap" and got["epoch"] == 2
+    wrong = run_cli("get_evaluation.py", "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1],
+                    "--new_model_sequence", "True", "--device", "cpu", check=False)
+    assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1
+    assert "tcaf" in wrong.stderr and "clipclap" in wrong.stderr
 
 
 def test_the_reproduction_table_groups_three_families():

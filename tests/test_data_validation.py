@@ -5,9 +5,7 @@ message through the data API; the first cases are also run through main.py as a 
 it (exit status 2, no traceback, the file named, no run folder created).
 """
 import csv
-import logging
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -15,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import main_args, run_cli
+from conftest import main_args, run_cli, warnings_of
 from src.data import AVGZSLDataset, read_class_list
 from src.errors import UserError
 
@@ -77,28 +75,8 @@ def check_cli(root, tmp_path, *names):
     assert not (dump / "runs" / "damaged").exists()
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-@contextmanager
-def warnings_of(name="src.features_cache"):
-    """Warnings of one logger, caught on the logger itself (main.py's setup may stop propagation)."""
-    logger, handler = logging.getLogger(name), _Records()
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
-
-
 def test_the_undamaged_copy_loads_without_warnings(root):
-    with warnings_of() as messages:
+    with warnings_of("src.features_cache") as messages:
         ds = AVGZSLDataset(root, "UCF", input_size_audio=512, input_size_video=512)
         for s in ("train", "val", "train_val", "test"):
             assert len(ds.split(s)) > 0
@@ -241,7 +219,7 @@ def test_integer_features_are_read_with_a_warning(root):
     data, urls = read(path)
     rewrite(path, np.round(data * 10).astype(np.int16), urls)
     for _ in range(2):                                      # built, then from the cache
-        with warnings_of() as messages:
+        with warnings_of("src.features_cache") as messages:
             ds = AVGZSLDataset(root, "UCF")
             train, train_val = ds.split("train"), ds.split("train_val")   # both read stage_1_train
         about = [m for m in messages if str(path) in m]

@@ -78,8 +78,11 @@ def test_an_original_tcaf_run_folder_evaluates_with_the_original_pairing(tempora
     base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
     base = base[:base.index("--exp_name")] + SMALL
     ours = parsed(base)
+    # the fields of TCaF's Namespace: none of this project's, none of ClipClap's own
+    from src.models import get_entry
     fields = {k: v for k, v in vars(ours).items()
-              if k not in ("reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path")}
+              if k not in ("reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path",
+                           *get_entry("clipclap").namespace_fields)}
 
     def both_embedding_names(state):
         assert any(k.startswith("module.position_encoder_block.") for k in state) and \

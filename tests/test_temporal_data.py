@@ -194,11 +194,6 @@ def set_video(k, value):
     return change
 
 
-def longer_audio(root):
-    """A SeLaVi video whose audio has one token more than its video."""
-    return edit(pkl_of(root), set_video(1, lambda x: np.concatenate([x, x[:1]])))
-
-
 def bad_cases(root):
     """{case: (damage, words the message must hold)}; damage returns the file named."""
     audio, video = pkl_of(root), pkl_of(root, "video")
@@ -238,14 +233,13 @@ def bad_cases(root):
                           [repr(name0), "more than once"]),
         "different videos": (lambda: edit(video, rename_video),
                              ["list different videos", repr(name0), "'another_video'"]),
-        "SeLaVi lengths differ": (lambda: longer_audio(root), [repr(name1), "audio but", "same windows"]),
     }
 
 
 CASES = [
     "garbage", "truncated", "not a dict", "no video_names", "no features", "counts differ", "3-d", "1-d",
     "width within a file", "NaN", "Inf", "empty sequence", "non-numeric", "object array", "repeated name",
-    "different videos", "SeLaVi lengths differ"]
+    "different videos"]     # SeLaVi token counts that differ are accepted: tests/test_successor_data.py
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -257,7 +251,7 @@ def test_bad_pickle_is_a_one_line_error(root, case):
     message = str(err.value)
     assert "\n" not in message, message
     assert str(named) in message, message
-    if case in ("different videos", "SeLaVi lengths differ"):
+    if case == "different videos":
         assert str(pkl_of(root, "video")) in message and str(pkl_of(root)) in message
     for w in words:
         assert w in message, (w, message)

@@ -3,6 +3,6 @@
 That order is the order of the model flags in --help and the README. A new model: its file,
 one import line here, and its row in `src.recipes.METHODS`.
 """
-from .registry import create_model, get_entry, list_models, model_flags, model_of_namespace, register_model  # noqa: F401,E501
+from .registry import create_model, get_entry, list_models, model_flags, register_model  # noqa: F401
 
 from . import avca, bilinear, apn, cjme, fvaegan, tcaf, clipclap, avgzslnet  # noqa: F401  (each registers its models)

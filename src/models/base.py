@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .dropout import set_fast_masks
+from .sam import SAM, enable_running_stats, sam_step
 
 if TYPE_CHECKING:                    # annotations only: the model files sit below data and sampler
     from ..data import SplitData
@@ -160,15 +161,30 @@ def set_fast_paths(on: bool) -> None:
 
 def adam(params, **kwargs) -> torch.optim.Adam:
     """torch.optim.Adam(params, **kwargs), fused (CPU and CUDA float32) unless FUSED_ADAM is off or
-    a parameter is of another kind; same state_dict either way (checkpoints and resume states load)."""
+    a parameter is of another kind; same state_dict either way (checkpoints and resume states load).
+    `params`: tensors, or parameter groups (dicts with "params", as SAM hands its own)."""
     params = list(params)
-    fused = FUSED_ADAM and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in params
+    tensors = [p for g in params for p in (g["params"] if isinstance(g, dict) else (g,))]
+    fused = FUSED_ADAM and all(p.dtype == torch.float32 and p.device.type in ("cpu", "cuda") for p in tensors
                                if isinstance(p, torch.Tensor))
     return torch.optim.Adam(params, fused=fused or None, **kwargs)
 
 
+OPTIMIZERS = ("adam", "adam-sam")     # --optimizer; a model's registry entry lists the ones it takes
+
+
+def adam_or_sam(optimizer: str, params, **kwargs) -> torch.optim.Optimizer:
+    """`adam(params, **kwargs)`, or with "adam-sam" SAM around it (src/models/sam.py; rho 0.05)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {optimizer!r}: expected one of {OPTIMIZERS}")
+    return SAM(params, adam, **kwargs) if optimizer == "adam-sam" else adam(params, **kwargs)
+
+
 def plateau(optimizer):
-    """PROTOCOL.md section 3: PyTorch defaults besides mode='max', patience=3."""
+    """PROTOCOL.md section 3: PyTorch defaults besides mode='max', patience=3. On SAM's base
+    optimiser (the original's; the same parameter groups)."""
+    if isinstance(optimizer, SAM):
+        optimizer = optimizer.base_optimizer
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=3)
 
 
@@ -204,16 +220,20 @@ def step_function(model: "GZSLModel", compile: bool = False, amp: Optional[str] 
 
 def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str, float]:
     """`inp.n_batches` optimiser steps, one on each `make_batch(step)`: training_step, backward,
-    step, after_optimizer_step; returns the mean loss and parts. A non-finite loss stops with a
-    UserError (checked every 50 steps: one host sync)."""
+    step, after_optimizer_step (with a `SAM` optimiser: `sam.sam_step`'s two passes); returns the
+    mean loss and parts (SAM: of the first pass). A non-finite loss stops with a UserError (checked
+    every 50 steps: one host sync)."""
     model, opt, n = inp.model, inp.optimizer, inp.n_batches
     training_step = inp.step_fn or model.training_step
+    sam = isinstance(opt, SAM)
     sums: Dict[str, Tensor] = {}
     bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
     for step in bar:
         batch = make_batch(step)
         if inp.graph is not None:
             loss, parts = inp.graph(model, opt, training_step, batch)
+        elif sam:
+            loss, parts = sam_step(model, opt, training_step, batch)
         else:
             loss, parts = training_step(batch)
             opt.zero_grad(set_to_none=True)
@@ -228,4 +248,6 @@ def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str
                 raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
                                 f"lower --lr; the run folder keeps the last finished epoch")
             bar.set_postfix(loss=f"{mean_loss:.4f}")
+    if sam:       # the last step's momenta back (they are 0 until the next step's start)
+        enable_running_stats(model)
     return {k: float(v) / n for k, v in sums.items()}

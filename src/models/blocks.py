@@ -16,16 +16,19 @@ class EmbeddingNet(nn.Module):
 
     `hidden` 0 or None means no hidden layer. `momentum` is used by the second BatchNorm of
     the hidden-layer form only (MODELS.md); the others use PyTorch's default 0.1.
+    `use_bn=False` drops the FIRST BatchNorm of the hidden-layer form only, as the original's
+    `use_bn` (ClipClap's `--embeddings_batch_norm False`): Linear, ReLU, Dropout, Linear, BN, ReLU,
+    Dropout, keys `fc.0.*`, `fc.3.*`, `fc.4.*`; the no-hidden form keeps its BatchNorm.
     """
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float, momentum: float = 0.1,
-                 hidden: Optional[int] = None):
+                 hidden: Optional[int] = None, use_bn: bool = True):
         super().__init__()
-        # In place, with the same values: ReLU on BatchNorm's fresh output (BatchNorm's backward
-        # reads its input), Dropout where autograd does not record (the ReLU keeps its output).
+        # In place, with the same values: ReLU on BatchNorm's (or Linear's) fresh output (their
+        # backward reads their input), Dropout where autograd does not record (the ReLU keeps its output).
         if hidden:
-            layers = [nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                      Dropout(dropout, inplace=True),
+            layers = [nn.Linear(in_dim, hidden), *([nn.BatchNorm1d(hidden)] if use_bn else []),
+                      nn.ReLU(inplace=True), Dropout(dropout, inplace=True),
                       nn.Linear(hidden, out_dim), nn.BatchNorm1d(out_dim, momentum=momentum),
                       nn.ReLU(inplace=True), Dropout(dropout, inplace=True)]
         else:

@@ -11,6 +11,7 @@ behaviour]. Evaluation: L2 distances between θ_o and W_proj(W_enc(w_c)) over th
 grid linspace(0, 5, 76) (CLIPCLAP.md 7). State_dict names are the original's (56 keys,
 `ClipClap_model_*.pt` run-folder files).
 """
+import logging
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
@@ -19,9 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError
-from .base import EpochInputs, GZSLModel, adam, distance_matrix, loss_and_parts, plateau, run_steps
+from .base import OPTIMIZERS, EpochInputs, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet
 from .registry import register_model, text_dim
+
+log = logging.getLogger("avgzsl")
 
 JOINT_DIM = 64
 HIDDEN = 512                       # O_enc / W_enc outputs, D_o / D_w outputs
@@ -29,6 +32,16 @@ ENC_DROPOUT = 0.1                  # O_enc, W_enc: fixed in the original's code
 ADAM_WEIGHT_DECAY = 1e-5
 MODALITIES = ("both", "audio", "video")
 WORD_EMBEDDINGS = ("both", "clip", "wavcaps")
+MODALITY_PART = {"audio": "wavcaps", "video": "clip"}    # the class-vector part a single modality uses
+
+
+def class_vector_part(modality: str, word_embeddings: str, clip_width: int = 512) -> slice:
+    """The columns of the [CLIP clip_width || WavCaps] class vectors that W_enc reads, as the
+    original: `--modality audio` the WavCaps part, `video` the CLIP part (whatever
+    `--word_embeddings` says: the original ignores it there); `both` the `--word_embeddings` part
+    (both: all, clip: the first clip_width, wavcaps: the rest)."""
+    part = MODALITY_PART.get(modality, word_embeddings)
+    return {"both": slice(None), "clip": slice(0, clip_width), "wavcaps": slice(clip_width, None)}[part]
 
 
 @dataclass
@@ -49,31 +62,40 @@ def vector_batch(split, idx: Tensor) -> VectorBatch:
 
 class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-folder file names)
     """ClipClap (CLIPCLAP.md 4-5). One mode, reported as `both`. `modality` and `word_embeddings`
-    choose the inputs (published: both and both; the others are the original's variants):
-    `clip_width` splits the class vector into its CLIP and WavCaps parts."""
+    choose the inputs (published: both and both; the others are the original's variants; with one
+    modality the class-vector part is that modality's, `class_vector_part`): `clip_width` splits
+    the class vector into its CLIP and WavCaps parts. `embeddings_batch_norm=False` builds O_proj,
+    D_o, W_proj, D_w with the original's `use_bn=False` (only the hidden-layer form's first
+    BatchNorm goes: O_proj and D_o with a decoder hidden layer). `optimizer`: "adam" (published)
+    or "adam-sam" (SAM around Adam, src/models/sam.py)."""
     modes = ("both",)
     calibration = (0.0, 5.0, 76)
 
     def __init__(self, *, input_size_audio: int = 1024, input_size_video: int = 512, text_dim: int = 1536,
                  decoder_hidden_size: int = 512, decoder_dropout: float = 0.1, additional_dropout: float = 0.1,
                  modality: str = "both", word_embeddings: str = "both", clip_width: int = 512,
-                 rec_loss: bool = True, reg_loss: bool = True, cross_entropy_loss: bool = True, eval_bs: int = 64):
+                 rec_loss: bool = True, reg_loss: bool = True, cross_entropy_loss: bool = True, eval_bs: int = 64,
+                 embeddings_batch_norm: bool = True, optimizer: str = "adam"):
         super().__init__()
-        if modality not in MODALITIES or word_embeddings not in WORD_EMBEDDINGS:
-            raise ValueError(f"modality in {MODALITIES}, word_embeddings in {WORD_EMBEDDINGS}")
-        self.modality, self.eval_bs = modality, eval_bs
-        self.text_slice = {"both": slice(None), "clip": slice(0, clip_width),
-                           "wavcaps": slice(clip_width, None)}[word_embeddings]
+        if modality not in MODALITIES or word_embeddings not in WORD_EMBEDDINGS or optimizer not in OPTIMIZERS:
+            raise ValueError(f"modality in {MODALITIES}, word_embeddings in {WORD_EMBEDDINGS}, "
+                             f"optimizer in {OPTIMIZERS}")
+        if word_embeddings != "both" and MODALITY_PART.get(modality, word_embeddings) != word_embeddings:
+            log.warning("ClipClap --modality %s reads the %s part of the class vectors, as the original: "
+                        "--word_embeddings %s is ignored", modality, MODALITY_PART[modality], word_embeddings)
+        self.modality, self.eval_bs, self.optimizer_name = modality, eval_bs, optimizer
+        self.text_slice = class_vector_part(modality, word_embeddings, clip_width)
         o_dim = {"both": input_size_video + input_size_audio, "audio": input_size_audio,
                  "video": input_size_video}[modality]
         w_dim = len(range(text_dim)[self.text_slice])
+        bn = bool(embeddings_batch_norm)
         # creation order = CLIPCLAP.md 4 (it fixes the default initialisation under a seed)
         self.O_enc = EmbeddingNet(o_dim, HIDDEN, ENC_DROPOUT)
         self.W_enc = EmbeddingNet(w_dim, HIDDEN, ENC_DROPOUT)
-        self.O_proj = EmbeddingNet(HIDDEN, JOINT_DIM, decoder_dropout, hidden=decoder_hidden_size)
-        self.D_o = EmbeddingNet(JOINT_DIM, HIDDEN, decoder_dropout, hidden=decoder_hidden_size)
-        self.W_proj = EmbeddingNet(HIDDEN, JOINT_DIM, additional_dropout)
-        self.D_w = EmbeddingNet(JOINT_DIM, HIDDEN, additional_dropout)
+        self.O_proj = EmbeddingNet(HIDDEN, JOINT_DIM, decoder_dropout, hidden=decoder_hidden_size, use_bn=bn)
+        self.D_o = EmbeddingNet(JOINT_DIM, HIDDEN, decoder_dropout, hidden=decoder_hidden_size, use_bn=bn)
+        self.W_proj = EmbeddingNet(HIDDEN, JOINT_DIM, additional_dropout, use_bn=bn)
+        self.D_w = EmbeddingNet(JOINT_DIM, HIDDEN, additional_dropout, use_bn=bn)
         self.losses_on = {"rec": rec_loss, "reg": reg_loss, "ce": cross_entropy_loss}
 
     # -- embeddings ------------------------------------------------------------------------------
@@ -114,13 +136,14 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
     @torch.no_grad()
     def after_optimizer_step(self, batch) -> None:
         """The extra get_embeddings pass in train mode after each step, output discarded [published
-        behaviour] (TCAF.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws."""
+        behaviour] (TCAF.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws
+        (under --optimizer adam-sam the momenta are 0 here: the statistics stay, sam.sam_step)."""
         self.get_embeddings(batch.audio, batch.video, batch.text)
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool = True):
-        """Adam(lr, weight decay 1e-5) over every parameter; ReduceLROnPlateau(max, patience 3) with
-        lr_scheduler (the published config: on)."""
-        opt = adam(self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
+        """Adam(lr, weight decay 1e-5) over every parameter (with "adam-sam": SAM around it);
+        ReduceLROnPlateau(max, patience 3) with lr_scheduler (the published config: on), on Adam."""
+        opt = adam_or_sam(self.optimizer_name, self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 
     # -- evaluation (CLIPCLAP.md 7) ---------------------------------------------------------------
@@ -135,7 +158,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
 
 def clipclap_epoch(inp: EpochInputs) -> Dict[str, float]:
     """TCaF's epoch on vectors: `n_batches` class-balanced batches of `bs` positives (the sampler's
-    negatives unused), one Adam step each, then the extra get_embeddings pass; mean losses."""
+    negatives unused), one Adam (or SAM) step each, then the extra get_embeddings pass; mean losses."""
     inp.model.train()
     pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
     return run_steps(inp, lambda step: vector_batch(inp.train, pos[step]))
@@ -157,8 +180,9 @@ def clipclap_val_loss(model: ClipClap_model, val) -> float:
 
 
 @register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
-                val_loss_fn=clipclap_val_loss, vectors=True,
-                namespace_fields=("use_wavcaps_embeddings", "word_embeddings", "modality"),
+                val_loss_fn=clipclap_val_loss, vectors=True, optimizers=OPTIMIZERS,
+                namespace_fields=("use_wavcaps_embeddings", "word_embeddings", "modality", "best_model_criterion",
+                                  "data_parallel"), inherited_flags=("new_model_sequence",),
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
                      "embeddings (CLIPCLAP.md; needs the CLIP/CLAP features)")
@@ -174,4 +198,6 @@ def clipclap(args) -> ClipClap_model:
                           modality=getattr(args, "modality", "both") or "both",
                           word_embeddings=getattr(args, "word_embeddings", "both") or "both",
                           rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
-                          cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs)
+                          cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs,
+                          embeddings_batch_norm=getattr(args, "embeddings_batch_norm", None) is not False,
+                          optimizer=getattr(args, "optimizer", None) or "adam")

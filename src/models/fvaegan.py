@@ -124,9 +124,11 @@ def train_softmax(x: Tensor, y: Tensor, num_classes: int, epochs: int, batch_siz
     weight = (torch.randn(num_classes, x.shape[1], generator=generator, device=dev) * 0.02).requires_grad_()
     bias = torch.zeros(num_classes, device=dev, requires_grad=True)
     opt = torch.optim.Adam([weight, bias], lr=lr, betas=(0.5, 0.999))
+    # one shuffle, before the epoch loop: every epoch visits the batches in the same order, as the
+    # original's classifier does (it permutes its data once, when it is built)
+    perm = torch.randperm(len(x), generator=generator, device=dev)
     with torch.enable_grad():
         for epoch in range(epochs):
-            perm = torch.randperm(len(x), generator=generator, device=dev)
             for i in range(0, len(x), batch_size):
                 idx = perm[i:i + batch_size]
                 loss = F.cross_entropy(x[idx] @ weight.t() + bias, y[idx])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 from ..benchmarks import WORD_DIM
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,30 @@ class ModelEntry:
     first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
                                              # when stage 1's best epoch is the first [original defect] (TCaF)
     fast_modes: bool = True                  # its epoch runs base.run_steps (--compile, --amp apply)
-    namespace_fields: tuple = ()             # an original run's args.pkl without a model flag but with all
-                                             # of these fields is this model's (ClipClap's code had no flag)
+    namespace_fields: tuple = ()             # fields only its original codebase has (one without a model
+                                             # flag: ClipClap's): some are in its configs, all in its args.pkl
+    optimizers: tuple = ("adam",)            # the --optimizer values it takes (its original code's)
+    inherited_flags: tuple = ()              # model flags its codebase's configs and args.pkl carry from the
+                                             # code it grew from, which do not choose a model there
+                                             # (ClipClap's: TCaF's new_model_sequence)
+
+    @property
+    def label(self) -> str:
+        """The name and its flag, for messages: "avca (--AVCA)"."""
+        return f"{self.name} (--{self.flag})" if self.flag else self.name
+
+    def check_optimizer(self, optimizer: Optional[str], fast_modes: bool = False) -> None:
+        """UserError unless this model takes `--optimizer optimizer` (None: adam); adam-sam's two-pass
+        step has no --compile/--amp/--cuda_graph form (`fast_modes`: one of them is on)."""
+        optimizer = optimizer or "adam"
+        if optimizer not in self.optimizers:
+            takers = [e.label for e in _REGISTRY.values() if optimizer in e.optimizers]
+            raise UserError(f"--optimizer {optimizer} is not available for {self.label}: only "
+                            f"{' and '.join(takers) or 'no model'} take it (their original code has it); "
+                            f"use --optimizer {self.optimizers[0]}")
+        if optimizer == "adam-sam" and fast_modes:
+            raise UserError("--optimizer adam-sam (two forward/backward passes per step) does not run with "
+                            "--compile, --amp or --cuda_graph: train without them")
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
@@ -41,13 +64,15 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
                    val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
-                   first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True):
+                   first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True,
+                   optimizers: tuple = ("adam",), inherited_flags: tuple = ()):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
                                      dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
-                                     first_epoch_defect, fast_modes, tuple(namespace_fields))
+                                     first_epoch_defect, fast_modes, tuple(namespace_fields), tuple(optimizers),
+                                     tuple(inherited_flags))
         return builder
     return wrap
 
@@ -66,12 +91,6 @@ def get_entry(name: str) -> ModelEntry:
 def model_flags() -> Dict[str, tuple]:
     """{flag: (model name, help)} for the models selected by a flag, in registration order."""
     return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
-
-
-def model_of_namespace(args) -> Optional[str]:
-    """The model whose `namespace_fields` an original run's Namespace all holds, or None."""
-    return next((e.name for e in _REGISTRY.values()
-                 if e.namespace_fields and all(hasattr(args, f) for f in e.namespace_fields)), None)
 
 
 def text_dim(args) -> int:

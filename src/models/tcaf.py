@@ -16,7 +16,8 @@ Pieces, in the order of the file:
   device (TCAF.md 2); `TemporalBatch`: what `training_step` takes.
 - the network: `AudioVisualEmbedding`, `CrossModalAttention`, the transformer, the model
   (construction order, and so initialisation, as TCAF.md 3; state_dict keys as 8).
-- the losses (TCAF.md 4), Adam with weight decay (5), the epoch with its extra forward pass (6),
+- the losses (TCAF.md 4), Adam with weight decay (5; or SAM around it, `--optimizer adam-sam`,
+  src/models/sam.py), the epoch with its extra forward pass (6),
   the validation loss, and evaluation (7).
 
 Shapes: B batch, T_a / T_v tokens, D_a / D_v input widths, N = 1 + T_a + T_v, C classes,
@@ -36,7 +37,8 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM, family_of_folder
 from ..errors import UserError
 from ..sequences import Sequences
-from .base import EpochInputs, GZSLModel, PairBatch, adam, distance_matrix, loss_and_parts, plateau, run_steps
+from .base import (OPTIMIZERS, EpochInputs, GZSLModel, PairBatch, adam_or_sam, distance_matrix, loss_and_parts,
+                   plateau, run_steps)
 from .blocks import EmbeddingNet, FeedForward
 from .dropout import Dropout
 from .registry import register_model, text_dim
@@ -311,8 +313,10 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
                  cross_entropy_loss: bool = True, seqlen_train: str = "max", seqlen_train_maxlen: int = 60,
                  seqlen_train_trim: str = "random", seqlen_test: str = "max", seqlen_test_maxlen: int = 60,
                  seqlen_test_trim: str = "center", rate_audio: float = 1.0, rate_video: float = 1.0,
-                 eval_bs: int = 64, text_dim: int = WORD_DIM):
+                 eval_bs: int = 64, text_dim: int = WORD_DIM, optimizer: str = "adam"):
         super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {optimizer!r}: expected one of {OPTIMIZERS}")
         # creation order = TCAF.md 3 (it fixes the default initialisation under a seed); text_dim, the
         # class vectors' width: W_proj's input, and D_w's and D_o's outputs (both reconstruct w)
         self.A_enc = EmbeddingNet(input_size_audio, TOKEN_DIM, embedding_dropout, hidden=embeddings_hidden_size)
@@ -331,7 +335,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         self.losses_on = {"rec": rec_loss, "reg": reg_loss, "ce": cross_entropy_loss}
         self.train_collation = Collation(seqlen_train, seqlen_train_maxlen, seqlen_train_trim, rate_audio, rate_video)
         self.test_collation = Collation(seqlen_test, seqlen_test_maxlen, seqlen_test_trim, rate_audio, rate_video)
-        self.eval_bs = eval_bs
+        self.eval_bs, self.optimizer_name = eval_bs, optimizer
 
     # -- embeddings ------------------------------------------------------------------------------
     def encode(self, audio: Tensor, audio_mask: Tensor, video: Tensor, video_mask: Tensor,
@@ -391,16 +395,18 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
     def after_optimizer_step(self, batch: Union[TemporalBatch, PairBatch]) -> None:
         """The extra get_embeddings pass after each step, in the current (train) mode, output discarded
         [published behaviour]: it moves the BatchNorm statistics of A_enc, V_enc, O_proj and W_proj
-        and draws dropout masks (TCAF.md 6). A PairBatch is collated again (in fixed mode with a
-        random trim, from a new draw)."""
+        and draws dropout masks (TCAF.md 6; under --optimizer adam-sam the momenta are 0 here, so the
+        statistics stay: sam.sam_step). A PairBatch is collated again (in fixed mode with a random
+        trim, from a new draw)."""
         b = self.as_temporal_batch(batch)
         self.get_embeddings(b.audio, b.audio_mask, b.video, b.video_mask, b.text)
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
         """Adam(lr, betas (0.9, 0.999), eps 1e-8, weight decay 1e-5) over every parameter (the shared
-        embedding module once); ReduceLROnPlateau(max, patience 3) with lr_scheduler (TCAF.md 5)."""
-        opt = adam(self.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
-                               weight_decay=ADAM_WEIGHT_DECAY)
+        embedding module once), with "adam-sam" SAM around it; ReduceLROnPlateau(max, patience 3) with
+        lr_scheduler (TCAF.md 5), on Adam."""
+        opt = adam_or_sam(self.optimizer_name, self.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
+                          weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 
     # -- evaluation (TCAF.md 7) ------------------------------------------------------------------
@@ -450,8 +456,8 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
 def tcaf_epoch(inp: EpochInputs) -> Dict[str, float]:
     """TCaF's epoch (the trainer's `epoch_fn`): `n_batches` class-balanced batches of `bs` positives
     (the sampler's negatives are unused), collated with the training collation (random cuts from
-    the sampler's generator, saved for --resume), one Adam step each, then the extra get_embeddings
-    pass; mean losses."""
+    the sampler's generator, saved for --resume), one Adam (or SAM) step each, then the extra
+    get_embeddings pass; mean losses."""
     model = inp.model
     model.train()
     pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
@@ -478,13 +484,13 @@ def tcaf_val_loss(model: Multimodal_Sequence_Transformer, val) -> float:
 # -- the builder ------------------------------------------------------------------------------------
 
 # The switches of the published configurations (TCAF.md 3), the only ones implemented: flag -> value.
-# A flag that is absent or None takes this value.
+# A flag that is absent or None takes this value. (--optimizer adam-sam is implemented: src/models/sam.py.)
 PUBLISHED_SWITCHES = {
     "transformer_use_embedding_net": True, "transformer_use_class_token": True, "use_cross_attention": True,
     "use_self_attention": False, "transformer_average_features": False, "audio_only": False,
     "video_only": False, "transformer_embedding_embed_augment_position": False,
     "transformer_embedding_modality": True, "transformer_embedding_time_embed_type": "sinusoid",
-    "transformer_dim": TOKEN_DIM, "embeddings_batch_norm": True, "optimizer": "adam"}
+    "transformer_dim": TOKEN_DIM, "embeddings_batch_norm": True}
 LOSS_FLAGS = ("rec_loss", "reg_loss", "cross_entropy_loss")      # absent or None: on (the published value)
 
 
@@ -511,6 +517,7 @@ def check_published_switches(args) -> None:
 
 @register_model("tcaf", flag="new_model_sequence", class_name="Multimodal_Sequence_Transformer",
                 epoch_fn=tcaf_epoch, val_loss_fn=tcaf_val_loss, temporal=True, first_epoch_defect=True,
+                optimizers=OPTIMIZERS,
                 defaults={**{k: PUBLISHED_SWITCHES[k] for k in ("transformer_use_embedding_net", "use_self_attention",
                                                                 "transformer_embedding_time_embed_type")},
                           **{k: True for k in LOSS_FLAGS}},
@@ -533,4 +540,4 @@ def tcaf(args) -> Multimodal_Sequence_Transformer:
         seqlen_train_trim=args.batch_seqlen_train_trim, seqlen_test=args.batch_seqlen_test,
         seqlen_test_maxlen=args.batch_seqlen_test_maxlen, seqlen_test_trim=args.batch_seqlen_test_trim,
         rate_audio=rate_audio, rate_video=rate_video, eval_bs=getattr(args, "eval_bs", 64),
-        text_dim=text_dim(args))
+        text_dim=text_dim(args), optimizer=getattr(args, "optimizer", None) or "adam")
