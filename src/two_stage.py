@@ -54,9 +54,8 @@ def evaluated_model(eval_args, args: argparse.Namespace, run_a: RunFolder, run_b
         asked = resolve_model_name(eval_args)          # a Namespace built in code, with a model flag
     if asked is None or asked == own:
         return own
-    flagless = not any(getattr(args, flag, False) for flag in model_flags()) and run_model(args) == "avgzslnet"
-    has = {name: any(run_a.path.glob(f"{get_entry(name).class_name}_score.pt")) for name in (asked, own)}
-    if flagless and has[asked] and not has[own]:
+    has = {name: (run_a.path / f"{get_entry(name).class_name}_score.pt").is_file() for name in (asked, own)}
+    if own == "avgzslnet" and has[asked] and not has[own]:      # its flags all off, its files another model's
         return asked
 
     def named(name):

@@ -159,25 +159,32 @@ def test_selavi_names_still_pair_audio_with_video(uneven_root):
     assert "\n" not in message and str(path) in message and "entries in 'features' but" in message
 
 
-def test_tcaf_trains_and_evaluates_on_unequal_selavi_counts(uneven_root, tmp_path, capsys, restore_logging):
+def run_all_then_evaluate(method, family, data_dir, small, runs_parent, capsys):
+    """`main.py --run all` of a method's recipe in this process, then get_evaluation.py in a new one
+    (its data from the cache): both print the same line. Returns main's stdout and the evaluation's."""
     from main import main
-    root, _ = uneven_root
-    base = cell_commands("tcaf", "UCF", "main_temporal", root.parent)[0][1:]
+    base = cell_commands(method, "UCF", family, data_dir)[0][1:]
     base = base[:base.index("--exp_name")]
-    main([*base, *TCAF_SMALL, "--exp_name", "t", "--dump_path", str(tmp_path), "--run", "all"])
+    main([*base, *small, "--exp_name", "r", "--dump_path", str(runs_parent), "--run", "all"])
     out = capsys.readouterr().out
     assert re.search(LINE, out), out
-    assert about(out.splitlines(), "stage_2_test_seen") and about(out.splitlines(), "stage_1_train")
-    runs = tmp_path / "runs"
-    assert list((runs / "t_stage_2").glob("checkpoints/Multimodal_Sequence_Transformer_score_ckpt_*.pt"))
-    # get_evaluation in a new process, its data from the cache: the same numbers, one warning per folder read
-    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs / "t_stage_1", "--load_path_stage_B",
-                   runs / "t_stage_2", "--device", "cpu")
+    runs = runs_parent / "runs"
+    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs / "r_stage_1", "--load_path_stage_B",
+                   runs / "r_stage_2", "--device", "cpu")
     assert re.search(LINE, proc.stdout).group(0) == re.search(LINE, out).group(0)
-    lines = proc.stdout.splitlines()
+    return out, proc.stdout
+
+
+def test_tcaf_trains_and_evaluates_on_unequal_selavi_counts(uneven_root, tmp_path, capsys, restore_logging):
+    root, _ = uneven_root
+    out, evaluation = run_all_then_evaluate("tcaf", "main_temporal", root.parent, TCAF_SMALL, tmp_path, capsys)
+    assert about(out.splitlines(), "stage_2_test_seen") and about(out.splitlines(), "stage_1_train")
+    assert list((tmp_path / "runs" / "r_stage_2").glob("checkpoints/Multimodal_Sequence_Transformer_score_ckpt_*.pt"))
+    # the evaluation warns once per folder it reads
+    lines = evaluation.splitlines()
     for stage in ("stage_1_val_seen", "stage_1_val_unseen", "stage_2_test_seen", "stage_2_test_unseen"):
-        assert len(about(lines, stage)) == 1, proc.stdout
-    assert not about(lines, "stage_1_train"), proc.stdout            # not read by the evaluation
+        assert len(about(lines, stage)) == 1, evaluation
+    assert not about(lines, "stage_1_train"), evaluation             # not read by the evaluation
 
 
 # -- CLIP/CLAP: class files listing more video names than rows --------------------------------------
@@ -256,18 +263,9 @@ def test_more_names_than_rows_load_by_position_with_one_warning(clip_root):
 
 
 def test_clipclap_trains_and_evaluates_on_more_names_than_rows(clip_root, tmp_path, capsys, restore_logging):
-    from main import main
-    base = cell_commands("clipclap", "UCF", "clip", clip_root.parent.parent)[0][1:]
-    base = base[:base.index("--exp_name")]
-    main([*base, *CLIPCLAP_SMALL, "--exp_name", "c", "--dump_path", str(tmp_path), "--run", "all"])
-    out = capsys.readouterr().out
-    assert re.search(LINE, out), out
+    out, evaluation = run_all_then_evaluate("clipclap", "clip", clip_root.parent.parent, CLIPCLAP_SMALL, tmp_path, capsys)
     assert about(out.splitlines(), "stage_1_train") and about(out.splitlines(), "stage_2_test_unseen")
-    runs = tmp_path / "runs"
-    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs / "c_stage_1", "--load_path_stage_B",
-                   runs / "c_stage_2", "--device", "cpu")
-    assert re.search(LINE, proc.stdout).group(0) == re.search(LINE, out).group(0)
-    assert len(about(proc.stdout.splitlines(), "stage_2_test_unseen")) == 1, proc.stdout
+    assert len(about(evaluation.splitlines(), "stage_2_test_unseen")) == 1, evaluation
 
 
 def one_line_error(root) -> str:
