@@ -17,7 +17,9 @@
 #   AVGZSL_DRY_RUN=1    print the commands instead of running them
 #   AVGZSL_FAMILIES="main cls clip"   the feature families to run (default: the method's own; the
 #                       CLIP/CLAP cell (clip) of the benchmark's methods only when named, it reads
-#                       ClipClap's data from $AVGZSL_DATA/ClipClap/{UCF,ActivityNet,VGGSound})
+#                       ClipClap's data from $AVGZSL_DATA/ClipClap/{UCF,ActivityNet,VGGSound}); one the
+#                       method does not run on (main for tcaf.sh) stops the script before anything runs,
+#                       with one line naming the method's families (exit 2)
 #
 # Running a script again continues its runs (main.py --resume --overwrite): an interrupted run goes
 # on from its last finished epoch, a finished run has nothing left to do (a larger --epochs extends
@@ -38,7 +40,7 @@ run_gzsl() {       # DATASET METHOD [main.py arguments...]
   [[ ${AVGZSL_FRESH:-0} == 1 ]] && fresh=(--fresh)
   [[ -n ${AVGZSL_FAMILIES:-} ]] && read -r -a families <<< "--families $AVGZSL_FAMILIES"
   cmds=$(PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m src.recipes "$dataset" "$method" \
-         --data_dir "$AVGZSL_DATA" --python "$PYTHON" "${fresh[@]}" "${families[@]}" -- "$@")
+         --data_dir "$AVGZSL_DATA" --python "$PYTHON" "${fresh[@]}" "${families[@]}" -- "$@") || exit $?
   while IFS= read -r line; do
     if [[ ${AVGZSL_DRY_RUN:-0} == 1 ]]; then echo "$line"; else eval "$line"; fi
   done <<< "$cmds"

@@ -4,9 +4,11 @@ The only copy of these constants: data loading, the flags and their help, the ru
 recipes, the synthetic generator and the extraction/splitting CLIs all read them. A leaf
 module: it imports nothing from the project.
 """
+import pickle
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePath
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 WORD_DIM = 300      # word2vec class vectors (the text width of every family but CLIP/CLAP's)
 
@@ -63,6 +65,12 @@ class Family:
         return f"{self.audio_width}/{self.video_width}"
 
     @property
+    def kind(self) -> str:
+        """What its folder holds, for messages: e.g. "VGGish/C3D token sequences"."""
+        what = "token sequences" if self.temporal else "vectors, one per video" if self.vectors else "averaged features"
+        return f"{self.networks.split(',')[0]} {what}"
+
+    @property
     def pickled(self) -> bool:
         """Features in one .pkl per class (temporal or CLIP/CLAP), not .h5 files."""
         return self.temporal or self.vectors
@@ -112,20 +120,102 @@ def clip_class_name(name: str) -> str:
     return "".join(f" {ch}" if ch.isupper() and i else ch for i, ch in enumerate(name))
 
 
-def family_of_folder(folder, root=None, dataset: Optional[str] = None) -> Optional[Family]:
-    """The family whose feature folder is named `folder` (a name or a path ending in it), or None.
-    Two families share `cls_features_non_averaged`: with the dataset folder `root` (and its
-    dataset name), one whose text/ holds WavCaps class embeddings is CLIP/CLAP's (ClipClap's
-    data), any other TCaF's."""
+class FolderFamily(NamedTuple):
+    """What a feature folder holds: its family (None: a name no family has) and, when its contents
+    chose it, what in them did (e.g. "text/wavcaps_word_embeddings_ucf_normed.npy is present")."""
+    family: Optional[Family]
+    evidence: str = ""
+
+
+def folder_family(folder, root=None, dataset: Optional[str] = None) -> FolderFamily:
+    """The one place that tells what a feature folder holds. `folder`: a name or a path ending in
+    it. Its name tells the family, except `cls_features_non_averaged`, which is TCaF's (C3D/VGGish
+    token sequences) and ClipClap's (CLIP/CLAP vectors): with the dataset folder `root` (and its
+    dataset name), the folder is ClipClap's when its contents look like ClipClap's data
+    (`clipclap_evidence`), even where a file of it is missing (the data loader then names the
+    file), and TCaF's otherwise."""
     name = PurePath(str(folder)).name
     matches = [f for f in FAMILIES.values() if f.folder == name]
     if len(matches) > 1 and root is not None:
-        text = Path(root) / "features" / name / "text"
-        clip = FAMILIES["clip"]
-        stems = [DATASETS[dataset].clip_stem] if dataset in DATASETS else [d.clip_stem for d in DATASETS.values()]
-        if any((text / f"{clip.text[1][0]}_{s}_normed.npy").is_file() for s in stems):
-            return clip
-    return next((f for f in matches if not f.vectors), matches[0] if matches else None)
+        evidence = clipclap_evidence(Path(root) / "features" / name, dataset)
+        if evidence:
+            return FolderFamily(FAMILIES["clip"], evidence)
+    return FolderFamily(next((f for f in matches if not f.vectors), matches[0] if matches else None))
+
+
+def family_of_folder(folder, root=None, dataset: Optional[str] = None) -> Optional[Family]:
+    """The family of a feature folder (None: a name no family has); see `folder_family`."""
+    return folder_family(folder, root, dataset).family
+
+
+def clipclap_evidence(feature_dir: Path, dataset: Optional[str] = None) -> str:
+    """What in `feature_dir` (a `cls_features_non_averaged` folder) shows ClipClap's CLIP/CLAP data,
+    "" when nothing does (TCaF's data). In this order: WavCaps class embeddings in text/
+    (`wavcaps_word_embeddings_{stem}_normed.npy`); CLIP class embeddings (512-d vectors) in
+    text/'s `word_embeddings_{stem}_normed.npy`, a name word2vec's 300-d dict shares; class files
+    holding one 1-d vector per video (TCaF's hold [T, D] sequences; the smallest audio file is
+    looked at). Unreadable files show nothing (the loader reports them)."""
+    clip = FAMILIES["clip"]
+    infos = [DATASETS[dataset]] if dataset in DATASETS else list(DATASETS.values())
+    text = feature_dir / "text"
+    for info in infos:
+        wavcaps = text / f"{clip.text[1][0]}_{info.clip_stem}_normed.npy"
+        if wavcaps.is_file():
+            return f"{wavcaps.relative_to(feature_dir)} is present"
+    clip_width = clip.text[0][1]
+    for info in infos:
+        for stem in dict.fromkeys((info.clip_stem, info.npy_stem)):
+            npy = text / f"{clip.text[0][0]}_{stem}_normed.npy"
+            if _npy_width(npy) == clip_width:
+                return f"{npy.relative_to(feature_dir)} holds {clip_width}-d CLIP class embeddings, not 300-d word2vec"
+    files = [p for p in (feature_dir / "audio").glob("*/*.pkl") if p.is_file()]     # none: no audio/ folder
+    if files:
+        smallest = min(files, key=lambda p: (p.stat().st_size, p.name))
+        if _pkl_feature_ndim(smallest) == 1:
+            return f"{smallest.relative_to(feature_dir)} holds one 1-d vector per video, not [T, D] token sequences"
+    return ""
+
+
+def _stamp(path: Path):
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_size, st.st_mtime_ns)
+
+
+def _npy_width(path: Path) -> Optional[int]:
+    """The size of the first vector of a pickled `.npy` dict of class vectors (None: no such file,
+    or not one)."""
+    stamp = _stamp(path)
+    return _npy_width_of(stamp) if stamp else None
+
+
+@lru_cache(maxsize=64)
+def _npy_width_of(stamp) -> Optional[int]:
+    import numpy as np
+    try:
+        d = np.load(stamp[0], allow_pickle=True).item()
+        return int(np.asarray(next(iter(d.values()))).size) if isinstance(d, dict) and d else None
+    except Exception:  # noqa: BLE001 - any unreadable file shows nothing here
+        return None
+
+
+def _pkl_feature_ndim(path: Path) -> Optional[int]:
+    """The number of dimensions of the first video's features in a class `.pkl` (None: unreadable)."""
+    stamp = _stamp(path)
+    return _pkl_feature_ndim_of(stamp) if stamp else None
+
+
+@lru_cache(maxsize=64)
+def _pkl_feature_ndim_of(stamp) -> Optional[int]:
+    import numpy as np
+    try:
+        with open(stamp[0], "rb") as f:
+            feats = pickle.load(f)["features"]
+        return int(np.asarray(feats[0]).ndim) if len(feats) else None
+    except Exception:  # noqa: BLE001 - any unreadable file shows nothing here
+        return None
 
 
 def is_temporal_folder(folder) -> bool:

@@ -36,21 +36,15 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
         run.check_resume_args(args)
     # data and model first: bad input fails before anything is written
     entry = get_entry(args.model_name)
-    built, notes = as_built(args, entry)
+    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
+    built, notes = as_built(args, entry, family)
+    if family is not None:             # told by the folder's name and text/ before it is read
+        check_features(entry, family.temporal, family.vectors,
+                       str(Path(args.root_dir) / "features" / Path(str(args.feature_extraction_method)).name), family.kind)
     dataset = dataset_from_args(built)
-    if entry.temporal and dataset.vectors:
-        raise UserError(f"{args.model_name} trains on token sequences, but {dataset.feature_dir} holds ClipClap's "
-                        f"CLIP/CLAP vectors: train ClipClap on them (--clipclap, or ClipClap's config/clipclap.yaml)")
-    if entry.vectors and not dataset.vectors:
-        raise UserError(f"{args.model_name} trains on the CLIP/CLAP features (ClipClap's data: "
-                        f"features/cls_features_non_averaged with text/wavcaps_word_embeddings_*_normed.npy), but "
-                        f"{dataset.feature_dir} holds {dataset.family.networks if dataset.family else 'other'} features")
     args.text_dim = built.text_dim = dataset.text_dim   # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
-    if dataset.temporal != entry.temporal:
-        raise UserError(f"{args.model_name} trains on {'token sequences' if entry.temporal else 'averaged features'}, "
-                        f"but --feature_extraction_method {args.feature_extraction_method} holds "
-                        f"{'token sequences' if dataset.temporal else 'averaged features'}: use "
-                        f"{'*_non_averaged' if entry.temporal else 'main_features or cls_features'}")
+    check_features(entry, dataset.temporal, dataset.vectors, str(dataset.feature_dir),
+                   dataset.family.kind if dataset.family else "token sequences" if dataset.temporal else "vectors")
     if (args.compile or args.amp or args.cuda_graph) and not entry.fast_modes:
         raise UserError(f"--compile, --amp and --cuda_graph speed up the trainer's step, which {args.model_name} "
                         f"does not use (its own epoch): train it without them")
@@ -84,7 +78,15 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                    val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
 
 
-def as_built(args: argparse.Namespace, entry) -> Tuple[argparse.Namespace, List[str]]:
+def check_features(entry, temporal: bool, vectors: bool, folder: str, kind: str) -> None:
+    """UserError when a feature folder (holding `kind`) is not what the model trains on."""
+    need = entry.needs_other_features(temporal, vectors)
+    if need:
+        raise UserError(f"{entry.name} trains on {need}, but {folder} holds {kind}: pass the --root_dir and "
+                        f"--feature_extraction_method of such features, or the model flag of a model for these")
+
+
+def as_built(args: argparse.Namespace, entry, family) -> Tuple[argparse.Namespace, List[str]]:
     """The Namespace the data and the model are built from, and what the log should say about it. A
     model of the CLIP/CLAP family alone (ClipClap) is built for that family's widths whatever
     --input_size_audio/video say, as ClipClap's code does (its config's 128/4096 are TCaF's C3D/VGGish
@@ -93,7 +95,6 @@ def as_built(args: argparse.Namespace, entry) -> Tuple[argparse.Namespace, List[
     notes = [f"--{flag} comes with {entry.name}'s configuration, whose code does not read it as a model choice: "
              f"training {entry.name} ({entry.class_name}), as that code does"
              for flag in entry.inherited_flags if getattr(args, flag, False)]
-    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
     sizes = (args.input_size_audio, args.input_size_video)
     if not (entry.vectors and family is not None and family.vectors and sizes != (family.audio_width, family.video_width)):
         return args, notes

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, family_of_folder, is_temporal_folder
+from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, folder_family, is_temporal_folder
 from .errors import UserError
 from .features_cache import load_folder
 from .sequences import Sequences
@@ -147,7 +147,8 @@ class AVGZSLDataset:
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
                             f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
         self.feature_dir = self.root / "features" / self.feature_method
-        self.family = family_of_folder(self.feature_method, self.root, dataset_name)   # None: another name
+        # the family (None: another name) and, when the folder's contents chose it, what did
+        self.family, self.family_evidence = folder_family(self.feature_method, self.root, dataset_name)
         # .pkl token sequences (TCaF), or .pkl vectors (CLIP/CLAP) read as [N, D] like the .h5 rows
         self.temporal = self.family.temporal if self.family else is_temporal_folder(self.feature_method)
         self.vectors = bool(self.family and self.family.vectors)
@@ -232,10 +233,34 @@ class AVGZSLDataset:
     def _pair_word_vectors(self) -> torch.Tensor:
         """[K, text_dim] float32, row c = the vector of class c under the chosen pairing; a family
         with several class-vector files (CLIP/CLAP) concatenates their rows, each paired alike."""
+        self._check_text_files()
         mapping = self._read_mapping() if self.pairing == "correct" else None
         widths = [width for _, width in self.text_family.text]
         return torch.cat([self._pair_file(path, width, mapping)
                           for path, width in zip(self.word_vector_paths, widths)], dim=1)
+
+    def _check_text_files(self) -> None:
+        """A UserError naming the first missing class-vector file, what the family's class vectors
+        are made of and where the file comes from."""
+        missing = [p for p in self.word_vector_paths if not p.is_file()]
+        if not missing:
+            return
+        family, text = self.text_family, self.feature_dir / "text"
+        if len(family.text) > 1:            # CLIP/CLAP: [CLIP 512 || WavCaps 1024]
+            model = {"word_embeddings": "clip", "wavcaps_word_embeddings": "wavcaps"}   # get_clip_embeddings' --models
+            label = {"clip": "CLIP", "wavcaps": "WavCaps"}
+            vectors = " || ".join(f"{label[model[stem]]} {width}" for stem, width in family.text)
+            files = " and ".join(f"text/{f.name}" for f in self.word_vector_paths)
+            models = ",".join(model[stem] for (stem, _), f in zip(family.text, self.word_vector_paths) if f in missing)
+            why = f" ({self.family_evidence})" if self.family_evidence else ""
+            raise UserError(f"missing class embeddings {missing[0]}: {self.feature_dir} holds ClipClap's "
+                            f"{family.networks} data{why}, whose class vectors are [{vectors}], {files} (pickled "
+                            f"dicts {{class name: float32 vector}}): copy the file from ClipClap's data, or make it "
+                            f"with clip_feature_extraction/get_clip_embeddings.py --dataset {self.info.clip_stem} "
+                            f"--models {models} --output_dir {text}")
+        raise UserError(f"missing word vectors {missing[0]} (a pickled dict {{name: float32[{family.text_width}]}}): "
+                        f"copy the benchmark's text/{missing[0].name} (every word2vec family's text/ folder holds "
+                        f"the same file)")
 
     def _pair_file(self, path: Path, width: int, mapping: Optional[Dict[str, str]]) -> torch.Tensor:
         w2v = load_word_vector_file(path, width)
@@ -267,7 +292,20 @@ class AVGZSLDataset:
             data = load_folder(self.root, self.feature_dir, folder, self.sizes, use_cache=self.cache,
                                temporal=self.temporal or self.vectors, family=self.family)
             self._folders[folder] = as_vectors(data, self.feature_dir, folder) if self.vectors else data
+            self._warn_unknown_classes(folder, data["classes"])
         return self._folders[folder]
+
+    def _warn_unknown_classes(self, folder: str, stems: Sequence[str]) -> None:
+        """One warning naming a folder's class files of no class of all_class.txt (their videos are
+        never read; a class of all_class.txt left out of the split lists is dropped silently, as the
+        real UCF cls_split test-unseen folder needs, PROTOCOL.md 1)."""
+        unknown = [f"{s}{self.ext}" for s in stems if self.key(s) not in self._index]
+        if unknown:
+            shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+            log.warning("%s: %s of no class of %s (%s): their videos are not read; rename such a file to its "
+                        "class's name in all_class.txt, or remove it", self.feature_dir / "audio" / folder,
+                        "1 file is" if len(unknown) == 1 else f"{len(unknown)} files are",
+                        self.split_dir / "all_class.txt", shown)
 
     def _list_ids(self, list_name: str, role: str) -> List[int]:
         """Sorted class indices of one non-empty stage_*.txt list."""
@@ -321,6 +359,12 @@ class AVGZSLDataset:
                                      if self.key(s) in self._index else -1 for s in data["classes"]],
                                     dtype=torch.long)
             present = set(file_ids.tolist())
+            if not data["classes"]:
+                listed = [self.class_names[c] for c in ids[folder]]
+                raise UserError(f"{self.feature_dir / 'audio' / folder} and video/{folder} hold no {ext} file, but "
+                                f"{self.class_split_dir / (folder + '.txt')} lists {len(listed)} "
+                                f"class{'es' if len(listed) > 1 else ''} (first: {listed[0]!r}); put one {ext} file "
+                                f"per listed class ({{Class}}{ext}) in both folders")
             for c in ids[folder]:
                 if c not in present:
                     raise UserError(f"class {self.class_names[c]!r} is listed in "

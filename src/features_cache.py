@@ -6,8 +6,10 @@ an atomic cache.
 (`features/*_non_averaged`, TCAF.md 1) "audio" and "video" are `Sequences` (float32 tokens,
 one [T_i, D] sequence per video; quantised uint8 audio read as float32 values 0..255). The cache
 `{root}/_features_processed/{method}/{folder}.pt` records the name, size and mtime of every
-source file; a cache that does not match them, or cannot be read, is rebuilt. Warnings found
-while reading (integer features read as float32) are kept in the cache and logged at every load;
+source file; a cache that does not match them, or cannot be read, is rebuilt; temp files that a
+killed cache write left in its folder are removed at the next load (those of live writes kept).
+Warnings found while reading (integer features read as float32; float VGGish audio within [0, 1]
+where uint8 codes 0..255 are stored) are kept in the cache and logged at every load;
 so are the notices of data the originals accept but that is odd (SeLaVi videos with different
 audio and video token counts, CLIP/CLAP class files listing more names than rows), one line per
 folder on the project's logger "avgzsl", each time the folder is loaded, from the cache or not.
@@ -25,13 +27,14 @@ import torch
 
 from .benchmarks import FAMILIES, Family, family_of_folder, is_temporal_folder
 from .errors import UserError
-from .io_utils import atomic_torch_save
+from .io_utils import atomic_torch_save, remove_stale_temp_files
 from .sequences import Sequences
 
 log = logging.getLogger(__name__)
 notices_log = logging.getLogger("avgzsl")       # odd data that is accepted: the project's own logger
 CACHE_VERSION = 2      # 2: integer-dtype warnings kept, repeated video names and widths per file checked
-TEMPORAL_CACHE_VERSION = "temporal-1"     # the caches of temporal folders (never equal to an averaged one)
+TEMPORAL_CACHE_VERSION = "temporal-2"     # the caches of temporal folders (never equal to an averaged one);
+                                          # 2: the warning of float VGGish audio within [0, 1] kept
 VECTORS_CACHE_VERSION = "vectors-1"       # CLIP/CLAP folders (the folder name of a temporal one)
 
 
@@ -138,7 +141,8 @@ def _class_files(dirs: Dict[str, Path], ext: str = ".h5"):
         only_a = sorted(set(audio_files) - set(video_files))
         only_v = sorted(set(video_files) - set(audio_files))
         raise UserError(f"audio and video folders differ: {dirs['audio']} has {only_a[:5]} without "
-                        f"video, {dirs['video']} has {only_v[:5]} without audio")
+                        f"video, {dirs['video']} has {only_v[:5]} without audio; every class needs both its "
+                        f"audio and its video {ext} file: add the missing files or remove the extra ones")
     return audio_files, video_files
 
 
@@ -178,6 +182,7 @@ def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> di
 
 # -- temporal folders (TCAF.md 1) ------------------------------------------------------------
 PKL_FORMAT = "a pickled dict with 'features' (one [T, D] array per video) and 'video_names'"
+VECTORS_FORMAT = "a pickled dict with 'features' (one 1-d [D] vector per video) and 'video_names'"   # CLIP/CLAP
 
 
 def _one_line(err: Exception) -> str:
@@ -190,6 +195,7 @@ class PklFile(NamedTuple):
     lengths: np.ndarray     # int64 [N]: T_i
     names: List[str]        # its 'video_names' (more than N in an unaligned CLIP/CLAP file)
     width: Optional[int]    # D, None when N = 0
+    unit_floats: bool = False   # float features all within [0, 1] where `integer_dtype` codes were expected
 
     @property
     def aligned(self) -> bool:
@@ -204,10 +210,14 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
 
     Integer tokens are read as float32 with their values unchanged; a warning is appended to
     `notes` unless their dtype is `integer_dtype` (the family's stored dtype, e.g. uint8 VGGish).
+    Float tokens all within [0, 1] where `integer_dtype` is "uint8" (codes 0..255, e.g. divided by
+    255 by a re-export) are flagged in `unit_floats` (the caller warns once per folder).
     vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token); it may list more
     names than rows (ClipClap's splitting keeps the names of the videos it drops, CLIPCLAP.md 1.4):
     its rows are then read by position and its names are neither checked nor used (`aligned`).
     """
+    fmt = VECTORS_FORMAT if vectors else PKL_FORMAT
+    per_video = "a 1-d [D] vector per video" if vectors else "a [T, D] float array per video"
     try:
         with open(path, "rb") as f:
             blob = pickle.load(f)
@@ -215,18 +225,18 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
         raise UserError(f"cannot read {path}: {_one_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - a truncated or garbage pickle fails in many ways
         raise UserError(f"cannot read {path}: not a readable pickle ({_one_line(err)}); expected "
-                        f"{PKL_FORMAT}: re-create the file") from None
+                        f"{fmt}: re-create the file") from None
     if not isinstance(blob, dict):
-        raise UserError(f"{path} holds a {type(blob).__name__}; expected {PKL_FORMAT}")
+        raise UserError(f"{path} holds a {type(blob).__name__}; expected {fmt}: re-create the file")
     for key in ("features", "video_names"):
         if key not in blob:
             keys = ", ".join(repr(k) for k in list(blob)[:5]) or "none"
-            raise UserError(f"{path} has no '{key}' (its keys: {keys}); expected {PKL_FORMAT}")
+            raise UserError(f"{path} has no '{key}' (its keys: {keys}); expected {fmt}: re-create the file")
     feats, raw_names = blob["features"], blob["video_names"]
     for key, value in (("features", feats), ("video_names", raw_names)):
         if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
             raise UserError(f"{path}: '{key}' is a {type(value).__name__}, expected a list (one entry per "
-                            f"video); expected {PKL_FORMAT}")
+                            f"video); expected {fmt}: re-create the file")
     names = _names(raw_names, path, "video_names")
     aligned = len(feats) == len(names)
     if not aligned and not (vectors and len(names) > len(feats)):
@@ -238,20 +248,26 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
     else:                       # names that are not the rows' are never shown as theirs
         who = [f"the video of row {i} (its name unknown: 'video_names' lists {len(names)} names for "
                f"{len(feats)} rows)" for i in range(len(feats))]
-    arrays, width, integers = [], None, set()
+    arrays, width, integers, floats = [], None, set(), False
     for k, x in enumerate(feats):
         try:
             arr = np.asarray(x)
         except Exception as err:  # noqa: BLE001 - ragged nested lists and the like
             raise UserError(f"{path}: the features of {who[k]} are not an array ({_one_line(err)}); "
-                            f"expected a [T, D] float array per video") from None
+                            f"expected {per_video}: re-extract this file") from None
         if arr.dtype.kind not in "iuf":
             what = "Python object" if arr.dtype.kind == "O" else _describe_dtype(arr.dtype)
             raise UserError(f"{path}: the features of {who[k]} hold {what} "
-                            f"values, not numbers; expected a [T, D] float array per video: re-extract "
+                            f"values, not numbers; expected {per_video}: re-extract "
                             f"this file")
-        if vectors and arr.ndim == 1 and arr.size:     # one vector: one token (as TCaF's collator)
-            arr = arr[None]
+        if vectors and arr.ndim == 1:
+            if arr.size == 0:
+                raise UserError(f"{path}: the features of {who[k]} are an empty vector (0 values); expected "
+                                f"{per_video}: drop the video (from 'features' and 'video_names') or re-extract it")
+            arr = arr[None]         # one vector: one token (as TCaF's collator)
+        if vectors and arr.ndim != 2:
+            raise UserError(f"{path}: the features of {who[k]} have shape {tuple(arr.shape)}; expected "
+                            f"{per_video}: re-extract this file")
         if arr.ndim != 2:
             raise UserError(f"{path}: the features of {who[k]} have shape {tuple(arr.shape)}; "
                             f"expected 2-d [T, D] (one row per time step)")
@@ -266,6 +282,8 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
                             f"has {width}-d; a file holds features of one extractor: re-extract it")
         if arr.dtype.kind in "iu":
             integers.add(str(arr.dtype))
+        else:
+            floats = True
         arrays.append(arr)
     if notes is not None and integers - {integer_dtype}:
         notes.append(f"{path}: 'features' are {', '.join(sorted(integers))} (integer features, e.g. "
@@ -279,7 +297,9 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
         others = f" (and {len(bad) - 1} more videos)" if len(bad) > 1 else ""
         raise UserError(f"{path}: {who[bad[0]]}{others} holds NaN or Inf values; re-extract "
                         f"or drop it")
-    return PklFile(values, lengths, names, width)
+    unit_floats = (integer_dtype == "uint8" and floats and not integers and values.size > 0
+                   and float(values.min()) >= 0.0 and float(values.max()) <= 1.0)
+    return PklFile(values, lengths, names, width, unit_floats)
 
 
 def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None,
@@ -303,10 +323,13 @@ def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None
     uneven: List[Tuple[str, int, int]] = []         # SeLaVi: (class/video, T_a, T_v) of each odd video
     unaligned: List[Tuple[str, int, int]] = []      # CLIP/CLAP: (modality/split/file, names, rows) of each file
     unaligned_classes, unaligned_videos = 0, 0
+    unit_audio: List[str] = []                      # cls (uint8 VGGish codes expected): float files within [0, 1]
     vectors = bool(family and family.vectors)
     for i, stem in enumerate(classes):
         a = read_pkl(audio_files[stem], notes, family.audio_dtype if family else None, vectors)
         v = read_pkl(video_files[stem], notes, vectors=vectors)
+        if a.unit_floats:
+            unit_audio.append(audio_files[stem].name)
         if a.aligned and v.aligned:
             _check_same_videos(audio_files[stem], video_files[stem], a.names, v.names, temporal=True)
             names = a.names
@@ -332,6 +355,13 @@ def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None
                 widths[m][f"{stem}.pkl"] = f.width
         row_class.append(np.full(len(a.lengths), i, dtype=np.int64))
         urls.extend(names)
+    if unit_audio and notes is not None:       # one line for the folder, naming its first such file
+        more = (f"as are {len(unit_audio) - 1} more of the {len(classes)} .pkl files of its folder"
+                if len(unit_audio) > 1 else f"the only one of the {len(classes)} .pkl files of its folder")
+        notes.append(f"{dirs['audio'] / unit_audio[0]}: float audio features all within [0, 1] ({more}), but this "
+                     f"folder's VGGish audio is stored as {family.audio_dtype} codes 0..255, which TCaF divides by 255 "
+                     f"(TCAF.md 1): codes already divided by 255 would end near 0; re-export them as uint8 codes "
+                     f"(the values times 255)")
     if uneven and notices is not None:
         name, t_a, t_v = uneven[0]
         notices.append(f"{len(uneven)} of {len(urls)} videos have different audio and video token counts "
@@ -390,6 +420,12 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
             raise UserError(f"missing feature folder {d}")
     sources = _sources(dirs, ext)
     cache = Path(root) / "_features_processed" / feature_dir.name / f"{folder}.pt"
+    if cache.parent.is_dir():       # temp files of cache writes killed midway (not those of live writes)
+        try:
+            for tmp in remove_stale_temp_files(cache.parent):
+                log.info("removed %s, left by a cache write that was killed", tmp)
+        except OSError as err:      # a read-only copy of the data, say: the load goes on
+            log.info("cannot remove the temp files of killed cache writes in %s (%s)", cache.parent, err)
     data, notes, notices = None, [], []
     if use_cache and cache.exists():
         try:

@@ -2,16 +2,22 @@
 
 A failed write raises an OSError that names the target file (a full disk: errno ENOSPC) and
 leaves the previous version of the file and no temp file behind. Temp files are named
-`.{name}.*.tmp`; one left by a killed process is removed by `remove_temp_files`.
+`.{name}.pid{pid}@{host}.*.tmp` (the writing process and its machine); one left by a killed
+process is removed by `remove_temp_files` (a folder no one writes into: all of them) or by
+`remove_stale_temp_files` (a folder other processes may be writing into: only those of a writer
+known to be dead, or not modified for `STALE_AFTER_S`).
 """
 import errno
 import json
 import os
 import pickle
 import queue
+import re
 import shutil
+import socket
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
@@ -22,6 +28,20 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 TEMP_GLOB = ".*.tmp"
+# a temp file whose writer cannot be told dead (another machine, a name without pid) is stale once
+# it has not been written to for this long (a live write appends to it until its rename, seconds later)
+STALE_AFTER_S = 3600.0
+_WRITER = re.compile(r"\.pid(\d+)@([A-Za-z0-9-]*)\.[^.]*\.tmp$")      # pid, host of a temp file's name
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:40]
+
+
+def _temp_prefix(path: Path) -> str:
+    """`.{name}.pid{pid}@{host}.`: who writes the temp file, for `remove_stale_temp_files`."""
+    return f".{path.name}.pid{os.getpid()}@{_host()}."
+
 
 # Test-only (tests/test_interruptions.py): when set, called with (temp file, target) once the temp
 # file is complete and before it is renamed, in the writing thread; src/train.py sets it from
@@ -45,7 +65,7 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)          # mkstemp makes 0600: give the usual permissions
         yield Path(tmp)
@@ -106,17 +126,58 @@ def _write_failure(err: RuntimeError, tmp, path) -> OSError:
     return OSError(errno.EIO, "torch.save failed to write it: is the disk full or the quota exceeded?", str(path))
 
 
-def remove_temp_files(folder) -> list:
-    """Remove the temp files of atomic writes left in `folder` by a killed process (call it only
-    when no write into `folder` is in progress). Returns the removed paths."""
+def remove_temp_files(folder, keep=lambda path: False) -> list:
+    """Remove the temp files of atomic writes left in `folder` by a killed process, but those that
+    `keep(path)` (call it without `keep` only when no write into `folder` is in progress). Returns the
+    removed paths."""
     removed = []
-    for p in Path(folder).glob(TEMP_GLOB):
+    for p in sorted(Path(folder).glob(TEMP_GLOB)):
+        if keep(p):
+            continue
         try:
             p.unlink()
             removed.append(p)
         except FileNotFoundError:
             pass
     return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:           # another user's process
+        return True
+    except (OSError, OverflowError):  # not a pid this system has
+        return False
+    return True
+
+
+def temp_writer_dead(path, now: Optional[float] = None, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """Whether the atomic write that made temp file `path` is over (its process killed). A name
+    naming a process of this machine answers: dead when that process no longer runs (one that runs
+    may be writing it: kept, however old). Otherwise (a writer of another machine, a name without
+    pid) it is dead once not modified for `stale_after_s` seconds: a live write keeps appending to
+    its temp file until the rename, seconds after the last byte."""
+    path = Path(path)
+    match = _WRITER.search(path.name)
+    if match and match.group(2) == _host() and os.name == "posix":      # (Windows' os.kill would signal it)
+        pid = int(match.group(1))
+        return pid != os.getpid() and not _pid_alive(pid)
+    try:
+        age = (time.time() if now is None else now) - path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    return age > stale_after_s
+
+
+def remove_stale_temp_files(folder, stale_after_s: float = STALE_AFTER_S) -> list:
+    """Remove the temp files of atomic writes that a killed process left in `folder`, keeping those
+    of writes that may still be in progress (`temp_writer_dead`): safe while other processes (or
+    this one's threads) write into `folder`. Returns the removed paths."""
+    now = time.time()
+    return remove_temp_files(folder, keep=lambda p: not temp_writer_dead(p, now, stale_after_s))
 
 
 def atomic_pickle(obj, path) -> None:

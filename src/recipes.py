@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .benchmarks import DATASETS, FAMILIES, dataset_root
-from .errors import ArgumentParser
+from .errors import ArgumentParser, UserError, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -165,11 +165,19 @@ def merge_flags(*layers: str) -> List[str]:
     return [t for flag, value in out.items() for t in ((flag,) if value is None else (flag, value))]
 
 
+def not_its_families(method: str, families: Sequence[str]) -> str:
+    """'' when `method` runs on every one of `families`, else the one-line reason naming those it does
+    not run on and its own: `tcaf does not run on main (its families: main_temporal, cls_temporal)`."""
+    m = METHODS[method]
+    wrong = [f for f in dict.fromkeys(families) if f not in m.families]
+    return f"{method} does not run on {', '.join(wrong)} (its families: {', '.join(m.families)})" if wrong else ""
+
+
 def training_flags(method: str, dataset: str, family: str) -> List[str]:
     """The stage-1 main.py flags of a cell, without --root_dir, --dataset_name and --exp_name."""
     m = METHODS[method]
     if family not in m.families:
-        raise KeyError(f"{method} does not run on {family} features")
+        raise UserError(not_its_families(method, [family]))
     return merge_flags(FAMILY_FLAGS[family], m.common, m.model_flag, m.flags, m.family_flags(family),
                        m.per_dataset.get(dataset, ""), m.per_cell.get((dataset, family), ""))
 
@@ -202,10 +210,13 @@ def cell_commands(method: str, dataset: str, family: str, data_dir, dump_path=No
 def script_commands(method: str, dataset: str, data_dir: str, extra: Sequence[str] = (), fresh: bool = False,
                     python: str = "python3", families: Optional[Sequence[str]] = None) -> List[List[str]]:
     """What run_scripts/{dataset}-GZSL/{script}.sh runs: the cell of each family (default: the
-    method's script families; others it does not run on are skipped), with absolute script paths."""
+    method's script families), with absolute script paths. Families asked for that the method does
+    not run on are a UserError, also when others apply: a grid silently missing cells is refused."""
     resume = ("--overwrite",) if fresh else RESUME
     m = METHODS[method]
-    chosen = m.script_families if not families else [f for f in families if f in m.families]
+    if families and not_its_families(method, families):
+        raise UserError(not_its_families(method, families))
+    chosen = m.script_families if not families else list(dict.fromkeys(families))
     return [[python, str(REPO / cmd[0]), *cmd[1:]]
             for family in chosen
             for cmd in cell_commands(method, dataset, family, data_dir, extra=extra, resume=resume)]
@@ -233,7 +244,8 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="--overwrite instead of --resume --overwrite")
     p.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES),
                    help="feature families to run (default: the method's run-script families; the CLIP/CLAP "
-                        "cell of the benchmark's methods only when named here)")
+                        "cell of the benchmark's methods only when named here); a family the method does not "
+                        "run on is an error")
     p.add_argument("--table", action="store_true", help="print the whole table as Markdown")
     p.epilog = "Arguments after -- go to every main.py command."
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -244,8 +256,10 @@ def main(argv=None) -> int:
         return 0
     if args.dataset is None or args.method is None:
         p.error("give DATASET and METHOD, or --table")
-    for cmd in script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python,
-                               args.families):
+    with exit_on_user_error(p.prog):     # a family the method does not run on: one line, exit 2
+        cmds = script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python,
+                               args.families)
+    for cmd in cmds:
         print(" ".join(shlex.quote(a) for a in cmd))
     return 0
 

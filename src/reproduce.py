@@ -14,6 +14,11 @@ command skips every cell whose evaluation JSON exists, continues interrupted tra
 (--resume) and restarts those killed before their first epoch ended (--overwrite). Tables:
 {out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables) and results_long.csv (one
 row per cell and seed), written atomically, also when some cells failed (shown as "-").
+
+Methods x families is a grid with holes (TCaF runs on the temporal families only, ClipClap on clip):
+a method skips the families it does not run on, with one logged line per method naming them. A
+method named in --methods that runs on none of --families, or a family named in --families that
+none of the methods runs on, would be a row or column of nothing: refused (exit 2) before any run.
 """
 import argparse
 import json
@@ -24,14 +29,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import pandas as pd
 
 from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES
-from .errors import ArgumentParser, exit_on_user_error
+from .errors import ArgumentParser, UserError, exit_on_user_error
 from .io_utils import atomic_write_text
-from .recipes import METHODS, cell_commands, exp_names
+from .recipes import METHODS, cell_commands, exp_names, not_its_families
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("avgzsl.reproduce")
@@ -144,14 +149,23 @@ def json_object(text: str) -> dict:
     return value
 
 
+class Given(argparse.Action):
+    """Store the values, and add the flag's dest to `namespace.given` (what the user named himself)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="table rows")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), action=Given,
+                   help="table rows")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES),
+    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES), action=Given,
                    help=" and/or ".join(f"{k} ({f.networks}, {f.split})" for k, f in FAMILIES.items())
-                   + "; the temporal ones only run for a method that lists them")
+                   + "; a method skips those it does not run on (TCaF: the temporal ones only; ClipClap: clip)")
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
     p.add_argument("--data_dir", default=os.environ.get("AVGZSL_DATA", "avgzsl_benchmark_datasets"),
                    help="folder holding UCF/, ActivityNet/, VGGSound/, and ClipClap/{UCF,...}/ for the clip "
@@ -173,10 +187,36 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm_additional", type=json_object, default={}, help="extra sbatch parameters as JSON, e.g. '{\"account\": \"x\"}'")
     g.add_argument("--submitit_cluster", default="slurm", choices=["slurm", "local", "debug"],
                    help="submitit executor (local/debug: run the jobs on this machine, for tests)")
+    p.set_defaults(given=frozenset())
     return p
 
 
+def grid_axes(args) -> Tuple[List[str], List[str]]:
+    """The table's rows and columns: the methods and families with at least one cell. A method skips the
+    families it does not run on (one logged line per method; the methods with no cell, in one line); a
+    method or a family the user named that would have no cell at all is a UserError, as a row or column
+    of nothing would be a silent loss."""
+    methods, families = list(dict.fromkeys(args.methods)), list(dict.fromkeys(args.families))
+    runs_on = {m: [f for f in families if f in METHODS[m].families] for m in methods}
+    empty = [m for m in methods if not runs_on[m]]
+    if "methods" in args.given and empty:
+        raise UserError("; ".join(not_its_families(m, families) for m in empty) +
+                        ": no cell in this grid; add its families to --families or drop it from --methods")
+    lonely = [f for f in families if not any(f in runs_on[m] for m in methods)]
+    if "families" in args.given and lonely:
+        who = lambda f: ", ".join(m for m, e in METHODS.items() if f in e.families)
+        raise UserError("; ".join(f"none of --methods {' '.join(methods)} runs on {f} ({who(f)} does)" for f in lonely)
+                        + ": no cell in this grid; add such a method to --methods or drop it from --families")
+    for m in methods:
+        if runs_on[m] and len(runs_on[m]) < len(families):
+            log.info("skipped: %s", not_its_families(m, families))
+    if empty:       # --methods left at its default: the methods of other families, in one line
+        log.info("skipped: %s (no cell on %s)", ", ".join(empty), ", ".join(families))
+    return [m for m in methods if runs_on[m]], [f for f in families if f not in lonely]
+
+
 def grid(args) -> List[Cell]:
+    methods, families = grid_axes(args)
     extra = list(shlex.split(args.main_args))
     for name in ("epochs", "n_batches", "device"):
         if getattr(args, name) is not None:
@@ -184,7 +224,7 @@ def grid(args) -> List[Cell]:
     # absolute: the cells' subprocesses run in the repository root
     data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
     return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra))
-            for m in args.methods for d in args.datasets for f in args.families for s in args.seeds
+            for m in methods for d in dict.fromkeys(args.datasets) for f in families for s in dict.fromkeys(args.seeds)
             if f in METHODS[m].families]
 
 
@@ -239,6 +279,8 @@ def main(argv=None) -> int:
 
 def run_grid(args) -> int:
     cells = grid(args)
+    methods = list(dict.fromkeys(c.method for c in cells))              # the rows and columns with cells
+    families = [f for f in dict.fromkeys(args.families) if any(c.family == f for c in cells)]
     todo = [c for c in cells if not c.eval_json.is_file()]
     log.info("%d cells, %d finished, %d to run", len(cells), len(cells) - len(todo), len(todo))
     if args.dry_run:
@@ -250,7 +292,7 @@ def run_grid(args) -> int:
     outcome = (run_submitit(todo, args) if args.slurm else run_local(todo)) if todo else {}
     results = {(c.method, c.dataset, c.family, c.seed): json.loads(c.eval_json.read_text())
                for c in cells if c.eval_json.is_file()}
-    tables = make_tables(results, args.methods, args.datasets, args.families)
+    tables = make_tables(results, methods, list(dict.fromkeys(args.datasets)), families)
     write_tables(args.out_dir, tables)
     print(tables["results.md"])
     failed = [c for c, r in outcome.items() if isinstance(r, Exception)]

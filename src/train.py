@@ -16,7 +16,11 @@ last resume state: an epoch whose checkpoints were written without its resume st
 again, to the same numbers, and overwrites them; metrics.jsonl lines after the resume state are
 dropped. SIGINT (Ctrl-C) and SIGTERM (Slurm, submitit, kill) raise `TrainingInterrupted` in the
 main thread; the files queued so far are finished (a second signal drops the ones not started),
-and the process exits with a line saying which epoch the folder keeps (status 130 / 143).
+and the process exits with a line saying which epoch the folder keeps (status 130 / 143). Once an
+epoch is trained and validated, recording it (checkpoints, scheduler step, log line, callbacks,
+resume state) is short: a signal there is held until the epoch's resume state is queued, so the
+epoch is kept and `--resume` goes on from the next one (a second signal stops at once, and the
+epoch is trained again on resume).
 """
 import errno
 import json
@@ -63,14 +67,17 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class StopSignals:
     """While active (main thread only): SIGINT and SIGTERM raise TrainingInterrupted where the main
-    thread is. Once `stopping` (the trainer finishing its queued files before it exits), a signal
-    is only remembered in `signum`; a second one calls `on_repeat` (drop the writes not started)."""
+    thread is. Inside `held()` the first signal is only remembered and raised when the block ends
+    (a second one raises at once). Once `stopping` (the trainer finishing its queued files before it
+    exits), a signal is only remembered in `signum`; a second one calls `on_repeat` (drop the writes
+    not started)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.previous = {}
         self.stopping = False
+        self.holding = False                    # inside held(): the first signal waits for its end
         self.signum: Optional[int] = None       # the first signal received
         self.on_repeat = None
         self.received = threading.Event()       # set by any signal (the test pauses wait on it)
@@ -94,11 +101,29 @@ class StopSignals:
         repeat = self.signum is not None
         self.signum = self.signum or signum
         self.received.set()
+        if self.holding and not repeat:
+            return                               # raised by held() when its block ends
         if not self.stopping:
             self.stopping = True
             raise TrainingInterrupted(signum)
         if repeat and self.on_repeat is not None:
             self.on_repeat()
+
+    @contextmanager
+    def held(self):
+        """A block that a first signal does not cut: it is raised as TrainingInterrupted once the block
+        has ended (a second signal raises at once, inside it). Not re-entrant."""
+        if self.signum is not None:              # a signal before the block: stop before it
+            self.stopping = True
+            raise TrainingInterrupted(self.signum)
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.signum is not None and not self.stopping:     # one signal, held: the block is done
+            self.stopping = True
+            raise TrainingInterrupted(self.signum)
 
 
 _ACTIVE_SIGNALS: Optional[StopSignals] = None
@@ -126,7 +151,10 @@ TEST_PAUSE_ENV = "AVGZSL_TEST_PAUSE_AT"
 def pause_for_test(moment: str, stop: Optional[StopSignals] = None) -> bool:
     """Test-only hook (tests/test_interruptions.py): with AVGZSL_TEST_PAUSE_AT=`moment`, print
     `test pause: {moment}` and wait there until a signal arrives (at most 60 s), so that a test
-    can signal the process at that exact point. A no-op otherwise."""
+    can signal the process at that exact point. A no-op otherwise. The moments: `validated:N` (epoch
+    N trained and validated, nothing of it recorded), `before_resume_state:N` (its checkpoints and
+    metrics line on disk, its resume state not queued), `writing:NAME` (the writer thread before the
+    rename of NAME's first write)."""
     if os.environ.get(TEST_PAUSE_ENV) != moment:
         return False
     print(f"test pause: {moment}", flush=True)
@@ -294,6 +322,8 @@ class Trainer:
     def kept(self) -> str:
         """What the folder holds now, for the message of an interruption."""
         run, epochs, saved = self.run.path, self.config.epochs, self.saved_epoch
+        if saved is None and self.resuming:      # stopped before its resume state was read: untouched
+            return f"{run} is as it was; continue with --resume"
         if not saved:
             return f"{run} holds no finished epoch yet; --resume starts it again"
         if saved >= epochs:
@@ -320,7 +350,7 @@ class Trainer:
         return score > self.best_score or (self.config.reproduce_original and self.best_score == 0.0)
 
     def epochs(self) -> None:
-        c, run, cls, model = self.config, self.run, self.class_name, self.model
+        c, model = self.config, self.model
         for epoch in range(self.start_epoch, c.epochs):
             t0 = time.perf_counter()
             train_stats = self.epoch_fn(self.epoch_inputs(epoch))
@@ -328,29 +358,38 @@ class Trainer:
             results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
             score = results[model.reported_mode]["hm"]
             val_loss = self.val_loss_fn(model, self.val)
-            # strictly better only; a NaN never becomes the best [original defect]
-            if math.isfinite(val_loss) and val_loss < self.best_loss:
-                self.best_loss = val_loss
-                run.save_checkpoint(run.best(cls, "loss"), model, self.optimizer, epoch + 1, "loss", self.files,
-                                    val_loss=val_loss)
-            if self.improves(score):
-                self.best_score = score
-                run.save_checkpoint(run.best(cls, "score"), model, self.optimizer, epoch + 1, "score", self.files,
-                                    score=score)
-            if c.save_checkpoints:
-                run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
-                                    score=score)
-            lr = float(self.optimizer.param_groups[0]["lr"])      # a tensor under --cuda_graph
-            if self.scheduler is not None:
-                self.scheduler.step(score)
-            self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
-            for cb in self.callbacks:
-                cb.after_epoch(self, epoch)
-            self.start_epoch = epoch + 1
-            if os.environ.get(TEST_PAUSE_ENV) == f"before_resume_state:{epoch + 1}":
-                self.files.flush()           # test-only: the epoch's checkpoints on disk, not its state
-                pause_for_test(f"before_resume_state:{epoch + 1}", self.stop)
-            self.save_resume_state()
+            if os.environ.get(TEST_PAUSE_ENV) == f"validated:{epoch + 1}":
+                self.files.flush()           # test-only: the earlier epochs on disk; a signal here loses this one
+                pause_for_test(f"validated:{epoch + 1}", self.stop)
+            with self.stop.held():           # the epoch is done: a signal now waits until it is recorded
+                self.record_epoch(epoch, train_stats, results, score, val_loss, t0, t_train)
+
+    def record_epoch(self, epoch, train_stats, results, score, val_loss, t0, t_train) -> None:
+        """Everything after an epoch's validation, up to its resume state (queued, after its checkpoints)."""
+        c, run, cls, model = self.config, self.run, self.class_name, self.model
+        # strictly better only; a NaN never becomes the best [original defect]
+        if math.isfinite(val_loss) and val_loss < self.best_loss:
+            self.best_loss = val_loss
+            run.save_checkpoint(run.best(cls, "loss"), model, self.optimizer, epoch + 1, "loss", self.files,
+                                val_loss=val_loss)
+        if self.improves(score):
+            self.best_score = score
+            run.save_checkpoint(run.best(cls, "score"), model, self.optimizer, epoch + 1, "score", self.files,
+                                score=score)
+        if c.save_checkpoints:
+            run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
+                                score=score)
+        lr = float(self.optimizer.param_groups[0]["lr"])      # a tensor under --cuda_graph
+        if self.scheduler is not None:
+            self.scheduler.step(score)
+        self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
+        for cb in self.callbacks:
+            cb.after_epoch(self, epoch)
+        self.start_epoch = epoch + 1
+        if os.environ.get(TEST_PAUSE_ENV) == f"before_resume_state:{epoch + 1}":
+            self.files.flush()           # test-only: the epoch's checkpoints on disk, not its state
+            pause_for_test(f"before_resume_state:{epoch + 1}", self.stop)
+        self.save_resume_state()
 
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
         mode, c = self.model.reported_mode, self.config

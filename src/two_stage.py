@@ -3,13 +3,14 @@ model on val, evaluate stage 2's checkpoint of the same epoch on test; and the o
 model is restored from a run folder (get_evaluation.py and the pictures of src/plots.py).
 """
 import argparse
+import copy
 import logging
 import time
 from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, resolve_model_name
-from .benchmarks import family_of_folder
+from .benchmarks import DATASETS, family_of_folder
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
@@ -97,28 +98,39 @@ def stage_b_args(eval_args) -> argparse.Namespace:
     if not getattr(args, "retrain_all", False):
         raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
                         f"--load_path_stage_B must be the stage-2 run folder")
-    moved = {k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", "batch_seqlen_test",
-                                                  "batch_seqlen_test_maxlen", "batch_seqlen_test_trim")
-             if getattr(eval_args, k, None) is not None}
-
-    def completed(ns: argparse.Namespace) -> argparse.Namespace:
-        """The command line's values in (stage A's alike, so that both are compared the same)."""
-        vars(ns).update(moved)
-        return with_family_sizes(ns)
-
-    completed(args)
     missing = [k for k in NEEDED_FIELDS if not hasattr(args, k)]
     if missing:
         raise UserError(f"{run_b.args_path} lacks the fields {', '.join(missing)}: it is damaged or not a "
                         f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
-        check_same_setting(completed(run_a.load_args()), run_a.args_path, args, run_b.args_path)
+        # what each run was trained on, before the command line's values go in
+        check_same_setting(with_family_sizes(run_a.load_args()), run_a.args_path,
+                           with_family_sizes(copy.copy(args)), run_b.args_path)
+    trained_on, asked = getattr(args, "dataset_name", None), getattr(eval_args, "dataset_name", None)
+    if asked is not None and trained_on in DATASETS and asked != trained_on:
+        raise UserError(f"--dataset_name {asked}, but the runs were trained on {trained_on} ({run_b.args_path}): "
+                        f"drop --dataset_name, or pass the run folders of a {asked} training")
+    vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", "batch_seqlen_test",
+                                                         "batch_seqlen_test_maxlen", "batch_seqlen_test_trim")
+                       if getattr(eval_args, k, None) is not None})
+    with_family_sizes(args)
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
         args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
         raise UserError(f"the dataset folder {args.root_dir} of {run_b.args_path} does not exist here: "
                         f"pass --root_dir to where the dataset is now")
     return args
+
+
+def check_run_data(entry, args: argparse.Namespace, run_b: RunFolder, moved) -> None:
+    """UserError when the dataset folder the evaluation reads does not hold what the run's model trained on
+    (a TCaF run and ClipClap's CLIP/CLAP data share a feature folder name)."""
+    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
+    need = entry.needs_other_features(family.temporal, family.vectors) if family is not None else None
+    if need:
+        where = f"--root_dir {args.root_dir}" if moved else f"its dataset folder {args.root_dir} ({run_b.args_path})"
+        raise UserError(f"{run_b.path} is a {entry.name} run, which needs {need}, but {where} holds {family.kind} "
+                        f"in features/{family.folder}: pass --root_dir of the data it was trained on")
 
 
 def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, device):
@@ -153,6 +165,7 @@ def evaluate_runs(eval_args) -> dict:
     run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
     original_run = not hasattr(args, "reproduce_original")      # written by the original code
     model_name = evaluated_model(eval_args, args, run_a, run_b)
+    check_run_data(get_entry(model_name), args, run_b, moved="root_dir" in vars(eval_args) and eval_args.root_dir)
     reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
     device = resolve_device(eval_args.device)
     configure_threads()

@@ -180,14 +180,14 @@ def test_avca_on_clip_features_beats_chance(clip_root, tmp_path):
 
 
 def test_an_original_clipclap_run_folder_evaluates(clip_root, tmp_path):
-    """ClipClap's own run folders: its Namespace (no model flag, no input sizes, pathlib paths),
-    `module.`-prefixed checkpoints; get_evaluation with its --cfg gives a direct evaluation's numbers
-    with the original pairing and the 0..5 grid."""
+    """ClipClap's own run folders: its Namespace (no --clipclap, TCaF's flag on, the config's 128/4096 input
+    sizes, pathlib paths), `module.`-prefixed checkpoints; get_evaluation with its --cfg gives a direct
+    evaluation's numbers with the original pairing and the 0..5 grid."""
     ours = parsed(cell_commands("clipclap", "UCF", "clip", clip_root.parent.parent)[0][1:])
     ours.text_dim = 1536
     fields = {k: v for k, v in vars(ours).items() if k not in (
-        "reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path", "clipclap",
-        "input_size_audio", "input_size_video", "text_dim")}
+        "reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path", "clipclap", "text_dim")}
+    fields.update(input_size_audio=128, input_size_video=4096, new_model_sequence=True)
     models = write_original_runs(tmp_path, "clipclap", fields, clip_root, "clipclap", ours, "ClipClap_model", epoch=3)
     cfg = tmp_path / "clipclap.yaml"
     cfg.write_text("bs: 64\nn_batches: 300\nlr_scheduler: true\nuse_wavcaps_embeddings: true\nmodality: both\n")

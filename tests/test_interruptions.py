@@ -48,6 +48,11 @@ def assert_same_run(reference, run):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
+def logged(run):
+    """The epochs' lines of metrics.jsonl ([] before the first one)."""
+    return metrics(run) if (run / "metrics.jsonl").exists() else []
+
+
 def temp_files(run):
     return sorted(run.glob(".*.tmp")) + sorted(run.glob("checkpoints/.*.tmp"))
 
@@ -107,16 +112,20 @@ class Training:
         return rc, self.proc.stderr.read()
 
 
-@pytest.mark.parametrize("sig,epoch", [(signal.SIGINT, 1), (signal.SIGTERM, 2)],
-                         ids=["ctrl-c-in-first-epoch", "sigterm-in-second-epoch"])
-def test_signal_between_checkpoints_and_resume_state(sig, epoch, reference, tiny_root, tmp_path):
-    """The epoch's checkpoints and metrics line are on disk, its resume state not yet (the first epoch:
-    no resume state of a finished epoch at all): --resume trains that epoch again, to the same numbers."""
+@pytest.mark.parametrize("sig,pause,kept", [(signal.SIGINT, "validated:1", 0), (signal.SIGTERM, "validated:2", 1),
+                                             (signal.SIGTERM, "before_resume_state:1", 1)],
+                         ids=["ctrl-c-in-first-epoch", "sigterm-in-second-epoch", "sigterm-after-first-epoch-logged"])
+def test_signal_during_an_epoch_or_while_it_is_recorded(sig, pause, kept, reference, tiny_root, tmp_path):
+    """validated:N: epoch N trained and validated, nothing of it recorded; the signal loses it and
+    --resume trains it again. before_resume_state:N: epoch N's checkpoints and metrics line are on disk,
+    its resume state not yet; the signal waits for it, so the folder keeps epoch N. Either way the
+    message names the epoch of the resume state on disk, and --resume reaches the same numbers."""
     args = args_of(tiny_root, tmp_path, "r")
     run = tmp_path / "runs" / "r"
-    training = Training(args, pause=f"before_resume_state:{epoch}")
-    training.wait_for(f"test pause: before_resume_state:{epoch}")
-    assert (run / "AVCA_score.pt").is_file() and len(metrics(run)) == epoch
+    epoch = int(pause.split(":")[1])
+    training = Training(args, pause=pause)
+    training.wait_for(f"test pause: {pause}")
+    assert len(logged(run)) == epoch - pause.startswith("validated")
     assert torch.load(run / "checkpoints" / "resume_state.pt", weights_only=False)["epoch"] == epoch - 1
     training.proc.send_signal(sig)
     rc, err = training.finish()
@@ -126,9 +135,12 @@ def test_signal_between_checkpoints_and_resume_state(sig, epoch, reference, tiny
     else:
         assert rc == 143
         line = one_line(err, "main.py: terminated (SIGTERM): ", run)
-    assert ("no finished epoch" if epoch == 1 else f"keeps epoch {epoch - 1} of {EPOCHS}; continue with --resume") in line
+    assert ("no finished epoch" if kept == 0 else f"keeps epoch {kept} of {EPOCHS}; continue with --resume") in line
+    assert torch.load(run / "checkpoints" / "resume_state.pt", weights_only=False)["epoch"] == kept
+    assert len(logged(run)) == kept
     assert_clean(run)
-    run_cli("main.py", *args, "--resume")           # plain --resume: no --overwrite needed
+    proc = run_cli("main.py", *args, "--resume")           # plain --resume: no --overwrite needed
+    assert f"resumed {run} after epoch {kept}" in proc.stdout + proc.stderr
     assert_same_run(reference, run)
     assert_clean(run)
 

@@ -44,6 +44,18 @@ class ModelEntry:
         """The name and its flag, for messages: "avca (--AVCA)"."""
         return f"{self.name} (--{self.flag})" if self.flag else self.name
 
+    def needs_other_features(self, temporal: bool, vectors: bool) -> Optional[str]:
+        """What this model trains on, when features of the kind described (token sequences; the
+        CLIP/CLAP vectors) are not it; None when they are."""
+        if self.vectors and not vectors:
+            return ("the CLIP/CLAP vectors (ClipClap's data: features/cls_features_non_averaged with "
+                    "text/wavcaps_word_embeddings_*_normed.npy)")
+        if self.temporal and not temporal:
+            return "token sequences (TCaF's *_non_averaged features)"
+        if temporal and not self.temporal:
+            return "one vector per video (main_features, cls_features, or the CLIP/CLAP vectors)"
+        return None
+
     def check_optimizer(self, optimizer: Optional[str], fast_modes: bool = False) -> None:
         """UserError unless this model takes `--optimizer optimizer` (None: adam); adam-sam's two-pass
         step has no --compile/--amp/--cuda_graph form (`fast_modes`: one of them is on)."""
