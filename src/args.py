@@ -370,15 +370,13 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> dict:
     if not isinstance(values, dict):
         raise UserError(f"--cfg {path}: expected a mapping of flag names to values")
     actions = {a.dest: a for a in parser._actions}
-    other = get_eval_parser() if parser.prog == "main.py" else get_main_parser()
-    unknown = sorted(k for k in values if k not in actions and k not in {a.dest for a in other._actions})
+    other = {a.dest: a for a in (get_eval_parser() if parser.prog == "main.py" else get_main_parser())._actions}
+    unknown = sorted(k for k in values if k not in actions and k not in other)
     if unknown:
         raise UserError(f"--cfg {path}: unknown flags {', '.join(unknown)}")
     defaults = {}
-    for key, value in values.items():
-        if key not in actions:
-            continue
-        action = actions[key]
+    for key, value in values.items():      # the other entry point's keys are checked too, and unused
+        action = actions.get(key) or other[key]
         if isinstance(action, argparse._StoreTrueAction):
             defaults[key] = bool_value(value)
         elif value is None or action.type is None or isinstance(value, bool) and action.type is bool_value:
@@ -390,7 +388,7 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> dict:
                 raise UserError(f"--cfg {path}: {key}: {err}") from None
         if action.choices is not None and defaults[key] not in action.choices:
             raise UserError(f"--cfg {path}: {key}: {defaults[key]!r} is not one of {', '.join(map(str, action.choices))}")
-    parser.set_defaults(**defaults)
+    parser.set_defaults(**{k: v for k, v in defaults.items() if k in actions})
     return values
 
 

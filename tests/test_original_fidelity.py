@@ -69,3 +69,29 @@ def test_selavi_left_to_its_default_is_not_a_claim():
 def test_input_size_is_refused_when_given():
     with pytest.raises(UserError, match="--input_size 7: no model reads it"):
         finalize(TCAF + ["--input_size", "7"])
+
+
+@pytest.mark.parametrize("text,message", [
+    ("lr: [1, 2\n", "is not valid YAML"), ("- lr\n- 0.1\n", "expected a mapping of flag names to values"),
+    ("lr: fast\n", "lr: 'fast' is not a number"), ("batch_seqlen_train: long\n", "'long' is not one of max, fixed"),
+    ("transformer_depht: 3\n", "unknown flags transformer_depht"), ("selavi: maybe\n", "is not a boolean")])
+@pytest.mark.parametrize("entry", ["main", "eval"])
+def test_a_wrong_cfg_is_one_line_naming_the_file(tmp_path, text, message, entry):
+    from src.args import get_eval_parser
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    parser = get_main_parser if entry == "main" else get_eval_parser
+    with pytest.raises(UserError) as err:
+        parse_with_config(parser, ["--cfg", str(cfg), "--root_dir", "x", "--load_path_stage_A", "a",
+                                   "--load_path_stage_B", "b"])
+    assert str(cfg) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_missing_cfg_is_refused_by_both_entry_points(tmp_path):
+    from conftest import run_cli
+    missing = tmp_path / "nowhere.yaml"
+    for script, extra in (("main.py", ["--root_dir", tmp_path]),
+                          ("get_evaluation.py", ["--load_path_stage_A", tmp_path, "--load_path_stage_B", tmp_path])):
+        proc = run_cli(script, "--cfg", missing, *extra, check=False)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert proc.stderr.strip() == f"{script}: error: cannot read --cfg {missing}: No such file or directory"
