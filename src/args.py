@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from .benchmarks import DATASETS, FAMILIES, family_of_folder
-from .errors import ArgumentParser, UserError
+from .errors import ArgumentParser, UserError, command_line_fields
 from .models import get_entry, list_models, model_flags
 
 IGNORED = "accepted for compatibility with the original code; has no effect here"
@@ -390,15 +390,6 @@ def config_defaults(parser: argparse.ArgumentParser, argv) -> dict:
             raise UserError(f"--cfg {path}: {key}: {defaults[key]!r} is not one of {', '.join(map(str, action.choices))}")
     parser.set_defaults(**{k: v for k, v in defaults.items() if k in actions})
     return values
-
-
-def command_line_fields(make_parser, argv) -> set:
-    """The fields the command line itself sets (neither defaults nor --cfg), for a parser that
-    `make_parser()` builds; call it after the real parse has accepted `argv`."""
-    parser = make_parser()
-    for action in parser._actions:
-        action.default, action.required = argparse.SUPPRESS, False
-    return set(vars(parser.parse_known_args(list(map(str, argv)))[0]))
 
 
 def parse_with_config(make_parser, argv=None) -> Tuple[argparse.Namespace, set]:

@@ -176,46 +176,47 @@ def clipclap_evidence(feature_dir: Path, dataset: Optional[str] = None) -> str:
     return ""
 
 
-def _stamp(path: Path):
+def _read_cached(path: Path, reader):
+    """`reader(path)`, cached by the file's name, size and mtime; None when the file is missing or
+    `reader` fails (an unreadable file shows nothing here: the loader reports it)."""
     try:
         st = path.stat()
     except OSError:
         return None
-    return (str(path), st.st_size, st.st_mtime_ns)
+    return _read_stamped((str(path), st.st_size, st.st_mtime_ns), reader)
+
+
+@lru_cache(maxsize=128)
+def _read_stamped(stamp, reader):
+    try:
+        return reader(stamp[0])
+    except Exception:  # noqa: BLE001 - any unreadable file shows nothing here
+        return None
 
 
 def _npy_width(path: Path) -> Optional[int]:
     """The size of the first vector of a pickled `.npy` dict of class vectors (None: no such file,
     or not one)."""
-    stamp = _stamp(path)
-    return _npy_width_of(stamp) if stamp else None
-
-
-@lru_cache(maxsize=64)
-def _npy_width_of(stamp) -> Optional[int]:
-    import numpy as np
-    try:
-        d = np.load(stamp[0], allow_pickle=True).item()
-        return int(np.asarray(next(iter(d.values()))).size) if isinstance(d, dict) and d else None
-    except Exception:  # noqa: BLE001 - any unreadable file shows nothing here
-        return None
+    return _read_cached(path, _first_vector_size)
 
 
 def _pkl_feature_ndim(path: Path) -> Optional[int]:
     """The number of dimensions of the first video's features in a class `.pkl` (None: unreadable)."""
-    stamp = _stamp(path)
-    return _pkl_feature_ndim_of(stamp) if stamp else None
+    return _read_cached(path, _first_features_ndim)
 
 
-@lru_cache(maxsize=64)
-def _pkl_feature_ndim_of(stamp) -> Optional[int]:
+# the readers: module functions, so that the cache above knows them again
+def _first_vector_size(name: str) -> Optional[int]:
     import numpy as np
-    try:
-        with open(stamp[0], "rb") as f:
-            feats = pickle.load(f)["features"]
-        return int(np.asarray(feats[0]).ndim) if len(feats) else None
-    except Exception:  # noqa: BLE001 - any unreadable file shows nothing here
-        return None
+    d = np.load(name, allow_pickle=True).item()
+    return int(np.asarray(next(iter(d.values()))).size) if isinstance(d, dict) and d else None
+
+
+def _first_features_ndim(name: str) -> Optional[int]:
+    import numpy as np
+    with open(name, "rb") as f:
+        feats = pickle.load(f)["features"]
+    return int(np.asarray(feats[0]).ndim) if len(feats) else None
 
 
 def is_temporal_folder(folder) -> bool:

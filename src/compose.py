@@ -43,8 +43,9 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                        str(Path(args.root_dir) / "features" / Path(str(args.feature_extraction_method)).name), family.kind)
     dataset = dataset_from_args(built)
     args.text_dim = built.text_dim = dataset.text_dim   # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
-    check_features(entry, dataset.temporal, dataset.vectors, str(dataset.feature_dir),
-                   dataset.family.kind if dataset.family else "token sequences" if dataset.temporal else "vectors")
+    if family is None:                 # a folder name of no family: told by what it held
+        check_features(entry, dataset.temporal, dataset.vectors, str(dataset.feature_dir),
+                       "token sequences" if dataset.temporal else "vectors")
     if (args.compile or args.amp or args.cuda_graph) and not entry.fast_modes:
         raise UserError(f"--compile, --amp and --cuda_graph speed up the trainer's step, which {args.model_name} "
                         f"does not use (its own epoch): train it without them")

@@ -7,6 +7,7 @@
   `prog: interrupted` or the interruption's own message (exit 130, or its `exit_code`).
   Anything else is a bug and keeps its traceback.
 - `ArgumentParser`: argparse, with a bad flag value reported on one line (not the whole usage).
+- `command_line_fields`: which of a parser's fields the command line itself set.
 """
 import argparse
 import errno
@@ -56,3 +57,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def command_line_fields(make_parser, argv) -> frozenset:
+    """The fields the command line itself sets (neither defaults nor a config file), for a parser
+    that `make_parser()` builds; call it after the real parse has accepted `argv`."""
+    parser = make_parser()
+    for action in parser._actions:
+        action.default, action.required = argparse.SUPPRESS, False
+    return frozenset(vars(parser.parse_known_args(list(map(str, argv)))[0]))

@@ -34,7 +34,7 @@ from typing import Dict, List, Sequence, Tuple
 import pandas as pd
 
 from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES
-from .errors import ArgumentParser, UserError, exit_on_user_error
+from .errors import ArgumentParser, UserError, command_line_fields, exit_on_user_error
 from .io_utils import atomic_write_text
 from .recipes import METHODS, cell_commands, exp_names, not_its_families
 
@@ -149,21 +149,13 @@ def json_object(text: str) -> dict:
     return value
 
 
-class Given(argparse.Action):
-    """Store the values, and add the flag's dest to `namespace.given` (what the user named himself)."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
-
-
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m src.reproduce", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), action=Given,
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
                    help="table rows")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES), action=Given,
+    p.add_argument("--families", nargs="+", default=list(AVERAGED_FAMILIES), choices=list(FAMILIES),
                    help=" and/or ".join(f"{k} ({f.networks}, {f.split})" for k, f in FAMILIES.items())
                    + "; a method skips those it does not run on (TCaF: the temporal ones only; ClipClap: clip)")
     p.add_argument("--seeds", nargs="+", type=int, default=[42], help="--seed of each repetition")
@@ -187,7 +179,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm_additional", type=json_object, default={}, help="extra sbatch parameters as JSON, e.g. '{\"account\": \"x\"}'")
     g.add_argument("--submitit_cluster", default="slurm", choices=["slurm", "local", "debug"],
                    help="submitit executor (local/debug: run the jobs on this machine, for tests)")
-    p.set_defaults(given=frozenset())
+    p.set_defaults(given=frozenset())       # the flags the user named (main: command_line_fields)
     return p
 
 
@@ -272,6 +264,7 @@ def run_submitit(cells: List[Cell], args) -> Dict[Cell, object]:
 def main(argv=None) -> int:
     parser = get_parser()
     args = parser.parse_args(argv)
+    args.given = command_line_fields(get_parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with exit_on_user_error(parser.prog):
         return run_grid(args)

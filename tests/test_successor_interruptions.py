@@ -152,6 +152,17 @@ def resume_epoch(run):
     return torch.load(run / "checkpoints" / "resume_state.pt", weights_only=False)["epoch"]
 
 
+def stop(training, signum, prefix, run, kept):
+    """Signal a paused training: it exits with the signal's status and one line saying the folder keeps
+    epoch `kept`, which its resume state and metrics hold, and no temp file is left."""
+    training.proc.send_signal(signum)
+    rc, err = training.finish()
+    assert rc == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+    one_line(err, prefix, f"{run} keeps epoch {kept} of {EPOCHS}; continue with --resume")
+    assert resume_epoch(run) == kept and len(logged(run)) == kept
+    assert_clean(run)
+
+
 def test_signals_during_and_after_epochs_then_resume(reference, tiny_root, tmp_path):
     """Ctrl-C in epoch 2 (trained and validated, nothing recorded): the folder keeps epoch 1. Then
     --resume, SIGTERM once epoch 2 is logged (its checkpoints on disk, not its resume state): the epoch
@@ -165,12 +176,7 @@ def test_signals_during_and_after_epochs_then_resume(reference, tiny_root, tmp_p
     training = Training(args, pause="validated:2")
     training.wait_for("test pause: validated:2")
     assert len(logged(run)) == 1 and resume_epoch(run) == 1
-    training.proc.send_signal(signal.SIGINT)
-    rc, err = training.finish()
-    assert rc == 130
-    one_line(err, "main.py: interrupted: ", f"{run} keeps epoch 1 of {EPOCHS}; continue with --resume")
-    assert resume_epoch(run) == 1 and len(logged(run)) == 1
-    assert_clean(run)
+    stop(training, signal.SIGINT, "main.py: interrupted: ", run, kept=1)
 
     training = Training([*args, "--resume"], pause="before_resume_state:2")
     training.wait_for("test pause: before_resume_state:2")
@@ -179,12 +185,7 @@ def test_signals_during_and_after_epochs_then_resume(reference, tiny_root, tmp_p
     second = run_cli("main.py", *args, "--resume", "--overwrite", check=False)
     assert second.returncode == 2
     one_line(second.stderr, "main.py: error: ", run, f"pid {training.proc.pid}", "another training")
-    training.proc.send_signal(signal.SIGTERM)
-    rc, err = training.finish()
-    assert rc == 143
-    one_line(err, "main.py: terminated (SIGTERM): ", f"{run} keeps epoch 2 of {EPOCHS}; continue with --resume")
-    assert resume_epoch(run) == 2 and len(logged(run)) == 2
-    assert_clean(run)
+    stop(training, signal.SIGTERM, "main.py: terminated (SIGTERM): ", run, kept=2)
 
     proc = run_cli("main.py", *args, "--resume")
     assert f"resumed {run} after epoch 2" in proc.stdout + proc.stderr

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import ROOT, run_cli
-from original_runs import LINE, assert_direct_evaluation, parsed, write_original_runs
+from original_runs import reference_namespace, LINE, assert_direct_evaluation, parsed, write_original_runs
 from src.recipes import cell_commands
 
 SPEC = ROOT.parent / "shared" / "spec" / "TCAF.md"
@@ -78,11 +78,10 @@ def test_an_original_tcaf_run_folder_evaluates_with_the_original_pairing(tempora
     base = cell_commands("tcaf", "UCF", "cls_temporal", temporal_root.parent)[0][1:]
     base = base[:base.index("--exp_name")] + SMALL
     ours = parsed(base)
-    # the fields of TCaF's Namespace: none of this project's, none of ClipClap's own
-    from src.models import get_entry
-    fields = {k: v for k, v in vars(ours).items()
-              if k not in ("reproduce_original", "resume", "overwrite", "model_name", "cfg", "run", "dump_path",
-                           *get_entry("clipclap").namespace_fields)}
+    # exactly the fields and value types of TCaF's own args.pkl (the reference), with this run's values
+    original = vars(reference_namespace("tcaf_cls_stage_B"))
+    fields = {k: type(v)(getattr(ours, k)) if isinstance(v, (bool, int, float, str)) and hasattr(ours, k) else v
+              for k, v in original.items()}
 
     def both_embedding_names(state):
         assert any(k.startswith("module.position_encoder_block.") for k in state) and \
