@@ -18,7 +18,8 @@ from .models import create_model, get_entry
 from .runs import RunFolder
 from .runtime import KeptRecords, configure_threads, resolve_device, seed_everything, setup_logging
 from .test_selection import TestSelection
-from .train import Trainer, TrainConfig, TrainingInterrupted, stop_signals
+from .signals import TrainingInterrupted, stop_signals
+from .train import Trainer, TrainConfig
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
 
 log = logging.getLogger("avgzsl")

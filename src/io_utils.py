@@ -43,9 +43,8 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.pid{os.getpid()}@{_host()}."
 
 
-# Test-only (tests/test_interruptions.py): when set, called with (temp file, target) once the temp
-# file is complete and before it is renamed, in the writing thread; src/train.py sets it from
-# AVGZSL_TEST_PAUSE_AT to hold a write at that point.
+# A seam for the tests (tests/pausing_main.py): when set, called with (temp file, target) once the
+# temp file is complete and before it is renamed, in the writing thread.
 before_rename: Optional[Callable[[Path, Path], None]] = None
 
 

@@ -9,6 +9,7 @@ A checkpoint is a dict: epoch (epoch index + 1), model, optimizer, metric ("scor
 """
 import argparse
 import errno
+import json
 import logging
 import os
 import pathlib
@@ -24,7 +25,7 @@ import torch
 from .args import IGNORED, get_main_parser
 from .errors import UserError
 from .models import model_flags
-from .io_utils import atomic_pickle, atomic_torch_save, cpu_snapshot, remove_temp_files
+from .io_utils import atomic_pickle, atomic_torch_save, atomic_write_text, cpu_snapshot, remove_temp_files
 
 log = logging.getLogger("avgzsl")
 
@@ -138,6 +139,52 @@ class RunFolder:
             atomic_torch_save(blob, path)
         else:
             writer.submit(atomic_torch_save, cpu_snapshot(blob), path)
+
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+
+    def append_metrics(self, row: dict) -> None:
+        """One epoch's line of metrics.jsonl; an error names the file (a buffered write's does not)."""
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.metrics_path)) from None
+
+    def keep_metrics_until(self, epoch: int) -> None:
+        """Drop the metrics.jsonl lines of epochs after `epoch` (an epoch interrupted after its line,
+        before its resume state) and a line cut by a crash."""
+        if not self.metrics_path.exists():
+            return
+        kept = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= epoch:
+                kept.append(line)
+        atomic_write_text("".join(l + "\n" for l in kept), self.metrics_path)
+
+    # -- what an interrupted or failed training leaves --------------------------------------
+    def kept(self, saved_epoch: Optional[int], epochs: int, resuming: bool) -> str:
+        """What the folder holds, for the line of an interruption: `saved_epoch` the epoch of the
+        resume state on disk (None: none written by this process)."""
+        if saved_epoch is None and resuming:      # stopped before its resume state was read: untouched
+            return f"{self.path} is as it was; continue with --resume"
+        if not saved_epoch:
+            return f"{self.path} holds no finished epoch yet; --resume starts it again"
+        if saved_epoch >= epochs:
+            return f"{self.path} is complete ({saved_epoch} epochs)"
+        return f"{self.path} keeps epoch {saved_epoch} of {epochs}; continue with --resume"
+
+    def write_failure_line(self, err: OSError, saved_epoch: Optional[int]) -> str:
+        """The line of a failed write (full disk, quota, ...): the file, why, what the folder keeps."""
+        what = ("the disk is full" if err.errno == errno.ENOSPC else
+                "the disk quota is exceeded" if err.errno == errno.EDQUOT else "a write failed")
+        reason = err.strerror or os.strerror(err.errno or 0)
+        fix = "free some space, then continue" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it, then continue"
+        keeps = f"{self.path} keeps epoch {saved_epoch}" if saved_epoch else f"{self.path} holds no finished epoch"
+        return f"{what}: cannot write {err.filename} ({reason}); {keeps}: {fix} with --resume"
 
     # -- reading -------------------------------------------------------------------------
     def load_args(self) -> argparse.Namespace:

@@ -22,147 +22,27 @@ resume state) is short: a signal there is held until the epoch's resume state is
 epoch is kept and `--resume` goes on from the next one (a second signal stops at once, and the
 epoch is trained again on resume).
 """
-import errno
-import json
 import logging
 import math
-import os
 import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
 import torch
 
-from . import io_utils
 from .data import SplitData
 from .errors import UserError
 from .evaluate import evaluate_distances, evaluate_model, zscore
-from .io_utils import BackgroundWriter, atomic_torch_save, atomic_write_text, cpu_snapshot
+from .io_utils import BackgroundWriter, atomic_torch_save, cpu_snapshot
 from .models.base import EpochInputs, PairBatch, run_steps, step_function
 from .models.graphs import GraphedStep, make_capturable
 from .runs import RunFolder, load_model_state
 from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
+from .signals import StopSignals, TrainingInterrupted, stop_signals
 
 log = logging.getLogger("avgzsl")
-
-
-# -- interruptions -----------------------------------------------------------------------------
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM during a training, raised in the main thread. The command-line boundary
-    (src/errors.py) prints `prog: {self}` as one line and exits with `exit_code` (128 + signal)."""
-
-    def __init__(self, signum: int, detail: str = ""):
-        super().__init__(signum, detail)
-        self.signum, self.detail, self.exit_code = signum, detail, 128 + signum
-
-    def __str__(self) -> str:
-        what = "interrupted" if self.signum == signal.SIGINT else f"terminated ({signal.Signals(self.signum).name})"
-        return f"{what}: {self.detail}" if self.detail else what
-
-
-class StopSignals:
-    """While active (main thread only): SIGINT and SIGTERM raise TrainingInterrupted where the main
-    thread is. Inside `held()` the first signal is only remembered and raised when the block ends
-    (a second one raises at once). Once `stopping` (the trainer finishing its queued files before it
-    exits), a signal is only remembered in `signum`; a second one calls `on_repeat` (drop the writes
-    not started)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.previous = {}
-        self.stopping = False
-        self.holding = False                    # inside held(): the first signal waits for its end
-        self.signum: Optional[int] = None       # the first signal received
-        self.on_repeat = None
-        self.received = threading.Event()       # set by any signal (the test pauses wait on it)
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return                               # signals are the main thread's business
-        for signum in self.SIGNALS:
-            previous = signal.getsignal(signum)
-            if previous == signal.SIG_IGN:       # nohup and the like: keep ignoring it
-                continue
-            self.previous[signum] = previous
-            signal.signal(signum, self._handle)
-
-    def restore(self) -> None:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
-        self.previous.clear()
-
-    def _handle(self, signum, frame) -> None:
-        repeat = self.signum is not None
-        self.signum = self.signum or signum
-        self.received.set()
-        if self.holding and not repeat:
-            return                               # raised by held() when its block ends
-        if not self.stopping:
-            self.stopping = True
-            raise TrainingInterrupted(signum)
-        if repeat and self.on_repeat is not None:
-            self.on_repeat()
-
-    @contextmanager
-    def held(self):
-        """A block that a first signal does not cut: it is raised as TrainingInterrupted once the block
-        has ended (a second signal raises at once, inside it). Not re-entrant."""
-        if self.signum is not None:              # a signal before the block: stop before it
-            self.stopping = True
-            raise TrainingInterrupted(self.signum)
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.signum is not None and not self.stopping:     # one signal, held: the block is done
-            self.stopping = True
-            raise TrainingInterrupted(self.signum)
-
-
-_ACTIVE_SIGNALS: Optional[StopSignals] = None
-
-
-@contextmanager
-def stop_signals():
-    """StopSignals for the duration of the block; nested blocks share the outer one."""
-    global _ACTIVE_SIGNALS
-    if _ACTIVE_SIGNALS is not None:
-        yield _ACTIVE_SIGNALS
-        return
-    stop = _ACTIVE_SIGNALS = StopSignals()
-    stop.install()
-    try:
-        yield stop
-    finally:
-        stop.restore()
-        _ACTIVE_SIGNALS = None
-
-
-TEST_PAUSE_ENV = "AVGZSL_TEST_PAUSE_AT"
-
-
-def pause_for_test(moment: str, stop: Optional[StopSignals] = None) -> bool:
-    """Test-only hook (tests/test_interruptions.py): with AVGZSL_TEST_PAUSE_AT=`moment`, print
-    `test pause: {moment}` and wait there until a signal arrives (at most 60 s), so that a test
-    can signal the process at that exact point. A no-op otherwise. The moments: `validated:N` (epoch
-    N trained and validated, nothing of it recorded), `before_resume_state:N` (its checkpoints and
-    metrics line on disk, its resume state not queued), `writing:NAME` (the writer thread before the
-    rename of NAME's first write)."""
-    if os.environ.get(TEST_PAUSE_ENV) != moment:
-        return False
-    print(f"test pause: {moment}", flush=True)
-    if stop is not None:
-        stop.received.wait(60)           # a signal raises here in the main thread; wakes the writer
-    else:
-        time.sleep(60)
-    return True
 
 
 @dataclass(frozen=True)
@@ -276,13 +156,6 @@ class Trainer:
         if self.graph is not None:         # after the resume state: loading it resets the optimiser's options
             make_capturable(self.optimizer)
         self.writer = SummaryWriter(log_dir=str(self.run.path), purge_step=self.start_epoch)
-        pause = os.environ.get(TEST_PAUSE_ENV, "")
-        if pause.startswith("writing:"):     # test-only: hold the first write of that file before its rename
-            def hold(tmp, path, name=pause.split(":", 1)[1]):
-                if path.name == name:
-                    io_utils.before_rename = None
-                    pause_for_test(pause, self.stop)
-            io_utils.before_rename = hold
         self.epochs()
 
     def _finish(self, failure: Optional[BaseException]) -> Optional[BaseException]:
@@ -299,7 +172,6 @@ class Trainer:
         except BaseException as err:  # noqa: BLE001
             write_error = err
         finally:
-            io_utils.before_rename = None
             if self.writer is not None:
                 try:
                     self.writer.close()
@@ -310,35 +182,15 @@ class Trainer:
             failure = TrainingInterrupted(stop.signum)
         if write_error is not None and (failure is None or isinstance(failure, (KeyboardInterrupt, OSError))):
             failure = write_error
+        kept = self.run.kept(self.saved_epoch, self.config.epochs, self.resuming)
         if isinstance(failure, TrainingInterrupted) and not failure.detail:
-            return TrainingInterrupted(failure.signum, self.kept())
+            return TrainingInterrupted(failure.signum, kept)
         if isinstance(failure, KeyboardInterrupt) and not isinstance(failure, TrainingInterrupted):
-            return TrainingInterrupted(signal.SIGINT, self.kept())
+            return TrainingInterrupted(signal.SIGINT, kept)
         if isinstance(failure, OSError) and failure.filename is not None and (
                 failure is write_error or str(failure.filename).startswith(str(self.run.path))):
-            return UserError(self.write_failure_line(failure))
+            return UserError(self.run.write_failure_line(failure, self.saved_epoch))
         return failure
-
-    def kept(self) -> str:
-        """What the folder holds now, for the message of an interruption."""
-        run, epochs, saved = self.run.path, self.config.epochs, self.saved_epoch
-        if saved is None and self.resuming:      # stopped before its resume state was read: untouched
-            return f"{run} is as it was; continue with --resume"
-        if not saved:
-            return f"{run} holds no finished epoch yet; --resume starts it again"
-        if saved >= epochs:
-            return f"{run} is complete ({saved} epochs)"
-        return f"{run} keeps epoch {saved} of {epochs}; continue with --resume"
-
-    def write_failure_line(self, err: OSError) -> str:
-        what = ("the disk is full" if err.errno == errno.ENOSPC else
-                "the disk quota is exceeded" if err.errno == errno.EDQUOT else "a write failed")
-        reason = err.strerror or os.strerror(err.errno or 0)
-        fix = "free some space, then continue" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix it, then continue"
-        saved = self.saved_epoch
-        keeps = (f"{self.run.path} keeps epoch {saved}" if saved else
-                 f"{self.run.path} holds no finished epoch")
-        return f"{what}: cannot write {err.filename} ({reason}); {keeps}: {fix} with --resume"
 
     def improves(self, score: float) -> bool:
         """Whether an epoch's val score makes it the best: strictly higher than the best so far (ties
@@ -352,17 +204,21 @@ class Trainer:
     def epochs(self) -> None:
         c, model = self.config, self.model
         for epoch in range(self.start_epoch, c.epochs):
-            t0 = time.perf_counter()
-            train_stats = self.epoch_fn(self.epoch_inputs(epoch))
-            t_train = time.perf_counter() - t0
-            results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
-            score = results[model.reported_mode]["hm"]
-            val_loss = self.val_loss_fn(model, self.val)
-            if os.environ.get(TEST_PAUSE_ENV) == f"validated:{epoch + 1}":
-                self.files.flush()           # test-only: the earlier epochs on disk; a signal here loses this one
-                pause_for_test(f"validated:{epoch + 1}", self.stop)
+            outcome = self.train_and_validate(epoch)
             with self.stop.held():           # the epoch is done: a signal now waits until it is recorded
-                self.record_epoch(epoch, train_stats, results, score, val_loss, t0, t_train)
+                self.record_epoch(epoch, *outcome)
+
+    def train_and_validate(self, epoch: int) -> tuple:
+        """One epoch trained, then validated: (train stats, val results, val score, val loss, its
+        start time, the seconds it trained)."""
+        c, model = self.config, self.model
+        t0 = time.perf_counter()
+        train_stats = self.epoch_fn(self.epoch_inputs(epoch))
+        t_train = time.perf_counter() - t0
+        results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
+        score = results[model.reported_mode]["hm"]
+        val_loss = self.val_loss_fn(model, self.val)
+        return train_stats, results, score, val_loss, t0, t_train
 
     def record_epoch(self, epoch, train_stats, results, score, val_loss, t0, t_train) -> None:
         """Everything after an epoch's validation, up to its resume state (queued, after its checkpoints)."""
@@ -386,9 +242,6 @@ class Trainer:
         for cb in self.callbacks:
             cb.after_epoch(self, epoch)
         self.start_epoch = epoch + 1
-        if os.environ.get(TEST_PAUSE_ENV) == f"before_resume_state:{epoch + 1}":
-            self.files.flush()           # test-only: the epoch's checkpoints on disk, not its state
-            pause_for_test(f"before_resume_state:{epoch + 1}", self.stop)
         self.save_resume_state()
 
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
@@ -412,12 +265,7 @@ class Trainer:
         w.flush()
         line = {"epoch": epoch + 1, "train": train_stats, "val_loss": val_loss, "lr": lr, "seconds": t_epoch,
                 "val": {m: {k: rm[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} for m, rm in results.items()}}
-        path = self.run.path / "metrics.jsonl"
-        try:
-            with open(path, "a") as f:
-                f.write(json.dumps(line) + "\n")
-        except OSError as err:               # name the file (a buffered write's error does not)
-            raise OSError(err.errno, err.strerror, str(path)) from None
+        self.run.append_metrics(line)
 
     # -- resume --------------------------------------------------------------------------
     def save_resume_state(self) -> None:
@@ -451,17 +299,5 @@ class Trainer:
                             f"{str(err).splitlines()[0] if str(err) else ''}): train {self.run.path} again "
                             f"with --overwrite (without --resume)") from None
         self.saved_epoch = self.start_epoch
-        # the metrics of epochs after the saved state (an epoch interrupted mid-way) are dropped,
-        # and a line cut by a crash
-        metrics = self.run.path / "metrics.jsonl"
-        if metrics.exists():
-            kept = []
-            for line in metrics.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= self.start_epoch:
-                    kept.append(line)
-            atomic_write_text("".join(l + "\n" for l in kept), metrics)
+        self.run.keep_metrics_until(self.start_epoch)    # drop the lines of epochs after the saved state
         log.info("resumed %s after epoch %d", self.run.path, self.start_epoch)

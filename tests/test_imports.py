@@ -10,7 +10,7 @@ SRC = ROOT / "src"
 
 # Lower layers first; a module may import its own layer's and lower ones.
 LAYERS = [
-    {"errors", "benchmarks", "io_utils", "evaluate", "runtime", "sampler", "sequences"},      # leaves
+    {"errors", "benchmarks", "io_utils", "evaluate", "runtime", "sampler", "sequences", "signals"},      # leaves
     {"features_cache"},
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family

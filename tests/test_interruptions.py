@@ -1,8 +1,8 @@
 """Every interruption leaves a resumable run folder, one training per folder (README "Interruptions").
 
 Driven as a user runs it: real `main.py` processes on the tiny synthetic benchmark, signalled at
-named moments. `AVGZSL_TEST_PAUSE_AT` (src/train.py `pause_for_test`) holds a process at a moment
-and prints `test pause: {moment}`; the test then sends the signal. After an interruption the run is
+named moments. tests/pausing_main.py runs main.py held at a moment (it prints `test pause:
+{moment}`); the test then sends the signal. After an interruption the run is
 resumed with `--resume` and must reach exactly the numbers of an uninterrupted run: metrics.jsonl
 (without its timings) and every checkpoint's weights, bit for bit.
 """
@@ -76,10 +76,8 @@ class Training:
 
     def __init__(self, args, pause=None):
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        env.pop("AVGZSL_TEST_PAUSE_AT", None)
-        if pause:
-            env["AVGZSL_TEST_PAUSE_AT"] = pause
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *map(str, args)], cwd=ROOT, env=env,
+        launcher = [str(ROOT / "tests" / "pausing_main.py"), pause] if pause else [str(ROOT / "main.py")]
+        self.proc = subprocess.Popen([sys.executable, *launcher, *map(str, args)], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines, self.out = queue.Queue(), []
         threading.Thread(target=self._read, daemon=True).start()

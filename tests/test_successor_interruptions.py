@@ -7,7 +7,7 @@
   a family named on its command line that would have no cell at all.
 - Interruptions of TCaF's (`--new_model_sequence`) and ClipClap's (`--clipclap`) trainings, as
   tests/test_interruptions.py checks them for AVCA: real `main.py` processes with the run scripts'
-  flags (made tiny) on the tiny benchmark, signalled at named moments (`AVGZSL_TEST_PAUSE_AT`), each
+  flags (made tiny) on the tiny benchmark, signalled at named moments (tests/pausing_main.py), each
   message naming the epoch the folder keeps, a second training of the folder refused, and the run
   resumed to exactly the numbers of an uninterrupted one. Also the signal hold of src/train.py in-process.
 """
@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -25,7 +24,8 @@ import torch
 from conftest import ROOT, run_cli
 from src import recipes, reproduce
 from src.recipes import cell_commands
-from src.train import StopSignals, Trainer, TrainingInterrupted, stop_signals
+from src.signals import StopSignals, TrainingInterrupted, stop_signals
+from src.runs import RunFolder
 from test_interruptions import Training, assert_clean, logged, one_line
 from test_train import metrics
 
@@ -246,8 +246,7 @@ def test_a_signal_while_an_epoch_is_recorded_waits_for_the_record():
 
 def test_the_message_names_what_the_folder_holds():
     def kept(saved, resuming=False):
-        return Trainer.kept(SimpleNamespace(run=SimpleNamespace(path="runs/x"), config=SimpleNamespace(epochs=5),
-                                            saved_epoch=saved, resuming=resuming))
+        return RunFolder("runs/x").kept(saved, 5, resuming)
     assert kept(None) == kept(0) == "runs/x holds no finished epoch yet; --resume starts it again"
     # a resumed run stopped before its resume state was read (saved_epoch unknown): nothing was changed
     assert kept(None, resuming=True) == "runs/x is as it was; continue with --resume"
