@@ -6,8 +6,8 @@
   embeddings, seen and unseen apart (models with `eval_embeddings`; others are skipped with a
   log line).
 
-The models and splits are rebuilt from the evaluation's result (its checkpoints and pairing),
-with `src.two_stage`'s restoration, as get_evaluation.py built them.
+Both are drawn from the evaluation itself (`src.two_stage.Evaluation`: its models and splits),
+the β picture over the model's own calibration grid.
 """
 import logging
 from pathlib import Path
@@ -20,12 +20,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .data import dataset_from_args  # noqa: E402
-from .evaluate import BETA_GRID, gzsl_scores, zscore  # noqa: E402
+from .evaluate import BETA_GRID, beta_grid, gzsl_scores, zscore  # noqa: E402
 from .io_utils import atomic_path  # noqa: E402
 from .models import get_entry  # noqa: E402
-from .runtime import resolve_device  # noqa: E402
-from .two_stage import restore_model, stage_b_args  # noqa: E402
+from .two_stage import Evaluation  # noqa: E402
 
 log = logging.getLogger("avgzsl")
 SEEN_COLOR, UNSEEN_COLOR = "tab:blue", "tab:orange"
@@ -39,22 +37,24 @@ def save_png(fig, path: Path) -> Path:
 
 
 def beta_curve(dist: torch.Tensor, labels: torch.Tensor, seen_mask: torch.Tensor, beta_star: float,
-               path: Path, title: str = "") -> Path:
-    """Seen / unseen / HM against beta (a fine grid from 0 to 3; the search grid as dots), beta* marked."""
-    fine = torch.linspace(0, 3, 121)
+               path: Path, title: str = "", grid: torch.Tensor = BETA_GRID) -> Path:
+    """Seen / unseen / HM against beta over the span of the search `grid` (a fine curve; the grid's
+    points as dots), beta* marked."""
+    lo, hi = float(grid[0]), float(grid[-1])
+    fine = torch.linspace(lo, hi, 8 * (len(grid) - 1) + 1)
     s = {k: v.cpu().numpy() for k, v in gzsl_scores(dist, labels, seen_mask, fine.to(dist.device)).items() if k != "recall"}
-    g = {k: v.cpu().numpy() for k, v in gzsl_scores(dist, labels, seen_mask, BETA_GRID.to(dist.device)).items() if k != "recall"}
+    g = {k: v.cpu().numpy() for k, v in gzsl_scores(dist, labels, seen_mask, grid.to(dist.device)).items() if k != "recall"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for key, color, name in (("seen", SEEN_COLOR, "seen"), ("unseen", UNSEEN_COLOR, "unseen"), ("hm", "tab:green", "HM")):
         ax.plot(fine.numpy(), 100 * s[key], color=color, label=name)
-        ax.plot(BETA_GRID.numpy(), 100 * g[key], "o", color=color, markersize=3)
+        ax.plot(grid.numpy(), 100 * g[key], "o", color=color, markersize=3)
     best = int(np.argmax(g["hm"]))
     ax.axvline(beta_star, color="k", linestyle="--", linewidth=1, label=f"β* = {beta_star:.3f}")
-    ax.plot([float(BETA_GRID[best])], [100 * g["hm"][best]], "*", color="tab:green", markersize=12,
+    ax.plot([float(grid[best])], [100 * g["hm"][best]], "*", color="tab:green", markersize=12,
             markeredgecolor="k", label=f"best HM on val ({100 * g['hm'][best]:.2f})")
     ax.set_xlabel("calibration β (added to the seen classes' distances)")
     ax.set_ylabel("mean per-class recall on val (%)")
-    ax.set_xlim(0, 3)
+    ax.set_xlim(lo, hi)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -99,28 +99,23 @@ def reported_distances(model, split, squared: bool, z_score: bool, chunk: int = 
                       for i in range(0, len(a), chunk)])
 
 
-def save_evaluation_plots(eval_args, result: dict, max_points: int = 2000) -> List[Path]:
-    """Both pictures of a get_evaluation.py result; returns the paths written."""
-    args = stage_b_args(eval_args)
-    device = resolve_device(eval_args.device)
-    dataset = dataset_from_args(args, pairing=result["pairing"])
-    squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"
-    z_score = getattr(args, "z_score_inputs", False)
+def save_evaluation_plots(eval_args, evaluation: Evaluation, max_points: int = 2000) -> List[Path]:
+    """Both pictures of a get_evaluation.py evaluation; returns the paths written."""
+    result, val, test = evaluation.result, evaluation.val, evaluation.test
+    squared, z_score = evaluation.squared, evaluation.z_score
     out_dir, name = Path(eval_args.load_path_stage_B), eval_args.eval_name
-    label = f"{get_entry(result['model']).class_name} on {result['dataset']} ({Path(str(args.feature_extraction_method)).name})"
+    label = f"{get_entry(result['model']).class_name} on {result['dataset']} ({Path(str(evaluation.args.feature_extraction_method)).name})"
     written = []
 
-    def load(path):
-        return restore_model(result["model"], args, Path(path), dataset, device)
-
-    val = dataset.split("val").to(device)
-    dist = reported_distances(load(result["stage_A"]), val, squared, z_score)
+    model_a = evaluation.model_a
+    grid = beta_grid(*model_a.calibration)
+    dist = reported_distances(model_a, val, squared, z_score)
     written.append(beta_curve(dist, val.labels, val.seen_mask, result["beta"], out_dir / f"{name}_beta.png",
-                              f"{label}: stage-1 model (epoch {result['epoch']}) on val"))
+                              f"{label}: stage-1 model (epoch {result['epoch']}) on val", grid))
 
-    test = dataset.split("test").to(device)
-    model_b = load(result["stage_B"])
-    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:max_points].sort().values.to(device)
+    model_b = evaluation.model_b
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:max_points].sort().values.to(
+        test.labels.device)
     a, v, t = test.audio[idx], test.video[idx], test.text
     if z_score:       # the statistics of the whole split, as in evaluation
         a = (a - test.audio.mean()) / test.audio.std()

@@ -6,6 +6,7 @@ import argparse
 import copy
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
@@ -158,9 +159,29 @@ def stage_a_checkpoint(run: RunFolder, class_name: str) -> Tuple[Path, int]:
     return path, epoch
 
 
+@dataclass
+class Evaluation:
+    """An evaluation's numbers (`result`, what get_evaluation.py prints and writes) and what gave
+    them: the run's arguments, the two restored models, the val and test splits on their device, the
+    distance options."""
+    result: dict
+    args: argparse.Namespace
+    model_a: object
+    model_b: object
+    val: object
+    test: object
+    squared: bool
+    z_score: bool
+
+
 def evaluate_runs(eval_args) -> dict:
     """Choose beta* with stage-1's best model on val; evaluate stage 2's same-epoch checkpoint
     on test. Returns the numbers; prints nothing."""
+    return evaluate_pair(eval_args).result
+
+
+def evaluate_pair(eval_args) -> Evaluation:
+    """evaluate_runs, keeping the models and splits (get_evaluation.py --plots draws from them)."""
     args = stage_b_args(eval_args)
     run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
     original_run = not hasattr(args, "reproduce_original")      # written by the original code
@@ -192,7 +213,7 @@ def evaluate_runs(eval_args) -> dict:
     test_results = evaluate_model(model_b, test, squared, beta=beta, z_score=z_score)
     reported = test_results[model_b.reported_mode]
     names = [dataset.class_names[c] for c in test.class_ids.tolist()]
-    return {"model": model_name, "dataset": args.dataset_name, "mode": model_b.reported_mode,
+    result = {"model": model_name, "dataset": args.dataset_name, "mode": model_b.reported_mode,
             "seen": reported["seen"], "unseen": reported["unseen"], "hm": reported["hm"], "zsl": reported["zsl"],
             "beta": beta, "epoch": epoch, "val_betas": {m: r["beta"] for m, r in val_results.items()},
             "pairing": "original" if reproduce else "correct",
@@ -200,6 +221,7 @@ def evaluate_runs(eval_args) -> dict:
             "per_class_recall": {n: float(x) for n, x in zip(names, reported["recall"])},
             "seen_classes": [n for n, s in zip(names, test.seen_mask.tolist()) if s],
             "stage_A": str(path_a), "stage_B": str(path_b)}
+    return Evaluation(result, args, model_a, model_b, val, test, squared, z_score)
 
 
 def report(eval_args, result: dict) -> str:

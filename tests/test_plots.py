@@ -67,3 +67,23 @@ def test_no_tsne_without_embeddings(tiny_root, tmp_path, capsys, monkeypatch):
     assert "no t-SNE picture" in capsys.readouterr().out
     valid_png(runs / "all" / "evaluation_beta.png")
     assert not (runs / "all" / "evaluation_tsne.png").exists()
+
+
+def test_the_beta_picture_spans_the_models_own_grid(tmp_path, monkeypatch):
+    """ClipClap searches beta on 0..5 (76 points): its picture covers that span, and beta* on it."""
+    import src.plots as plots
+    from src.evaluate import beta_grid
+
+    figures = []
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: figures.append(fig) or path)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(5)
+    dist = torch.rand(20, 4, generator=g)
+    grid = beta_grid(0.0, 5.0, 76)
+    plots.beta_curve(dist, labels, torch.tensor([True, True, False, False]), 4.6, tmp_path / "b.png", "", grid)
+    ax = figures[0].axes[0]
+    assert ax.get_xlim() == (0.0, 5.0)
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 3 and all(len(line.get_xdata()) == 76 for line in dots)
+    assert any(line.get_xdata()[0] == 4.6 for line in ax.lines if line.get_linestyle() == "--")      # beta*
+    plots.plt.close("all")
