@@ -4,7 +4,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from src.extraction.weights import load_checkpoint, load_exact, require_file
+from src.extraction.weights import load_weights_file, load_exact, require_file
 
 VGGISH_SOURCE = ("pytorch_vggish.pth, AudioSet's TensorFlow VGGish checkpoint (vggish_model.ckpt) "
                  "converted with the audioset_vggish_tensorflow_to_pytorch script")
@@ -45,5 +45,5 @@ def load_vggish(path: Optional[str], random_init: bool = False) -> VGGish:
                             VGGISH_SOURCE)
     model = VGGish()
     if not random_init:
-        load_exact(model, load_checkpoint(path), path)
+        load_exact(model, load_weights_file(path), path)
     return model.eval()

@@ -7,7 +7,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from src.extraction.weights import load_checkpoint, load_exact, require_file
+from src.extraction.weights import load_weights_file, load_exact, require_file
 
 C3D_SOURCE = ("c3d.pickle, the Sports-1M C3D weights ported to PyTorch, from the c3d-pytorch "
               "project (DavideA/c3d-pytorch on GitHub, link in its README)")
@@ -59,5 +59,5 @@ def load_c3d(path: Optional[str], random_init: bool = False) -> C3D:
         path = require_file(path, "C3D weights (c3d.pickle)", "--c3d_weights", C3D_SOURCE)
     model = C3D()
     if not random_init:
-        load_exact(model, load_checkpoint(path), path)
+        load_exact(model, load_weights_file(path), path)
     return model.eval()

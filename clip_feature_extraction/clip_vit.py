@@ -26,7 +26,7 @@ from torch import nn
 from torchvision import transforms
 
 from src.errors import UserError
-from src.extraction.weights import load_checkpoint, load_exact, require_file
+from src.extraction.weights import load_weights_file, load_exact, require_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")           # open_clip imports huggingface_hub
 import open_clip                                       # noqa: E402  (after the offline switch)
@@ -64,7 +64,7 @@ def _openai_state(path: Path) -> dict:
             warnings.simplefilter("ignore")
             loaded = torch.jit.load(str(path), map_location="cpu")
     except Exception:                                  # not a TorchScript archive
-        loaded = load_checkpoint(path)
+        loaded = load_weights_file(path)
     if isinstance(loaded, nn.Module):                  # torch.jit.ScriptModule included
         loaded = loaded.state_dict()
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):

@@ -25,7 +25,7 @@ from torch import nn
 
 from clip_feature_extraction.htsat import HTSAT, NUM_FEATURES
 from src.errors import UserError
-from src.extraction.weights import load_checkpoint, load_exact, require_file
+from src.extraction.weights import load_weights_file, load_exact, require_file
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")           # transformers must never try the hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -147,7 +147,7 @@ def load_wavcaps(path: Optional[str], random_init: bool = False, device="cpu", t
     if not random_init:
         path = require_file(path, "WavCaps weights (HTSAT_BERT_zero_shot.pt)", "--wavcaps_weights",
                             WAVCAPS_SOURCE)
-        state = _ase_state(load_checkpoint(path), path)
+        state = _ase_state(load_weights_file(path), path)
         if not text:
             state = {k: v for k, v in state.items() if not k.startswith(TEXT_PREFIXES)}
     model = WavCapsASE(text=text, bert_config=bert_config)

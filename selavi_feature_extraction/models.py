@@ -12,7 +12,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 from torchvision.models.video import r2plus1d_18
 
 from src.errors import UserError
-from src.extraction.weights import load_checkpoint, load_exact, require_file, with_prefix
+from src.extraction.weights import load_weights_file, load_exact, require_file, with_prefix
 
 SELAVI_SOURCE = ("selavi_vgg_sound.pth, the SeLaVi model pre-trained on VGGSound, from the "
                  "model zoo of the SeLaVi repository (facebookresearch/selavi on GitHub)")
@@ -49,7 +49,7 @@ def load_selavi(path: Optional[str], random_init: bool = False) -> Tuple[nn.Modu
                             SELAVI_SOURCE)
     video, audio = video_network(), audio_network()
     if not random_init:
-        state = backbone_state(load_checkpoint(path))
+        state = backbone_state(load_weights_file(path))
         for net, prefix in ((video, VIDEO_PREFIX), (audio, AUDIO_PREFIX)):
             part = {k: v for k, v in with_prefix(state, prefix).items() if not k.startswith("fc.")}
             if not part:

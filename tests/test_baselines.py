@@ -332,7 +332,7 @@ def test_devise_dropout_masks_inputs_and_class_matrix():
 
 @pytest.fixture(scope="module")
 def tiny_benchmark(tmp_path_factory):
-    synthetic = pytest.importorskip("src.synthetic")
+    from src import synthetic
     # an easy tiny benchmark (8 train classes; val: 8 seen + 4 unseen), main features only
     return synthetic.generate(tmp_path_factory.mktemp("bench"), "UCF", preset="tiny", families=("main",),
                               seed=0, noise=0.1, spread=0.3)

@@ -17,7 +17,8 @@ def require_file(path: Optional[str], what: str, flag: str, source: str) -> Path
                     f"or run with --random_init to use random weights (tests, timing).")
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_weights_file(path: Path) -> dict:
+    """A pretrained network's weights file (torch.load on the CPU), or a UserError naming it."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
