@@ -32,8 +32,8 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     setup_logging(None, args.verbose)
     kept = KeptRecords()             # the data's and the model's warnings, for train.log once it exists
     log.addHandler(kept)
-    run.check_free(args.resume, args.overwrite)
-    if run.will_resume(args.resume):
+    resuming = run.claim(args.resume, args.overwrite)
+    if resuming:
         run.check_resume_args(args)
     # data and model first: bad input fails before anything is written
     entry = get_entry(args.model_name)
@@ -59,8 +59,8 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     callbacks = []
     if args.test_selection:    # [original defect] the original's choice on the evaluation split
         callbacks.append(TestSelection(val if not args.retrain_all else dataset.split("test").to(device),
-                                       resuming=run.will_resume(args.resume)))
-    resuming = run.prepare(args.resume, args.overwrite)
+                                       resuming=resuming))
+    run.prepare(resuming)
     setup_logging(run.path / "train.log", args.verbose, replay=kept.records)
     log.info("run %s on %s: %s, %s", run.path, device, args.model_name,
              "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")

@@ -82,7 +82,12 @@ class RunFolder:
         """Take the folder for one training (see RunLock); before it is read, deleted or written."""
         return RunLock(self.lock_path, self.path).acquire()
 
-    def will_resume(self, resume: bool) -> bool:
+    def claim(self, resume: bool, overwrite: bool) -> bool:
+        """What this training does with the folder, decided once before any work: True to resume it
+        (--resume and a resume state on disk), False to start it afresh; a UserError when it may not
+        be used (see check_free). A run that died before its first resume state was written (nothing
+        but args.pkl and logs) is started again under --resume."""
+        self.check_free(resume, overwrite)
         return resume and self.resume_path.exists()
 
     def check_resume_args(self, args: argparse.Namespace) -> None:
@@ -114,18 +119,14 @@ class RunFolder:
         """Remove temp files of interrupted atomic writes (only while no write is in progress)."""
         return [p for d in (self.path, self.ckpt_dir) if d.is_dir() for p in remove_temp_files(d)]
 
-    def prepare(self, resume: bool, overwrite: bool) -> bool:
-        """Create the folder; True when an interrupted run is to be resumed. A run that died
-        before its first resume state was written (nothing but args.pkl and logs) is started again
-        under --resume."""
-        self.check_free(resume, overwrite)
-        if self.will_resume(resume):
+    def prepare(self, resuming: bool) -> None:
+        """Ready the folder as `claim` decided: resumed, its temp files removed; or emptied and made."""
+        if resuming:
             self.remove_temps()
-            return True
+            return
         if self.path.exists():
             shutil.rmtree(self.path)
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        return False
 
     def save_args(self, args: argparse.Namespace) -> None:
         atomic_pickle(args, self.args_path)

@@ -176,7 +176,7 @@ def test_trainer_is_built_from_explicit_objects_and_runs_an_epoch_in_process(tin
                       normalize_decoder_outputs=True)
     optimizer, scheduler = model.configure_optimizers(lr=1e-3, lr_scheduler=True)
     run = RunFolder(tmp_path / "runs" / "in_process")
-    run.prepare(resume=False, overwrite=False)
+    run.prepare(run.claim(resume=False, overwrite=False))
     trainer = Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=dataset.split("train"),
                       val=dataset.split("val"), run=run, class_name="AVGZSLNet",
                       config=TrainConfig(epochs=1, n_batches=4, bs=32, seed=0, save_checkpoints=True))
