@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import List, Tuple
 
+from .args import get_eval_parser
 from .benchmarks import family_of_folder
 from .data import dataset_from_args
 from .errors import UserError
@@ -154,12 +155,12 @@ def run(args: argparse.Namespace):
             raise UserError("--run eval takes both --load_path_stage_A and --load_path_stage_B (or neither: the "
                             f"stages of --exp_name, {runs_dir(args) / stage_1} and {runs_dir(args) / stage_2})")
         given = args.run == "eval" and all(paths)
-        eval_args = argparse.Namespace(
-            load_path_stage_A=args.load_path_stage_A if given else runs_dir(args) / stage_1,
-            load_path_stage_B=args.load_path_stage_B if given else runs_dir(args) / stage_2,
-            dataset_name=None, root_dir=args.root_dir if given else None, device=args.device,
-            eval_name=getattr(args, "eval_name", None) or "evaluation", reproduce_original=False,
-            model_name=args.model_name, plots=False)
+        stages = paths if given else [runs_dir(args) / stage_1, runs_dir(args) / stage_2]
+        eval_args = get_eval_parser().parse_args(
+            ["--load_path_stage_A", str(stages[0]), "--load_path_stage_B", str(stages[1]),
+             *(["--root_dir", str(args.root_dir)] if given else []), *(["--device", args.device] if args.device else []),
+             *(["--eval_name", args.eval_name] if getattr(args, "eval_name", None) else [])])
+        eval_args.model_name = args.model_name
         return report(eval_args, evaluate_runs(eval_args))
     return None
 
