@@ -31,9 +31,9 @@ def available_cpus() -> int:
 
 
 def default_threads(cpus: Optional[int] = None) -> int:
-    """Intra-op threads for the small models of this benchmark: 1 on machines of up to 2 CPUs (on a
-    shared 2-core machine two threads ran 3-15x slower under load, and only 1.8x faster when idle),
-    else half the CPUs, at most 8 (their matrices are too small to feed more)."""
+    """Intra-op threads for the small models of this benchmark: 1 on machines of up to 2 CPUs (where
+    a second thread loses more under load than it gains when idle; README "Speed" has the
+    measurements), else half the CPUs, at most 8 (their matrices are too small to feed more)."""
     cpus = cpus or available_cpus()
     return 1 if cpus <= 2 else min(cpus // 2, 8)
 
