@@ -22,8 +22,8 @@ from typing import Optional, Tuple
 from .benchmarks import DATASETS, FAMILIES, family_of_folder
 from .errors import ArgumentParser, UserError, command_line_fields
 from .models import get_entry, list_models, model_flags, model_hooks
-from .models.flags import (IGNORED, bool_value, dropout, momentum, nonnegative_float, nonnegative_int,  # noqa: F401
-                           number_type, positive_float, positive_int, seed)
+from .models.flags import (IGNORED, bool_value, dropout, momentum, nonnegative_float, nonnegative_int, number_type,
+                           positive_float, positive_int, seed)
 
 # The flags defined here that have no effect (their help: IGNORED, or "ignored" for the original
 # code's own); a model file lists its own in its registry entry (`ignored_flags`).
@@ -57,7 +57,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 MODEL_DEPENDENT_DEFAULTS = {"bs": 256, "reg_loss": False}
 
 
-# -- value types (src/models/flags.py): a bad value is refused when parsed --------------------------
+# -- value types: a bad value is refused when parsed (the numbers' and booleans': src/models/flags.py)
 
 def device_name(text: str) -> str:
     """cpu, cuda, cuda:N (or auto / empty: the default)."""
