@@ -206,9 +206,6 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval_name", default=None,
                    help="with --run all|eval: the evaluation's file in the stage-2 folder, {eval_name}.json "
                         "(default evaluation; TCaF's and ClipClap's configs say Attention)")
-    g.add_argument("--eval_modality", default=None, choices=["both", "audio", "video"],
-                   help="ClipClap's evaluation modality: accepted, with no effect (ClipClap has one embedding, so "
-                        "the audio, video and both evaluations are the same one)")
     g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
     g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
     g.add_argument("--log_dir", type=Path, default=None,

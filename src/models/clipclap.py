@@ -195,6 +195,9 @@ def add_arguments(parser, entry_point: str) -> None:
     g.add_argument("--best_model_criterion", default="score", choices=["score"],
                    help="the stage-1 checkpoint get_evaluation loads and stage 2's epoch (the published score)")
     g.add_argument("--data_parallel", type=bool_value, nargs="?", const=True, default=False, help=IGNORED)
+    g.add_argument("--eval_modality", default=None, choices=["both", "audio", "video"],
+                   help="ClipClap's evaluation modality: accepted, with no effect (ClipClap has one embedding, so "
+                        "the audio, video and both evaluations are the same one)")
 
 
 @register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
