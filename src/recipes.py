@@ -2,10 +2,11 @@
 feature family, the flags of its stage-1 `main.py` command (stage 2 adds `--retrain_all
 --save_checkpoints` and `_all_` in the run name), its run names and its `get_evaluation.py` line.
 
-This table is the only copy: `run_scripts/common.sh` prints and runs the commands through
-`python -m src.recipes DATASET METHOD`, and `python -m src.reproduce` runs the same cells with
-seeds. A method's flags are layered, later layers overriding earlier ones: the common flags,
-the method's, then per family, per dataset, and per (dataset, family).
+This table is the only copy: the run scripts are written from it (`--write_scripts`),
+`run_scripts/common.sh` prints and runs the commands through `python -m src.recipes DATASET
+METHOD`, and `python -m src.reproduce` runs the same cells with seeds. A method's flags are
+layered, later layers overriding earlier ones: the common flags, the method's, then per family,
+per dataset, and per (dataset, family).
 
     python -m src.recipes VGGSound avca                       # the six commands, shell-quoted
     python -m src.recipes UCF ale --data_dir DIR -- --epochs 2  # extra main.py flags at the end

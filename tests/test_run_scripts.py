@@ -1,5 +1,5 @@
-"""run_scripts/: the 24 scripts print src/recipes.py's commands (dry run), those commands equal the
-original's (../shared/spec/RUN_SCRIPTS.md) flag by flag with defaults filled in, every UCF script's
+"""run_scripts/: the scripts are those src/recipes.py writes and print its commands (dry run), those
+commands equal the original's (../shared/spec/RUN_SCRIPTS.md) flag by flag with defaults filled in, every UCF script's
 commands run to the end on the tiny benchmark, one script runs for real in bash, and the evaluation
 lines find original-format run folders under their original names."""
 import argparse
