@@ -43,7 +43,7 @@ from ..benchmarks import WORD_DIM
 from ..errors import UserError
 from .base import EpochInputs, GZSLModel, PairBatch, adam
 from .flags import nonnegative_float, positive_float, positive_int
-from .fvaegan_selection import test_selection_callbacks
+from .fvaegan_selection import selection_callbacks
 from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
@@ -497,7 +497,7 @@ def finalize_args(args) -> None:
 
 @register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
                 val_loss_fn=reconstruction_val_loss, fast_modes=False,
-                add_arguments=add_arguments, finalize_args=finalize_args, callbacks=test_selection_callbacks,
+                add_arguments=add_arguments, finalize_args=finalize_args, callbacks=selection_callbacks,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):

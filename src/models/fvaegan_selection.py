@@ -38,7 +38,7 @@ def original_scores(model, split) -> Dict[str, float]:
     return best
 
 
-class TestSelection:
+class OriginalSelection:
     """The trainer callback: the original's score of every epoch on `split`, the best kept."""
 
     def __init__(self, split, resuming: bool):
@@ -63,8 +63,8 @@ class TestSelection:
             print(self.selection["line"])
 
 
-def test_selection_callbacks(args, split, resuming: bool) -> list:
+def selection_callbacks(args, split, resuming: bool) -> list:
     """f-VAEGAN-D2's callbacks (`--test_selection`): the original's choice on the evaluation split."""
     if not args.test_selection:
         return []
-    return [TestSelection(split("test" if args.retrain_all else "val"), resuming=resuming)]
+    return [OriginalSelection(split("test" if args.retrain_all else "val"), resuming=resuming)]
