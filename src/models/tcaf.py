@@ -482,8 +482,41 @@ def tcaf_val_loss(model: Multimodal_Sequence_Transformer, val) -> float:
     return total / n
 
 
-# -- its flags -------------------------------------------------------------------------------------
+# -- the builder ------------------------------------------------------------------------------------
 
+# The switches of the published configurations (TCAF.md 3), the only ones implemented: flag -> value.
+# A flag that is absent or None takes this value. (--optimizer adam-sam is implemented: src/models/sam.py.)
+PUBLISHED_SWITCHES = {
+    "transformer_use_embedding_net": True, "transformer_use_class_token": True, "use_cross_attention": True,
+    "use_self_attention": False, "transformer_average_features": False, "audio_only": False,
+    "video_only": False, "transformer_embedding_embed_augment_position": False,
+    "transformer_embedding_modality": True, "transformer_embedding_time_embed_type": "sinusoid",
+    "transformer_dim": TOKEN_DIM, "embeddings_batch_norm": True}
+LOSS_FLAGS = ("rec_loss", "reg_loss", "cross_entropy_loss")      # absent or None: on (the published value)
+
+
+def flag_value(args, name: str, published):
+    value = getattr(args, name, None)
+    return published if value is None else value
+
+
+def check_published_switches(args) -> None:
+    """UserError naming every switch set otherwise than in the published configurations."""
+    wrong = {k: flag_value(args, k, v) for k, v in PUBLISHED_SWITCHES.items() if flag_value(args, k, v) != v}
+    if wrong:
+        got = ", ".join(f"--{k} {v}" for k, v in wrong.items())
+        need = " ".join(f"--{k} {PUBLISHED_SWITCHES[k]}" for k in wrong)
+        raise UserError(f"--new_model_sequence implements TCaF's published configuration only (TCAF.md 3); got "
+                        f"{got}: pass {need}, or a published config (--cfg config/best/best_cls/best_ucf.yaml)")
+    if getattr(args, "z_score_inputs", False):
+        raise UserError("--new_model_sequence does not take --z_score_inputs: TCaF scales audio by 1/255 and "
+                        "L2-normalises video over time (TCAF.md 3.1)")
+    if not any(flag_value(args, k, True) for k in LOSS_FLAGS):
+        raise UserError("--new_model_sequence needs at least one of --rec_loss, --reg_loss, --cross_entropy_loss "
+                        "(the published configurations use all three)")
+
+
+# Its flags (src/args.py collects them through the registry).
 IGNORED_FLAGS = ("transformer_embedding_time_len", "eval_num_workers", "mixup_parameter", "ct_loss", "w_loss",
                  "use_mixup", "perceiver", "attention_fusion", "new_model_attention", "eval_save_performances")
 # The original's defaults of the switches whose default depends on the model (parser default None):
@@ -560,40 +593,6 @@ def finalize_args(args) -> None:
     for name, value in ORIGINAL_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-
-
-# -- the builder ------------------------------------------------------------------------------------
-
-# The switches of the published configurations (TCAF.md 3), the only ones implemented: flag -> value.
-# A flag that is absent or None takes this value. (--optimizer adam-sam is implemented: src/models/sam.py.)
-PUBLISHED_SWITCHES = {
-    "transformer_use_embedding_net": True, "transformer_use_class_token": True, "use_cross_attention": True,
-    "use_self_attention": False, "transformer_average_features": False, "audio_only": False,
-    "video_only": False, "transformer_embedding_embed_augment_position": False,
-    "transformer_embedding_modality": True, "transformer_embedding_time_embed_type": "sinusoid",
-    "transformer_dim": TOKEN_DIM, "embeddings_batch_norm": True}
-LOSS_FLAGS = ("rec_loss", "reg_loss", "cross_entropy_loss")      # absent or None: on (the published value)
-
-
-def flag_value(args, name: str, published):
-    value = getattr(args, name, None)
-    return published if value is None else value
-
-
-def check_published_switches(args) -> None:
-    """UserError naming every switch set otherwise than in the published configurations."""
-    wrong = {k: flag_value(args, k, v) for k, v in PUBLISHED_SWITCHES.items() if flag_value(args, k, v) != v}
-    if wrong:
-        got = ", ".join(f"--{k} {v}" for k, v in wrong.items())
-        need = " ".join(f"--{k} {PUBLISHED_SWITCHES[k]}" for k in wrong)
-        raise UserError(f"--new_model_sequence implements TCaF's published configuration only (TCAF.md 3); got "
-                        f"{got}: pass {need}, or a published config (--cfg config/best/best_cls/best_ucf.yaml)")
-    if getattr(args, "z_score_inputs", False):
-        raise UserError("--new_model_sequence does not take --z_score_inputs: TCaF scales audio by 1/255 and "
-                        "L2-normalises video over time (TCAF.md 3.1)")
-    if not any(flag_value(args, k, True) for k in LOSS_FLAGS):
-        raise UserError("--new_model_sequence needs at least one of --rec_loss, --reg_loss, --cross_entropy_loss "
-                        "(the published configurations use all three)")
 
 
 @register_model("tcaf", flag="new_model_sequence", class_name="Multimodal_Sequence_Transformer",
