@@ -27,7 +27,8 @@
 # redone. AVGZSL_FRESH=1 deletes and retrains instead.
 #
 # The commands come from the one table of src/recipes.py (`python -m src.recipes --table` prints it;
-# python -m src.reproduce runs the same cells with seeds and tables).
+# python -m src.reproduce runs the same cells with seeds and tables), and so do the scripts that source
+# this file: `python -m src.recipes --write_scripts` writes one per dataset and row of the table.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

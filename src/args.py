@@ -8,6 +8,10 @@ are accepted and do nothing here; their help says so.
 
 The model booleans (`--AVCA --ale --sje --devise --apn --cjme`, none = AVGZSLNet) are turned
 into one registry name by `resolve_model_name`, once; nothing after that reads them.
+
+The flags of one method (f-VAEGAN-D2's, TCaF's, ClipClap's) are defined in its model file and
+collected here from the registry (`add_arguments`, `finalize_args` of its entry); the flags several
+methods share are defined here.
 """
 import argparse
 import re
@@ -17,9 +21,17 @@ from typing import Optional, Tuple
 
 from .benchmarks import DATASETS, FAMILIES, family_of_folder
 from .errors import ArgumentParser, UserError, command_line_fields
-from .models import get_entry, list_models, model_flags
+from .models import get_entry, list_models, model_flags, model_hooks
+from .models.flags import (IGNORED, bool_value, dropout, momentum, nonnegative_float, nonnegative_int, number_type,
+                           positive_float, positive_int, seed)
 
-IGNORED = "accepted for compatibility with the original code; has no effect here"
+# The flags defined here that have no effect (their help: IGNORED, or "ignored" for the original
+# code's own); a model file lists its own in its registry entry (`ignored_flags`).
+ORIGINAL_CODE_FLAGS = ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",
+                       "concatenated_baseline", "new_model", "new_model_early_fusion",
+                       "new_model_middle_fusion", "new_model_attention_both_heads")
+IGNORED_FLAGS = ("manual_text_word2vec", "third_additional_triplet", "cycle_loss", *ORIGINAL_CODE_FLAGS,
+                 "debug_comment")
 
 DEPARTURES = """\
 Departures from the original code that remain, and why (README "Departures from the original"):
@@ -41,37 +53,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 
 # Flags whose default depends on the model (parser default None): the registry entry's `defaults`,
-# else these (the original's argparse defaults).
-MODEL_DEPENDENT_DEFAULTS = {"bs": 256, "reg_loss": False, "rec_loss": False, "cross_entropy_loss": False,
-                            # TCaF's switches: the original's config/default.yaml; TCaF's entry has the
-                            # published configuration's
-                            "transformer_use_embedding_net": False, "use_self_attention": True,
-                            "transformer_embedding_time_embed_type": "fixed"}
+# else these (the original's argparse defaults); a model file fills its own flags' (`finalize_args`).
+MODEL_DEPENDENT_DEFAULTS = {"bs": 256, "reg_loss": False}
 
 
-# -- value types: a bad value is refused when parsed (`main.py: error: argument --lr: ...`) ------
-
-def _number(kind, ok, what):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"{text} is not {what}")
-        return value
-    parse.__name__ = what          # argparse names the type in its message
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "a positive integer")
-nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0 (0: no hidden layer)")
-positive_float = _number(float, lambda v: v > 0 and v != float("inf"), "a positive number")
-nonnegative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
-dropout = _number(float, lambda v: 0 <= v < 1, "a dropout probability in [0, 1)")
-momentum = _number(float, lambda v: 0 <= v <= 1, "a BatchNorm momentum in [0, 1]")
-seed = _number(int, lambda v: 0 <= v < 2 ** 32, "a seed in [0, 2**32)")
-
+# -- value types: a bad value is refused when parsed (the numbers' and booleans': src/models/flags.py)
 
 def device_name(text: str) -> str:
     """cpu, cuda, cuda:N (or auto / empty: the default)."""
@@ -85,6 +71,12 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     for flag, (name, help_) in model_flags().items():
         # `--flag` alone, or `--flag True/False` as TCaF's and ClipClap's configargparse took it
         group.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=False, help=help_)
+
+
+def _add_method_flags(parser: argparse.ArgumentParser, entry_point: str) -> None:
+    """Each model file's own flags (its registry entry's `add_arguments`), in registration order."""
+    for add_arguments in model_hooks("add_arguments"):
+        add_arguments(parser, entry_point)
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> None:
@@ -138,7 +130,7 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=seed, default=42, help="seed of torch (CPU, CUDA) and numpy")
     g.add_argument("--device", type=device_name, default=None,
                    help="cuda or cpu; default: cuda when available, else cpu")
-    g.add_argument("--num_threads", type=_number(int, lambda v: v >= 0, "an integer >= 0 (0: the machine's default)"),
+    g.add_argument("--num_threads", type=number_type(int, lambda v: v >= 0, "an integer >= 0 (0: the machine's default)"),
                    default=0,
                    help="CPU threads of torch's operations; 0: 1 on machines of up to 2 CPUs, else half the "
                         "CPUs, at most 8 (measured: a shared 2-core machine ran 3-15x slower with 2 threads "
@@ -196,29 +188,7 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--norm_inputs", action="store_true",
                    help="L2-normalise concat(video, audio) (ALE/SJE/DEVISE/APN)")
 
-    g = p.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
-    g.add_argument("--syn_num", type=positive_int, default=1000,
-                   help="generated features per unseen class for the softmax classifier")
-    g.add_argument("--critic_iter", type=positive_int, default=5,
-                   help="critic batches per generator step: an epoch is --n_batches class-balanced critic "
-                        "batches of --bs, with a generator step after every --critic_iter of them ([original "
-                        "defect] under --reproduce_original: one critic and one generator step per epoch, the "
-                        "original's stray break)")
-    g.add_argument("--gan_weight", type=nonnegative_float, default=1e5, help="weight of the generator's WGAN loss")
-    g.add_argument("--vae_weight", type=nonnegative_float, default=1.0, help="weight of the VAE loss (BCE + KL)")
-    g.add_argument("--latent_size", type=positive_int, default=300, help="size of the VAE latent / generator noise")
-    g.add_argument("--cls_epochs", type=positive_int, default=30,
-                   help="most epochs of the softmax classifiers (GZSL and ZSL); stage 1 chooses each one's count "
-                        "on val after every epoch, get_evaluation.py carries it to the stage-2 model")
-    g.add_argument("--cls_lr", type=positive_float, default=1e-3, help="learning rate of the softmax classifier")
-    g.add_argument("--test_selection", action="store_true",
-                   help="[original defect] also evaluate every epoch on the run's evaluation split (val in "
-                        "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifiers' "
-                        "best epochs on that split, and the best epoch by GZSL HM; writes "
-                        "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
-
-    _add_tcaf_flags(p)
-    _add_clipclap_flags(p)
+    _add_method_flags(p, "main.py")
 
     g = p.add_argument_group("run folder and logging")
     g.add_argument("--cfg", "-c", type=Path, default=None,
@@ -236,9 +206,6 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--eval_name", default=None,
                    help="with --run all|eval: the evaluation's file in the stage-2 folder, {eval_name}.json "
                         "(default evaluation; TCaF's and ClipClap's configs say Attention)")
-    g.add_argument("--eval_modality", default=None, choices=["both", "audio", "video"],
-                   help="ClipClap's evaluation modality: accepted, with no effect (ClipClap has one embedding, so "
-                        "the audio, video and both evaluations are the same one)")
     g.add_argument("--exp_name", default="", help="run folder name: runs/{exp_name}")
     g.add_argument("--dump_path", type=Path, default=Path("."), help="folder that holds runs/")
     g.add_argument("--log_dir", type=Path, default=None,
@@ -256,93 +223,10 @@ def get_main_parser() -> argparse.ArgumentParser:
                         "replaced by any later epoch")
 
     g = p.add_argument_group(f"flags of the original code ({IGNORED})")
-    for flag in ("debug", "val_all_loss", "baseline", "audio_baseline", "video_baseline",
-                 "concatenated_baseline", "new_model", "new_model_early_fusion",
-                 "new_model_middle_fusion", "new_model_attention_both_heads"):
+    for flag in ORIGINAL_CODE_FLAGS:
         g.add_argument(f"--{flag}", action="store_true", help="ignored")
     g.add_argument("--debug_comment", default="", help="ignored")
     return p
-
-
-def bool_value(text) -> bool:
-    """The original TCaF's boolean flags: `--flag` alone, or `--flag True/False`."""
-    if isinstance(text, bool):
-        return text
-    if str(text).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(text).lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (True or False)")
-
-
-def _add_tcaf_flags(parser: argparse.ArgumentParser) -> None:
-    """TCaF's flags with the original's names and defaults (its config/default.yaml)."""
-    g = parser.add_argument_group("TCaF (--new_model_sequence; TCAF.md)")
-    for flag, kind, default, help_ in (
-            ("transformer_dim", positive_int, 300, "token width"),
-            ("transformer_depth", positive_int, 5, "transformer layers"),
-            ("transformer_heads", positive_int, 4, "attention heads"),
-            ("transformer_dim_head", positive_int, 64, "width of an attention head"),
-            ("transformer_mlp_dim", positive_int, 128, "feed-forward width"),
-            ("transformer_dropout", dropout, 0.5, "dropout of attention outputs and feed-forward"),
-            ("transformer_embedding_dim", positive_int, 64, "width of the modality/time embeddings"),
-            ("transformer_embedding_dropout", dropout, 0.1, "dropout after the token projections"),
-            ("transformer_embedding_fourier_scale", positive_float, 10.0, "scale of the random Fourier time features"),
-            ("transformer_embedding_time_len", positive_int, 200, IGNORED),
-            ("batch_seqlen_train_maxlen", positive_int, 60, "video tokens of a training batch in fixed mode"),
-            ("batch_seqlen_test_maxlen", positive_int, 60, "video tokens of an evaluation batch in fixed mode"),
-            ("eval_bs", positive_int, 64, "samples per evaluation batch"),
-            ("eval_num_workers", int, 8, IGNORED),
-            ("mixup_parameter", float, 0.5, IGNORED)):
-        g.add_argument(f"--{flag}", type=kind, default=default, help=help_)
-    g.add_argument("--transformer_embedding_time_embed_type", default=None, choices=["none", "fixed", "sinusoid"],
-                   help="time embedding; default fixed, sinusoid with --new_model_sequence (the best configurations' "
-                        "and the one implemented)")
-    for flag in ("batch_seqlen_train", "batch_seqlen_test"):
-        g.add_argument(f"--{flag}", default="max", choices=["max", "fixed"],
-                       help="max: pad a batch to its longest sequence; fixed: cut/pad the video to the maxlen")
-    g.add_argument("--batch_seqlen_train_trim", default="random", choices=["random", "center"],
-                   help="where a longer training video is cut in fixed mode")
-    g.add_argument("--batch_seqlen_test_trim", default="center", choices=["random", "center"],
-                   help="where a longer evaluation video is cut in fixed mode")
-    g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"],
-                   help="adam (published), or adam-sam: SAM (rho 0.05) around Adam, two passes a step "
-                        "(TCaF and ClipClap only; not with --compile, --amp, --cuda_graph)")
-    for flag, default, help_ in (
-            ("transformer_use_class_token", True, "read the class token (the best configurations)"),
-            ("transformer_use_embedding_net", None,
-             "encode tokens with the embedding nets; default False, True with --new_model_sequence"),
-            ("transformer_embedding_modality", True, "add the modality embedding"),
-            ("transformer_embedding_embed_augment_position", False, "not implemented (best: False)"),
-            ("transformer_average_features", False, "not implemented (best: False)"),
-            ("use_self_attention", None,
-             "self-attention within a modality; default True, False with --new_model_sequence"),
-            ("use_cross_attention", True, "cross-attention between modalities (best: True)"),
-            ("audio_only", False, "not implemented (best: False)"),
-            ("video_only", False, "not implemented (best: False)"),
-            ("embeddings_batch_norm", True, "BatchNorm in TCaF's embedding nets"),
-            ("rec_loss", None, "TCaF: reconstruction loss l_rec (on by default with --new_model_sequence)"),
-            ("cross_entropy_loss", None, "TCaF: cross-entropy loss l_ce (on by default with --new_model_sequence)"),
-            ("ct_loss", False, IGNORED), ("w_loss", False, IGNORED), ("use_mixup", False, IGNORED),
-            ("selavi", False, "the features are SeLaVi's (TCaF's configs): when given, it must agree with "
-                              "--feature_extraction_method (True for main_features*, False for the others)"),
-            ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),
-            ("new_model_attention", False, IGNORED), ("eval_save_performances", False, IGNORED)):
-        g.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=default, help=help_)
-
-
-def _add_clipclap_flags(parser: argparse.ArgumentParser) -> None:
-    """ClipClap's flags with the original's names (its config/clipclap.yaml and command lines)."""
-    g = parser.add_argument_group("ClipClap (--clipclap; CLIPCLAP.md)")
-    g.add_argument("--use_wavcaps_embeddings", type=bool_value, nargs="?", const=True, default=True,
-                   help="class vectors [CLIP || WavCaps] (the published True; False is not implemented)")
-    g.add_argument("--modality", default="both", choices=["both", "audio", "video"],
-                   help="the inputs: both (published), or only the WavCaps audio / CLIP image vector")
-    g.add_argument("--word_embeddings", default="both", choices=["both", "clip", "wavcaps"],
-                   help="the class-vector part: both (published), or only CLIP's / WavCaps'")
-    g.add_argument("--best_model_criterion", default="score", choices=["score"],
-                   help="the stage-1 checkpoint get_evaluation loads and stage 2's epoch (the published score)")
-    g.add_argument("--data_parallel", type=bool_value, nargs="?", const=True, default=False, help=IGNORED)
 
 
 def config_defaults(parser: argparse.ArgumentParser, argv) -> dict:
@@ -428,10 +312,7 @@ def get_eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=device_name, default=None, help="cuda or cpu; default: cuda when available")
     p.add_argument("--cfg", "-c", type=Path, default=None,
                    help="a YAML file of flag values (TCaF's configs); main.py's keys in it are accepted and unused")
-    g = p.add_argument_group("TCaF's evaluation batches (default: the stage-2 run's)")
-    g.add_argument("--batch_seqlen_test", default=None, choices=["max", "fixed"])
-    g.add_argument("--batch_seqlen_test_maxlen", type=positive_int, default=None)
-    g.add_argument("--batch_seqlen_test_trim", default=None, choices=["random", "center"])
+    _add_method_flags(p, "get_evaluation.py")
     p.add_argument("--eval_name", default="evaluation",
                    help="name of the JSON written into the stage-2 folder ({eval_name}.json)")
     p.add_argument("--reproduce_original", action="store_true",
@@ -442,6 +323,20 @@ def get_eval_parser() -> argparse.ArgumentParser:
                         "and {eval_name}_tsne.png (t-SNE of the test embeddings) next to the JSON")
     _add_model_flags(p)
     return p
+
+
+def evaluation_overrides() -> list:
+    """The fields of the flags model files add to get_evaluation.py (TCaF's test collation): given,
+    they replace the stage-2 run's values."""
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_method_flags(parser, "get_evaluation.py")
+    return [a.dest for a in parser._actions]
+
+
+def ignored_flags() -> set:
+    """main.py's flags that have no effect here (they may differ on --resume): this file's and those
+    the model files list."""
+    return set(IGNORED_FLAGS).union(*(get_entry(name).ignored_flags for name in list_models()))
 
 
 def codebase_model(fields) -> Optional[str]:
@@ -502,8 +397,8 @@ def finalize_main_args(args: argparse.Namespace, given=None) -> argparse.Namespa
     for name in ("epochs", "bs", "n_batches"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.test_selection and args.model_name != "fvaegan":
-        raise UserError("--test_selection reproduces f-VAEGAN-D2's original epoch choice: use it with --fvaegan")
+    for finalize_args in model_hooks("finalize_args"):      # every model file's own flags
+        finalize_args(args)
     check_data_claims(args, given)
     if Path(args.exp_name).is_absolute() or ".." in Path(args.exp_name).parts:
         raise UserError(f"--exp_name {args.exp_name} leaves runs/: give a name (sub-folders allowed), "

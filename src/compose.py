@@ -18,7 +18,6 @@ from .errors import UserError
 from .models import create_model, get_entry
 from .runs import RunFolder
 from .runtime import KeptRecords, configure_threads, resolve_device, seed_everything, setup_logging
-from .test_selection import TestSelection
 from .signals import TrainingInterrupted, stop_signals
 from .train import Trainer, TrainConfig
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
@@ -57,10 +56,8 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     seed_everything(args.seed)
     model = create_model(args.model_name, built).to(device)
     optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
-    callbacks = []
-    if args.test_selection:    # [original defect] the original's choice on the evaluation split
-        callbacks.append(TestSelection(val if not args.retrain_all else dataset.split("test").to(device),
-                                       resuming=resuming))
+    callbacks = [] if entry.callbacks is None else entry.callbacks(
+        args, lambda name: val if name == "val" else dataset.split(name).to(device), resuming)
     run.prepare(resuming)
     setup_logging(run.path / "train.log", args.verbose, replay=kept.records)
     log.info("run %s on %s: %s, %s", run.path, device, args.model_name,

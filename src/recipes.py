@@ -2,21 +2,26 @@
 feature family, the flags of its stage-1 `main.py` command (stage 2 adds `--retrain_all
 --save_checkpoints` and `_all_` in the run name), its run names and its `get_evaluation.py` line.
 
-This table is the only copy: `run_scripts/common.sh` prints and runs the commands through
-`python -m src.recipes DATASET METHOD`, and `python -m src.reproduce` runs the same cells with
-seeds. A method's flags are layered, later layers overriding earlier ones: the common flags,
-the method's, then per family, per dataset, and per (dataset, family).
+This table is the only copy: the run scripts are written from it (`--write_scripts`),
+`run_scripts/common.sh` prints and runs the commands through `python -m src.recipes DATASET
+METHOD`, and `python -m src.reproduce` runs the same cells with seeds. A method's flags are
+layered, later layers overriding earlier ones: the common flags, the method's, then per family,
+per dataset, and per (dataset, family).
 
     python -m src.recipes VGGSound avca                       # the six commands, shell-quoted
     python -m src.recipes UCF ale --data_dir DIR -- --epochs 2  # extra main.py flags at the end
     python -m src.recipes --table                              # the whole table as Markdown
+    python -m src.recipes --write_scripts                      # run_scripts/{Dataset}-GZSL/{script}.sh
 
 Where this project runs something the original did not, the row says so (`extra_families`,
 `note`): f-VAEGAN-D2 ran in its own script on main features only, with no run name and no
 evaluation line; here it runs on both families, under `fvaegan_*` run names, with an evaluation.
 """
+import os
+import re
 import shlex
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -25,6 +30,7 @@ from .benchmarks import DATASETS, FAMILIES, dataset_root
 from .errors import ArgumentParser, UserError, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "run_scripts"
 
 DATASET_TAGS = {name: d.run_tag for name, d in DATASETS.items()}      # run-name tags
 FAMILY_FLAGS: Dict[str, str] = {      # the first layer of every training command
@@ -234,6 +240,77 @@ def markdown_table() -> str:
     return "\n".join(rows + [""] + notes) + "\n"
 
 
+# -- the run scripts: run_scripts/{Dataset}-GZSL/{script}.sh, one per dataset and methods row ------
+
+# How a script's first line names what it runs (its script families); other families: "on the {names} features".
+SCRIPT_FAMILIES = {("main", "cls"): "for main and cls features",
+                   ("main_temporal", "cls_temporal"): "on the temporal main and cls features (*_non_averaged)",
+                   (ON_CLIP,): "on the CLIP/CLAP features ($AVGZSL_DATA/ClipClap/{dataset})"}
+SCRIPT = """#!/usr/bin/env bash
+# {label} on {dataset}-GZSL: stage 1, stage 2 and get_evaluation.py {families}.
+# Extra arguments go to every main.py command; see run_scripts/common.sh.
+source "$(dirname "${{BASH_SOURCE[0]}}")/../common.sh"
+run_gzsl {dataset} {method} "$@"
+"""
+# A script this module wrote, whatever its row (a file that does not match is never removed)
+GENERATED = re.compile(r"#!/usr/bin/env bash\n# .* on (\w+)-GZSL: stage 1, stage 2 and get_evaluation\.py .*\.\n"
+                       r"# Extra arguments go to every main\.py command; see run_scripts/common\.sh\.\n"
+                       r'source "\$\(dirname "\$\{BASH_SOURCE\[0\]\}"\)/\.\./common\.sh"\n'
+                       r'run_gzsl (\w+) [\w-]+ "\$@"\n')
+
+
+def script_text(method: str, dataset: str) -> str:
+    """run_scripts/{dataset}-GZSL/{script}.sh of a methods row: common.sh's run_gzsl for it."""
+    m = METHODS[method]
+    families = SCRIPT_FAMILIES.get(m.script_families, f"on the {' and '.join(m.script_families)} features")
+    return SCRIPT.format(label=m.label, dataset=dataset, families=families.format(dataset=dataset), method=method)
+
+
+def scripts() -> Dict[str, str]:
+    """{path under run_scripts/: text} of every run script."""
+    return {f"{d}-GZSL/{m.script}.sh": script_text(method, d) for d in DATASET_TAGS for method, m in METHODS.items()}
+
+
+def is_generated(path: Path) -> bool:
+    """A run script as `write_scripts` writes it (of any row, in the folder of its dataset)."""
+    match = GENERATED.fullmatch(path.read_text(errors="replace")) if path.is_file() else None
+    return bool(match) and match.group(1) == match.group(2) and path.parent.name == f"{match.group(1)}-GZSL"
+
+
+def write_executable(path: Path, text: str) -> None:
+    """An executable file written atomically (a temp file beside it, then a rename): src/io_utils.py's
+    way, without its torch import (the run scripts call this module for every command line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_scripts(folder: Path = SCRIPTS) -> Tuple[List[Path], List[Path]]:
+    """Write the run scripts of the methods table into `folder` (run_scripts/), atomically and
+    executable, leaving those already up to date alone; remove the generated scripts of rows that
+    are gone. Returns (written, removed)."""
+    written, removed = [], []
+    wanted = scripts()
+    for name, text in wanted.items():
+        path = folder / name
+        if path.is_file() and path.read_text() == text and path.stat().st_mode & 0o111 == 0o111:
+            continue
+        write_executable(path, text)
+        written.append(path)
+    for path in sorted(folder.glob("*-GZSL/*.sh")):
+        if path.relative_to(folder).as_posix() not in wanted and is_generated(path):
+            path.unlink()
+            removed.append(path)
+    return written, removed
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m src.recipes", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset", nargs="?", choices=list(DATASET_TAGS))
@@ -247,6 +324,9 @@ def main(argv=None) -> int:
                         "cell of the benchmark's methods only when named here); a family the method does not "
                         "run on is an error")
     p.add_argument("--table", action="store_true", help="print the whole table as Markdown")
+    p.add_argument("--write_scripts", action="store_true",
+                   help="write run_scripts/{Dataset}-GZSL/{script}.sh for every row of the table, and remove "
+                        "the generated scripts of rows that are gone")
     p.epilog = "Arguments after -- go to every main.py command."
     argv = list(sys.argv[1:] if argv is None else argv)
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -254,8 +334,17 @@ def main(argv=None) -> int:
     if args.table:
         print(markdown_table(), end="")
         return 0
+    if args.write_scripts:
+        written, removed = write_scripts()
+        for path in written:
+            print(f"wrote {path.relative_to(REPO)}")
+        for path in removed:
+            print(f"removed {path.relative_to(REPO)}")
+        if not written and not removed:
+            print(f"{SCRIPTS.relative_to(REPO)}/ is up to date")
+        return 0
     if args.dataset is None or args.method is None:
-        p.error("give DATASET and METHOD, or --table")
+        p.error("give DATASET and METHOD, --table or --write_scripts")
     with exit_on_user_error(p.prog):     # a family the method does not run on: one line, exit 2
         cmds = script_commands(args.method, args.dataset, args.data_dir, extra, args.fresh, args.python,
                                args.families)

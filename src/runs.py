@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .args import IGNORED, get_main_parser
+from .args import get_main_parser, ignored_flags
 from .errors import UserError
 from .models import model_flags
 from .io_utils import atomic_pickle, atomic_torch_save, atomic_write_text, cpu_snapshot, remove_temp_files
@@ -215,15 +215,11 @@ def _comparable(value):
     return str(value) if isinstance(value, pathlib.PurePath) else value
 
 
-def _ignored_flags() -> set:
-    return {a.dest for a in get_main_parser()._actions if a.help in (IGNORED, "ignored")}
-
-
 def resume_differences(args: argparse.Namespace, saved: argparse.Namespace) -> list:
     """[(name, value now, value of the run)] of the flags that may not change on --resume. A flag the
     run's args.pkl lacks (an older version) counts as its default."""
     parser = get_main_parser()
-    skip = set(RESUME_MAY_CHANGE) | _ignored_flags() | set(model_flags())    # the model: by model_name
+    skip = set(RESUME_MAY_CHANGE) | ignored_flags() | set(model_flags())    # the model: by model_name
     diffs = []
     for name, new in sorted(vars(args).items()):
         if name in skip:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Tuple
 
-from .args import default_zero_shot_split, resolve_model_name
+from .args import default_zero_shot_split, evaluation_overrides, resolve_model_name
 from .benchmarks import DATASETS, family_of_folder
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
@@ -111,8 +111,7 @@ def stage_b_args(eval_args) -> argparse.Namespace:
     if asked is not None and trained_on in DATASETS and asked != trained_on:
         raise UserError(f"--dataset_name {asked}, but the runs were trained on {trained_on} ({run_b.args_path}): "
                         f"drop --dataset_name, or pass the run folders of a {asked} training")
-    vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", "batch_seqlen_test",
-                                                         "batch_seqlen_test_maxlen", "batch_seqlen_test_trim")
+    vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", *evaluation_overrides())
                        if getattr(eval_args, k, None) is not None})
     with_family_sizes(args)
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""

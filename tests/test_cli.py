@@ -47,6 +47,15 @@ def test_readme_documents_every_flag():
             assert re.search(rf"`{re.escape(flag)}`", readme), flag
 
 
+def test_the_ignored_flags_are_those_whose_help_says_so():
+    """The flags --resume lets differ (they select nothing) are listed where they are defined; the
+    list and the help agree."""
+    from src.args import ignored_flags
+    from src.models.flags import IGNORED
+    said = {a.dest for a in get_main_parser()._actions if a.help in (IGNORED, "ignored")}
+    assert ignored_flags() == said
+
+
 def test_synthetic_cli(tmp_path):
     out = run_cli("-m", "src.synthetic", "--dataset", "ActivityNet", "--preset", "tiny", "--families", "cls",
                   "--out_dir", tmp_path).stdout

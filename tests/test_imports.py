@@ -17,7 +17,7 @@ LAYERS = [
     {"args", "recipes"},
     {"runs", "synthetic", "reproduce", "extraction"},
     {"train"},
-    {"test_selection", "two_stage"},
+    {"two_stage"},
     {"compose", "plots"},
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
@@ -114,8 +114,14 @@ def test_no_import_cycle_between_modules():
             visit(node)
 
 
+# Not a model: f-VAEGAN-D2's trainer callback (its registry entry's `callbacks`, the original's
+# test-set selection) scores an epoch with the metrics and writes its file, as a callback does.
+CALLBACK_IMPORTS = {"fvaegan_selection.py": ("evaluate", "io_utils")}
+
+
 def test_the_model_files_import_nothing_above_them():
     """A model never reaches for the trainer, the evaluation or the data: they are handed to it."""
     for path in (SRC / "models").glob("*.py"):
+        allowed = ("models", "benchmarks", "errors", "sequences", *CALLBACK_IMPORTS.get(path.name, ()))
         for name, line, _ in imports(path):
-            assert layer_of(existing(name)) in ("models", "benchmarks", "errors", "sequences"), f"{path.name}:{line} imports {name}"
+            assert layer_of(existing(name)) in allowed, f"{path.name}:{line} imports {name}"

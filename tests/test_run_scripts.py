@@ -1,5 +1,5 @@
-"""run_scripts/: the 24 scripts print src/recipes.py's commands (dry run), those commands equal the
-original's (../shared/spec/RUN_SCRIPTS.md) flag by flag with defaults filled in, every UCF script's
+"""run_scripts/: the scripts are those src/recipes.py writes and print its commands (dry run), those
+commands equal the original's (../shared/spec/RUN_SCRIPTS.md) flag by flag with defaults filled in, every UCF script's
 commands run to the end on the tiny benchmark, one script runs for real in bash, and the evaluation
 lines find original-format run folders under their original names."""
 import argparse
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REFERENCE, ROOT
+from conftest import REFERENCE, ROOT, run_cli
 from src.args import finalize_main_args, get_eval_parser, get_main_parser
-from src.recipes import DATASET_TAGS, METHODS, cell_commands, exp_names, script_commands
+from src.recipes import DATASET_TAGS, METHODS, cell_commands, exp_names, script_commands, script_text, scripts, write_scripts
 
 SPEC = ROOT.parent / "shared" / "spec" / "RUN_SCRIPTS.md"
 SMOKE = ["--epochs", "1", "--n_batches", "2", "--bs", "32", "--syn_num", "20", "--cls_epochs", "2", "--device", "cpu"]
@@ -41,6 +41,32 @@ def dry_run(dataset, method, *extra, **env):
 def test_every_script_exists_and_nothing_else():
     found = {p.relative_to(ROOT / "run_scripts").as_posix() for p in (ROOT / "run_scripts").glob("*-GZSL/*.sh")}
     assert found == {f"{d}-GZSL/{m.script}.sh" for d in DATASET_TAGS for m in METHODS.values()}
+
+
+def test_the_scripts_on_disk_are_the_generated_ones():
+    """`python -m src.recipes --write_scripts` would write nothing: every script is its row's text, executable."""
+    for name, text in scripts().items():
+        path = ROOT / "run_scripts" / name
+        assert path.read_text() == text, f"{name} is stale: run python -m src.recipes --write_scripts"
+        assert os.access(path, os.X_OK), name
+
+
+def test_write_scripts_rewrites_what_differs_and_removes_only_generated_scripts_of_gone_rows(tmp_path):
+    import shutil
+    folder = tmp_path / "run_scripts"
+    shutil.copytree(ROOT / "run_scripts", folder)
+    gone = folder / "UCF-GZSL" / "gone.sh"           # a row that no longer exists
+    gone.write_text(script_text("ale", "UCF").replace("ALE", "Gone").replace("UCF ale", "UCF gone"))
+    mine = folder / "UCF-GZSL" / "mine.sh"           # written by hand: kept
+    mine.write_text("#!/usr/bin/env bash\necho mine\n")
+    edited, not_executable = folder / "UCF-GZSL" / "avca.sh", folder / "VGGSound-GZSL" / "sje.sh"
+    edited.write_text(edited.read_text() + "echo edited\n")
+    not_executable.chmod(0o644)
+    assert write_scripts(folder) == ([edited, not_executable], [gone])
+    assert mine.is_file() and not gone.exists() and edited.read_text() == script_text("avca", "UCF")
+    assert os.access(not_executable, os.X_OK) and not list(folder.rglob("*.tmp"))
+    assert write_scripts(folder) == ([], [])
+    assert run_cli("-m", "src.recipes", "--write_scripts").stdout == "run_scripts/ is up to date\n"
 
 
 @pytest.mark.parametrize("dataset", list(DATASET_TAGS))

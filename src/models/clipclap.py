@@ -22,6 +22,7 @@ from torch import Tensor
 from ..errors import UserError
 from .base import OPTIMIZERS, EpochInputs, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau, run_steps
 from .blocks import EmbeddingNet
+from .flags import IGNORED, bool_value
 from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
@@ -179,11 +180,32 @@ def clipclap_val_loss(model: ClipClap_model, val) -> float:
     return float(total) / n
 
 
+def add_arguments(parser, entry_point: str) -> None:
+    """ClipClap's flags with the original's names (its config/clipclap.yaml and command lines); it also
+    reads TCaF's (src/models/tcaf.py), as its code grew from TCaF's."""
+    if entry_point != "main.py":
+        return
+    g = parser.add_argument_group("ClipClap (--clipclap; CLIPCLAP.md)")
+    g.add_argument("--use_wavcaps_embeddings", type=bool_value, nargs="?", const=True, default=True,
+                   help="class vectors [CLIP || WavCaps] (the published True; False is not implemented)")
+    g.add_argument("--modality", default="both", choices=["both", "audio", "video"],
+                   help="the inputs: both (published), or only the WavCaps audio / CLIP image vector")
+    g.add_argument("--word_embeddings", default="both", choices=["both", "clip", "wavcaps"],
+                   help="the class-vector part: both (published), or only CLIP's / WavCaps'")
+    g.add_argument("--best_model_criterion", default="score", choices=["score"],
+                   help="the stage-1 checkpoint get_evaluation loads and stage 2's epoch (the published score)")
+    g.add_argument("--data_parallel", type=bool_value, nargs="?", const=True, default=False, help=IGNORED)
+    g.add_argument("--eval_modality", default=None, choices=["both", "audio", "video"],
+                   help="ClipClap's evaluation modality: accepted, with no effect (ClipClap has one embedding, so "
+                        "the audio, video and both evaluations are the same one)")
+
+
 @register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
                 val_loss_fn=clipclap_val_loss, vectors=True, optimizers=OPTIMIZERS,
                 namespace_fields=("use_wavcaps_embeddings", "word_embeddings", "modality", "best_model_criterion",
                                   "data_parallel"), inherited_flags=("new_model_sequence",),
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
+                add_arguments=add_arguments, ignored_flags=("data_parallel",),
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
                      "embeddings (CLIPCLAP.md; needs the CLIP/CLAP features)")
 def clipclap(args) -> ClipClap_model:

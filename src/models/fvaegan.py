@@ -42,6 +42,8 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM
 from ..errors import UserError
 from .base import EpochInputs, GZSLModel, PairBatch, adam
+from .flags import nonnegative_float, positive_float, positive_int
+from .fvaegan_selection import selection_callbacks
 from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
@@ -459,8 +461,43 @@ def reconstruction_val_loss(model: FVAEGAN, val) -> float:
     return loss
 
 
+# -- its flags and the builder -----------------------------------------------------------------------
+
+def add_arguments(parser, entry_point: str) -> None:
+    """f-VAEGAN-D2's flags (main.py)."""
+    if entry_point != "main.py":
+        return
+    g = parser.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
+    g.add_argument("--syn_num", type=positive_int, default=1000,
+                   help="generated features per unseen class for the softmax classifier")
+    g.add_argument("--critic_iter", type=positive_int, default=5,
+                   help="critic batches per generator step: an epoch is --n_batches class-balanced critic "
+                        "batches of --bs, with a generator step after every --critic_iter of them ([original "
+                        "defect] under --reproduce_original: one critic and one generator step per epoch, the "
+                        "original's stray break)")
+    g.add_argument("--gan_weight", type=nonnegative_float, default=1e5, help="weight of the generator's WGAN loss")
+    g.add_argument("--vae_weight", type=nonnegative_float, default=1.0, help="weight of the VAE loss (BCE + KL)")
+    g.add_argument("--latent_size", type=positive_int, default=300, help="size of the VAE latent / generator noise")
+    g.add_argument("--cls_epochs", type=positive_int, default=30,
+                   help="most epochs of the softmax classifiers (GZSL and ZSL); stage 1 chooses each one's count "
+                        "on val after every epoch, get_evaluation.py carries it to the stage-2 model")
+    g.add_argument("--cls_lr", type=positive_float, default=1e-3, help="learning rate of the softmax classifier")
+    g.add_argument("--test_selection", action="store_true",
+                   help="[original defect] also evaluate every epoch on the run's evaluation split (val in "
+                        "stage 1, test in stage 2) as the original did: uncalibrated argmax, the classifiers' "
+                        "best epochs on that split, and the best epoch by GZSL HM; writes "
+                        "test_selection.json. Numbers chosen on the test set: only to reproduce the seed's table")
+
+
+def finalize_args(args) -> None:
+    """--test_selection is f-VAEGAN-D2's alone."""
+    if args.test_selection and args.model_name != "fvaegan":
+        raise UserError("--test_selection reproduces f-VAEGAN-D2's original epoch choice: use it with --fvaegan")
+
+
 @register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
                 val_loss_fn=reconstruction_val_loss, fast_modes=False,
+                add_arguments=add_arguments, finalize_args=finalize_args, callbacks=selection_callbacks,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):

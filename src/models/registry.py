@@ -9,6 +9,11 @@ arguments (the Namespace stops at the builder). Each entry also records the orig
 command-line flag that selects it, the class name used in run-folder file names
 (`{ModelClass}_score.pt`), the flags whose default differs for it, and, for a model with its own
 training procedure (f-VAEGAN-D2), its `epoch_fn` and `val_loss_fn` (the trainer's otherwise).
+
+A model file owns its flags and what its runs need beyond the generic code: `add_arguments` adds
+its argument group to main.py's and get_evaluation.py's parsers (`src/args.py` collects them, in
+registration order), `finalize_args` fills and checks its flags once the model is chosen, and
+`callbacks` gives the trainer its callbacks.
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
@@ -38,6 +43,15 @@ class ModelEntry:
     inherited_flags: tuple = ()              # model flags its codebase's configs and args.pkl carry from the
                                              # code it grew from, which do not choose a model there
                                              # (ClipClap's: TCaF's new_model_sequence)
+    # a model file's own flags and hooks (each called once per function, for every model sharing it)
+    add_arguments: Optional[Callable] = None   # (parser, entry_point) -> None: its flags in main.py's parser
+                                               # ("main.py") and those get_evaluation.py takes to replace the
+                                               # stage-2 run's values ("get_evaluation.py"; parser default None)
+    ignored_flags: tuple = ()                  # its original code's flags that have no effect here
+    finalize_args: Optional[Callable] = None   # (args) -> None, whatever the model (args.model_name): fills
+                                               # its flags' defaults left None, refuses them with another model
+    callbacks: Optional[Callable] = None       # (args, split, resuming) -> the trainer callbacks of its runs;
+                                               # split(name): a split of the run's dataset on the device
 
     @property
     def label(self) -> str:
@@ -77,14 +91,18 @@ def register_model(name: str, *, flag: Optional[str], class_name: str, help: str
                    defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
                    val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
                    first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True,
-                   optimizers: tuple = ("adam",), inherited_flags: tuple = ()):
+                   optimizers: tuple = ("adam",), inherited_flags: tuple = (),
+                   add_arguments: Optional[Callable] = None, ignored_flags: tuple = (),
+                   finalize_args: Optional[Callable] = None, callbacks: Optional[Callable] = None):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
                                      dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
                                      first_epoch_defect, fast_modes, tuple(namespace_fields), tuple(optimizers),
-                                     tuple(inherited_flags))
+                                     tuple(inherited_flags), add_arguments=add_arguments,
+                                     ignored_flags=tuple(ignored_flags), finalize_args=finalize_args,
+                                     callbacks=callbacks)
         return builder
     return wrap
 
@@ -103,6 +121,13 @@ def get_entry(name: str) -> ModelEntry:
 def model_flags() -> Dict[str, tuple]:
     """{flag: (model name, help)} for the models selected by a flag, in registration order."""
     return {e.flag: (e.name, e.help) for e in _REGISTRY.values() if e.flag}
+
+
+def model_hooks(name: str) -> list:
+    """The registered models' hooks called `name` ("add_arguments", "finalize_args"), each function
+    once, in registration order."""
+    hooks = [getattr(e, name) for e in _REGISTRY.values() if getattr(e, name) is not None]
+    return [h for i, h in enumerate(hooks) if h not in hooks[:i]]
 
 
 def text_dim(args) -> int:

@@ -41,6 +41,7 @@ from .base import (OPTIMIZERS, EpochInputs, GZSLModel, PairBatch, adam_or_sam, d
                    plateau, run_steps)
 from .blocks import EmbeddingNet, FeedForward
 from .dropout import Dropout
+from .flags import IGNORED, bool_value, dropout, positive_float, positive_int
 from .registry import register_model, text_dim
 
 JOINT_DIM = 64                    # dim_out, fixed in the original (src/utils_improvements.py)
@@ -515,12 +516,92 @@ def check_published_switches(args) -> None:
                         "(the published configurations use all three)")
 
 
+# Its flags (src/args.py collects them through the registry).
+IGNORED_FLAGS = ("transformer_embedding_time_len", "eval_num_workers", "mixup_parameter", "ct_loss", "w_loss",
+                 "use_mixup", "perceiver", "attention_fusion", "new_model_attention", "eval_save_performances")
+# The original's defaults of the switches whose default depends on the model (parser default None):
+# a model whose entry gives none takes these (TCaF's entry gives the published configuration's).
+ORIGINAL_DEFAULTS = {"rec_loss": False, "cross_entropy_loss": False, "transformer_use_embedding_net": False,
+                     "use_self_attention": True, "transformer_embedding_time_embed_type": "fixed"}
+
+
+def add_arguments(parser, entry_point: str) -> None:
+    """TCaF's flags with the original's names and defaults (its config/default.yaml); get_evaluation.py
+    takes its test collation, the stage-2 run's by default."""
+    if entry_point == "get_evaluation.py":
+        g = parser.add_argument_group("TCaF's evaluation batches (default: the stage-2 run's)")
+        g.add_argument("--batch_seqlen_test", default=None, choices=["max", "fixed"])
+        g.add_argument("--batch_seqlen_test_maxlen", type=positive_int, default=None)
+        g.add_argument("--batch_seqlen_test_trim", default=None, choices=["random", "center"])
+        return
+    g = parser.add_argument_group("TCaF (--new_model_sequence; TCAF.md)")
+    for flag, kind, default, help_ in (
+            ("transformer_dim", positive_int, 300, "token width"),
+            ("transformer_depth", positive_int, 5, "transformer layers"),
+            ("transformer_heads", positive_int, 4, "attention heads"),
+            ("transformer_dim_head", positive_int, 64, "width of an attention head"),
+            ("transformer_mlp_dim", positive_int, 128, "feed-forward width"),
+            ("transformer_dropout", dropout, 0.5, "dropout of attention outputs and feed-forward"),
+            ("transformer_embedding_dim", positive_int, 64, "width of the modality/time embeddings"),
+            ("transformer_embedding_dropout", dropout, 0.1, "dropout after the token projections"),
+            ("transformer_embedding_fourier_scale", positive_float, 10.0, "scale of the random Fourier time features"),
+            ("transformer_embedding_time_len", positive_int, 200, IGNORED),
+            ("batch_seqlen_train_maxlen", positive_int, 60, "video tokens of a training batch in fixed mode"),
+            ("batch_seqlen_test_maxlen", positive_int, 60, "video tokens of an evaluation batch in fixed mode"),
+            ("eval_bs", positive_int, 64, "samples per evaluation batch"),
+            ("eval_num_workers", int, 8, IGNORED),
+            ("mixup_parameter", float, 0.5, IGNORED)):
+        g.add_argument(f"--{flag}", type=kind, default=default, help=help_)
+    g.add_argument("--transformer_embedding_time_embed_type", default=None, choices=["none", "fixed", "sinusoid"],
+                   help="time embedding; default fixed, sinusoid with --new_model_sequence (the best configurations' "
+                        "and the one implemented)")
+    for flag in ("batch_seqlen_train", "batch_seqlen_test"):
+        g.add_argument(f"--{flag}", default="max", choices=["max", "fixed"],
+                       help="max: pad a batch to its longest sequence; fixed: cut/pad the video to the maxlen")
+    g.add_argument("--batch_seqlen_train_trim", default="random", choices=["random", "center"],
+                   help="where a longer training video is cut in fixed mode")
+    g.add_argument("--batch_seqlen_test_trim", default="center", choices=["random", "center"],
+                   help="where a longer evaluation video is cut in fixed mode")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"],
+                   help="adam (published), or adam-sam: SAM (rho 0.05) around Adam, two passes a step "
+                        "(TCaF and ClipClap only; not with --compile, --amp, --cuda_graph)")
+    for flag, default, help_ in (
+            ("transformer_use_class_token", True, "read the class token (the best configurations)"),
+            ("transformer_use_embedding_net", None,
+             "encode tokens with the embedding nets; default False, True with --new_model_sequence"),
+            ("transformer_embedding_modality", True, "add the modality embedding"),
+            ("transformer_embedding_embed_augment_position", False, "not implemented (best: False)"),
+            ("transformer_average_features", False, "not implemented (best: False)"),
+            ("use_self_attention", None,
+             "self-attention within a modality; default True, False with --new_model_sequence"),
+            ("use_cross_attention", True, "cross-attention between modalities (best: True)"),
+            ("audio_only", False, "not implemented (best: False)"),
+            ("video_only", False, "not implemented (best: False)"),
+            ("embeddings_batch_norm", True, "BatchNorm in TCaF's embedding nets"),
+            ("rec_loss", None, "TCaF: reconstruction loss l_rec (on by default with --new_model_sequence)"),
+            ("cross_entropy_loss", None, "TCaF: cross-entropy loss l_ce (on by default with --new_model_sequence)"),
+            ("ct_loss", False, IGNORED), ("w_loss", False, IGNORED), ("use_mixup", False, IGNORED),
+            ("selavi", False, "the features are SeLaVi's (TCaF's configs): when given, it must agree with "
+                              "--feature_extraction_method (True for main_features*, False for the others)"),
+            ("perceiver", False, IGNORED), ("attention_fusion", False, IGNORED),
+            ("new_model_attention", False, IGNORED), ("eval_save_performances", False, IGNORED)):
+        g.add_argument(f"--{flag}", type=bool_value, nargs="?", const=True, default=default, help=help_)
+
+
+def finalize_args(args) -> None:
+    """TCaF's switches left None by the chosen model's defaults take the original's."""
+    for name, value in ORIGINAL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
 @register_model("tcaf", flag="new_model_sequence", class_name="Multimodal_Sequence_Transformer",
                 epoch_fn=tcaf_epoch, val_loss_fn=tcaf_val_loss, temporal=True, first_epoch_defect=True,
                 optimizers=OPTIMIZERS,
                 defaults={**{k: PUBLISHED_SWITCHES[k] for k in ("transformer_use_embedding_net", "use_self_attention",
                                                                 "transformer_embedding_time_embed_type")},
                           **{k: True for k in LOSS_FLAGS}},
+                add_arguments=add_arguments, ignored_flags=IGNORED_FLAGS, finalize_args=finalize_args,
                 help="TCaF: temporal and cross-modal attention over token sequences (TCAF.md; "
                      "needs temporal features, *_non_averaged)")
 def tcaf(args) -> Multimodal_Sequence_Transformer:

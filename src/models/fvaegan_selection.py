@@ -4,13 +4,16 @@ is scored on the run's evaluation split (val in stage 1, test in stage 2) as the
 by the classifier's argmax (no calibration) at its best classifier epoch by HM on that split, ZSL
 by the ZSL classifier at its best epoch there; the epoch with the best GZSL HM is kept in
 `test_selection.json` and printed at the end. Numbers chosen on the test set: never the protocol's.
+
+A trainer callback of f-VAEGAN-D2's (its registry entry's `callbacks`), not a part of the model: it
+scores with the metrics of src/evaluate.py and writes its file atomically.
 """
 import json
 import logging
 from typing import Dict, Optional
 
-from .evaluate import evaluate_distances, format_line
-from .io_utils import atomic_write_json
+from ..evaluate import evaluate_distances, format_line
+from ..io_utils import atomic_write_json
 
 log = logging.getLogger("avgzsl")
 
@@ -35,7 +38,7 @@ def original_scores(model, split) -> Dict[str, float]:
     return best
 
 
-class TestSelection:
+class OriginalSelection:
     """The trainer callback: the original's score of every epoch on `split`, the best kept."""
 
     def __init__(self, split, resuming: bool):
@@ -58,3 +61,10 @@ class TestSelection:
             log.info("best epoch %d on %s (original selection, chosen on that split):", self.selection["epoch"],
                      self.selection["split"])
             print(self.selection["line"])
+
+
+def selection_callbacks(args, split, resuming: bool) -> list:
+    """f-VAEGAN-D2's callbacks (`--test_selection`): the original's choice on the evaluation split."""
+    if not args.test_selection:
+        return []
+    return [OriginalSelection(split("test" if args.retrain_all else "val"), resuming=resuming)]
