@@ -7,7 +7,8 @@ before any function here is called).
 A builder takes the argparse Namespace and returns the model built from explicit keyword
 arguments (the Namespace stops at the builder). Each entry also records the original
 command-line flag that selects it, the class name used in run-folder file names
-(`{ModelClass}_score.pt`), the flags whose default differs for it, and, for a model with its own
+(`{ModelClass}_score.pt`), the flags whose default differs for it, how its batches are built
+(`batches`, a `base.Batches`: pairs with negatives by default) and, for a model with its own
 training procedure (f-VAEGAN-D2), its `epoch_fn` and `val_loss_fn` (the trainer's otherwise).
 """
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ..benchmarks import WORD_DIM
 from ..errors import UserError
+from .base import PAIRS, Batches
 
 
 @dataclass(frozen=True)
@@ -25,13 +27,13 @@ class ModelEntry:
     class_name: str          # file names in run folders: {class_name}_score.pt
     help: str
     defaults: Dict[str, Any]  # main.py flags whose default differs for this model (parser default None)
-    epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's pair epoch)
+    batches: Batches = PAIRS                 # how its training and validation-loss batches are built
+    epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's epoch)
     val_loss_fn: Optional[Callable] = None   # its own validation loss, (model, val split) -> float
     temporal: bool = False                   # trains on token sequences (*_non_averaged features)
     vectors: bool = False                    # trains on the CLIP/CLAP family only (its 1536-d class vectors)
     first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
                                              # when stage 1's best epoch is the first [original defect] (TCaF)
-    fast_modes: bool = True                  # its epoch runs base.run_steps (--compile, --amp apply)
     namespace_fields: tuple = ()             # fields only its original codebase has (one without a model
                                              # flag: ClipClap's): some are in its configs, all in its args.pkl
     optimizers: tuple = ("adam",)            # the --optimizer values it takes (its original code's)
@@ -74,16 +76,16 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
-                   defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
-                   val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
-                   first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True,
-                   optimizers: tuple = ("adam",), inherited_flags: tuple = ()):
+                   defaults: Optional[Dict[str, Any]] = None, batches: Batches = PAIRS,
+                   epoch_fn: Optional[Callable] = None, val_loss_fn: Optional[Callable] = None,
+                   temporal: bool = False, vectors: bool = False, first_epoch_defect: bool = False,
+                   namespace_fields: tuple = (), optimizers: tuple = ("adam",), inherited_flags: tuple = ()):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
-                                     dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
-                                     first_epoch_defect, fast_modes, tuple(namespace_fields), tuple(optimizers),
+                                     dict(defaults or {}), batches, epoch_fn, val_loss_fn, temporal, vectors,
+                                     first_epoch_defect, tuple(namespace_fields), tuple(optimizers),
                                      tuple(inherited_flags))
         return builder
     return wrap
