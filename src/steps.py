@@ -219,15 +219,15 @@ def validation_loss(model: GZSLModel, val, batches: Batches, neg: Optional[Tenso
                     z_score: bool = False) -> float:
     """The training loss in eval mode over every val sample once (each with its fixed negative
     `neg`), in batches of `batches.val_chunk(model)` built by `batches.val`; the mean per sample
-    (summed on the device in float64: one host sync)."""
+    (summed on the device in `batches.val_sum`, float64 by default: one host sync)."""
     was_training = model.training
     model.eval()
     n, chunk = len(val), batches.val_chunk(model)
     idx = torch.arange(n, device=val.labels.device)
-    total = torch.zeros((), dtype=torch.float64, device=val.labels.device)
+    total = torch.zeros((), dtype=batches.val_sum, device=val.labels.device)
     for i in range(0, n, chunk):
         batch = batches.val(model, val, idx[i:i + chunk], None if neg is None else neg[i:i + chunk], z_score=z_score)
         loss, _ = model.training_step(batch)
-        total = total + loss.double() * len(idx[i:i + chunk])
+        total = total + loss.to(batches.val_sum) * len(idx[i:i + chunk])
     model.train(was_training)
     return float(total) / n

@@ -96,11 +96,12 @@ class Batches:
       --resume repeats them.
     - `val(model, split, idx [b], neg [b], z_score) -> batch`: a batch of the validation loss (every
       val sample once, each with a negative fixed for the run), over chunks of `val_chunk(model)`
-      samples.
+      samples; `val_sum`: the dtype the chunks' losses are summed in.
     """
     train: Callable
     val: Callable
     val_chunk: Callable[["GZSLModel"], int]
+    val_sum: torch.dtype = torch.float64
 
 
 def _pairs(model, split, idx: Tensor, neg: Tensor, z_score: bool = False, generator=None) -> PairBatch:

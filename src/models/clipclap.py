@@ -167,8 +167,10 @@ def val_batch(model: ClipClap_model, split, idx: Tensor, neg: Optional[Tensor] =
 
 
 # TCaF's epoch on vectors (one Adam or SAM step a batch, then the extra get_embeddings pass), and its
-# validation loss: the loss in eval mode over every val sample once, in batches of eval_bs
-VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs)
+# validation loss: the loss in eval mode over every val sample once, in batches of eval_bs, summed in
+# float32 (as it always was: its logged numbers stay)
+VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs,
+                         val_sum=torch.float32)
 
 
 @register_model("clipclap", flag="clipclap", class_name="ClipClap_model", batches=VECTOR_BATCHES,
