@@ -163,7 +163,9 @@ class GraphedStep:
 class Steps:
     """The run's step options (`--compile`, `--amp`, `--cuda_graph`, the device); called with
     (key, loss_fn, optimizer) it returns the `Step` of that key, made on first use and kept for the
-    run. The model's step is `steps("train", model.training_step, optimizer)`."""
+    run. The model's step is `steps("train", model.training_step, optimizer)`. `compilable=False`:
+    a loss torch.compile cannot differentiate (one that differentiates twice, as a gradient
+    penalty) stays eager under --compile."""
 
     def __init__(self, model: GZSLModel, compile: bool = False, amp: Optional[str] = None,
                  cuda_graph: bool = False, device_type: str = "cpu"):
@@ -173,10 +175,10 @@ class Steps:
             model, compile, amp, cuda_graph, device_type
         self.made: Dict[str, Step] = {}
 
-    def __call__(self, key: str, loss_fn: LossFn, optimizer) -> Step:
+    def __call__(self, key: str, loss_fn: LossFn, optimizer, compilable: bool = True) -> Step:
         if key not in self.made:
-            self.made[key] = Step(self.model, loss_fn, optimizer, self.compile, self.amp, self.cuda_graph,
-                                  self.device_type)
+            self.made[key] = Step(self.model, loss_fn, optimizer, self.compile and compilable, self.amp,
+                                  self.cuda_graph, self.device_type)
         return self.made[key]
 
 

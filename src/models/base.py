@@ -118,9 +118,9 @@ class EpochInputs:
     class-balanced sampler, the epoch (0-based) of `epochs`, `n_batches` batches of `bs`, whether
     the inputs are z-scored, the stage (`retrain_all`: stage 2), `reproduce_original`,
     `val_metrics(dist [N_val, C_val]) -> evaluate_distances(...)` on the val split, the model's
-    `batches`, and `steps(key, loss_fn, optimizer)`: the trainer's optimiser step of `loss_fn(batch)
-    -> (loss, parts)` as the run's options make it (eager, SAM, --compile, --amp, --cuda_graph), one
-    per key for the run (`src.steps.Steps`).
+    `batches`, and `steps(key, loss_fn, optimizer, compilable=True)`: the trainer's optimiser step of
+    `loss_fn(batch) -> (loss, parts)` as the run's options make it (eager, SAM, --compile, --amp,
+    --cuda_graph), one per key for the run (`src.steps.Steps`).
     """
     model: "GZSLModel"
     optimizer: object

@@ -19,8 +19,9 @@ weights, and carried to the stage-2 model by get_evaluation.py (`adopt_stage_1_c
 
 Training: an epoch is `--n_batches` critic batches of `--bs` samples drawn by the class-balanced
 sampler (PROTOCOL.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
-the last critic batch. Both steps are the trainer's (`EpochInputs.steps`: --compile, --amp and
---cuda_graph apply to them). The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
+the last critic batch. Both steps are the trainer's (`EpochInputs.steps`: --amp and --cuda_graph
+apply to them, --compile to the encoder/generator step; the critic's gradient penalty, a second
+derivative, is not one torch.compile can differentiate). The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
 
 Departures from the original script (MODELS.md):
 - [original defect] its stray `break` trained one critic and one generator step per epoch; the
@@ -450,7 +451,8 @@ def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     else:
         n_batches, critic_iter = inp.n_batches, model.critic_iter
     batches = inp.sampler.draw(n_batches * inp.bs)[0].view(n_batches, inp.bs)     # positives only
-    critic = inp.steps("critic", lambda b: model.critic_loss(b.x, b.w), opt.part("D", "D2"))
+    # the critic's gradient penalty differentiates twice, which torch.compile cannot: eager under --compile
+    critic = inp.steps("critic", lambda b: model.critic_loss(b.x, b.w), opt.part("D", "D2"), compilable=False)
     generator = inp.steps("generator", lambda b: model.generator_loss(b.x, b.w), opt.part("E", "G"))
     sums: Dict[str, Tensor] = {}
     steps = 0
