@@ -362,7 +362,7 @@ def test_only_tcaf_and_clipclap_take_adam_sam():
     for name in takers:
         get_entry(name).check_optimizer("adam-sam")
         with pytest.raises(UserError, match="--compile, --amp or --cuda_graph"):
-            get_entry(name).check_optimizer("adam-sam", fast_modes=True)
+            get_entry(name).check_optimizer("adam-sam", fast=True)
 
 
 @pytest.mark.parametrize("flag", ["--AVCA", "--ale"])

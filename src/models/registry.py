@@ -58,16 +58,16 @@ class ModelEntry:
             return "one vector per video (main_features, cls_features, or the CLIP/CLAP vectors)"
         return None
 
-    def check_optimizer(self, optimizer: Optional[str], fast_modes: bool = False) -> None:
+    def check_optimizer(self, optimizer: Optional[str], fast: bool = False) -> None:
         """UserError unless this model takes `--optimizer optimizer` (None: adam); adam-sam's two-pass
-        step has no --compile/--amp/--cuda_graph form (`fast_modes`: one of them is on)."""
+        step has no --compile/--amp/--cuda_graph form (`fast`: one of them is on)."""
         optimizer = optimizer or "adam"
         if optimizer not in self.optimizers:
             takers = [e.label for e in _REGISTRY.values() if optimizer in e.optimizers]
             raise UserError(f"--optimizer {optimizer} is not available for {self.label}: only "
                             f"{' and '.join(takers) or 'no model'} take it (their original code has it); "
                             f"use --optimizer {self.optimizers[0]}")
-        if optimizer == "adam-sam" and fast_modes:
+        if optimizer == "adam-sam" and fast:
             raise UserError("--optimizer adam-sam (two forward/backward passes per step) does not run with "
                             "--compile, --amp or --cuda_graph: train without them")
 
