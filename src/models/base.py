@@ -4,8 +4,8 @@ A model is a `GZSLModel` built from keyword arguments only (`Model(*, input_size
 its registry builder reads them off the argparse Namespace). It answers:
 
 - `training_step(batch) -> (loss, parts)`: of a batch its `Batches` builds (a `PairBatch` by
-  default), the scalar loss to back-propagate and its named parts as detached scalars for the logs (`loss_and_parts(parts)` builds both when the loss
-  is the sum of its parts).
+  default), the scalar loss to back-propagate and its named parts as detached scalars for the
+  logs (`loss_and_parts(parts)` builds both when the loss is the sum of its parts).
 - `after_optimizer_step(batch)`: a hook run after each optimiser step (default: nothing).
 - `configure_optimizers(lr, lr_scheduler) -> (optimizer, scheduler or None)`: default Adam(lr)
   over `optimizer_parameters()` (all parameters by default) and, with `lr_scheduler`,
@@ -25,7 +25,7 @@ its registry builder reads them off the argparse Namespace). It answers:
   its weights (f-VAEGAN-D2: its training split's real features) names the split, and is given
   it with `attach_training_data(split)` before `eval_distances` (default: None).
 - its batches: the registry entry's `batches` (a `Batches`: how a training batch and a
-  validation-loss batch are built from a split; default `PAIRS`, the `PairBatch` above; TCaF's
+  validation-loss batch are built from a split; default `PAIRS`, the `PairBatch` below; TCaF's
   token sequences and ClipClap's vectors are built in their own files). The trainer
   (`src/steps.py`) owns the epoch, the validation loss and the optimiser step; a model with its
   own epoch (f-VAEGAN-D2's critic loop) registers an `epoch_fn(EpochInputs) -> stats`, which runs
