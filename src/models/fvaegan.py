@@ -439,8 +439,9 @@ class FVAEGAN(GZSLModel):
 def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     """f-VAEGAN-D2's epoch (the trainer's `epoch_fn`): `n_batches` class-balanced critic batches of
     `bs` from the sampler, an encoder/generator step after every `critic_iter` of them (and after
-    the last), both the trainer's steps (`inp.steps`); in stage 1 the classifiers' epoch counts are then chosen on val. Batch indices come
-    from the sampler, noise from the global RNG: both are in the trainer's resume state."""
+    the last), both the trainer's steps (`inp.steps`); in stage 1 the classifiers' epoch counts are
+    then chosen on val. Batch indices come from the sampler, noise from the global RNG: both are in
+    the trainer's resume state."""
     model, opt = inp.model, inp.optimizer
     model.train()
     model.attach_training_data(inp.train)
