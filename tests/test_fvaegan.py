@@ -344,7 +344,8 @@ def test_amp_bf16_trains_through_the_trainers_steps_and_evaluates(nonnegative_ro
               "--n_batches", "6", "--lr", "0.001", "--gan_weight", "1", "--syn_num", "20", "--cls_epochs", "5",
               "--dump_path", str(tmp_path), "--device", "cpu", "--seed", "3"]
     rows = {}
-    for exp, extra in (("fp32", []), ("val", ["--amp", "bf16"]), ("all", ["--amp", "bf16", "--retrain_all", "--save_checkpoints"])):
+    for exp, extra in (("fp32", []), ("val", ["--amp", "bf16"]),
+                       ("all", ["--amp", "bf16", "--retrain_all", "--save_checkpoints"])):
         train(finalize_main_args(get_main_parser().parse_args(common + ["--exp_name", exp, *extra])))
         rows[exp] = [json.loads(l) for l in (tmp_path / "runs" / exp / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows["val"]] == [1, 2] == [r["epoch"] for r in rows["all"]]

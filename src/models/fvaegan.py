@@ -19,9 +19,10 @@ weights, and carried to the stage-2 model by get_evaluation.py (`adopt_stage_1_c
 
 Training: an epoch is `--n_batches` critic batches of `--bs` samples drawn by the class-balanced
 sampler (PROTOCOL.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
-the last critic batch. Both steps are the trainer's (`EpochInputs.steps`: --amp and --cuda_graph
-apply to them, --compile to the encoder/generator step; the critic's gradient penalty, a second
-derivative, is not one torch.compile can differentiate). The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
+the last critic batch. The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
+Both steps are the trainer's (`EpochInputs.steps`): --amp and --cuda_graph apply to them, --compile
+to the encoder/generator step (the critic's gradient penalty, a second derivative, is not one
+torch.compile can differentiate).
 
 Departures from the original script (MODELS.md):
 - [original defect] its stray `break` trained one critic and one generator step per epoch; the
