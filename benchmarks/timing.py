@@ -1,7 +1,7 @@
-"""What the benchmark scripts share: the time of one optimiser step on batches already drawn,
-whether that step syncs with the host (CUDA), and the step replayed as one CUDA graph."""
+"""What the benchmark scripts share: the time of one optimiser step (the trainer's `src.steps.Step`,
+whatever its mode: eager, compiled, autocast, one replayed CUDA graph) on batches already drawn,
+its FLOP bound, and whether it syncs with the host (CUDA)."""
 import time
-from dataclasses import fields
 from typing import Callable, Optional
 
 import torch
@@ -31,36 +31,28 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def train_step(model, optimizer, batch, training_step=None):
-    loss, _ = (training_step or model.training_step)(batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    model.after_optimizer_step(batch)
-    return loss
-
-
-def step_seconds(model, optimizer, make_batch: Callable[[int], object], n_steps: int, device, warmup: int = 5,
-                 training_step=None, windows: int = 3) -> float:
-    """Seconds per step (training_step, backward, optimiser step, after_optimizer_step): the `n_steps`
-    steps on make_batch(i), after `warmup` untimed ones, are timed in `windows` windows and the best
-    window's mean is returned (like the matmul peak's best of several: a shared machine's
-    neighbours only ever add time). training_step: the trainer's step function, e.g. compiled."""
+def step_seconds(step: Callable, make_batch: Callable[[int], object], n_steps: int, device, warmup: int = 5,
+                 windows: int = 3) -> float:
+    """Seconds per step of `step` (the trainer's `src.steps.Step`: the loss, backward, the optimiser
+    step, after_optimizer_step, in whatever mode it was made): the `n_steps` steps on make_batch(i),
+    after `warmup` untimed ones, are timed in `windows` windows and the best window's mean is
+    returned (like the matmul peak's best of several: a shared machine's neighbours only ever add
+    time)."""
     for i in range(warmup):
-        train_step(model, optimizer, make_batch(i), training_step)
+        step(make_batch(i))
     per_window = max(1, n_steps // windows)
     best = float("inf")
     for w in range(windows):
         sync(device)
         t = time.perf_counter()
         for i in range(per_window):
-            train_step(model, optimizer, make_batch(warmup + w * per_window + i), training_step)
+            step(make_batch(warmup + w * per_window + i))
         sync(device)
         best = min(best, (time.perf_counter() - t) / per_window)
     return best
 
 
-def host_sync_in_step(model, optimizer, batch, device) -> Optional[str]:
+def host_sync_in_step(step: Callable, batch, device) -> Optional[str]:
     """None when one step (on `batch`, already on the device) asks nothing of the host; else the
     first synchronising call, as torch.cuda's sync debug mode names it. CUDA only."""
     if torch.device(device).type != "cuda":
@@ -68,7 +60,7 @@ def host_sync_in_step(model, optimizer, batch, device) -> Optional[str]:
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        train_step(model, optimizer, batch)
+        step(batch)
         return None
     except RuntimeError as err:
         return str(err).splitlines()[0][:200]
@@ -77,49 +69,12 @@ def host_sync_in_step(model, optimizer, batch, device) -> Optional[str]:
         torch.cuda.synchronize()
 
 
-def graphed_step_seconds(model, optimizer, make_batch: Callable[[int], object], n_steps: int,
-                         warmup: int = 3) -> float:
-    """Seconds per step with the whole step (forward, backward, Adam with capturable=True,
-    after_optimizer_step) captured once as a CUDA graph and replayed, each replay after copying
-    batch make_batch(i) into the captured batch's tensors (the copy is timed). CUDA only."""
-    opt = type(optimizer)(optimizer.param_groups[0]["params"], **{**optimizer.defaults, "capturable": True})
-    static = make_batch(0)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(warmup):
-            train_step(model, opt, static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    opt.zero_grad(set_to_none=True)
-    with torch.cuda.graph(graph):
-        loss, _ = model.training_step(static)
-        loss.backward()
-        opt.step()
-        model.after_optimizer_step(static)
-
-    def replay(i):
-        batch = make_batch(i)
-        for f in fields(static):
-            getattr(static, f.name).copy_(getattr(batch, f.name))
-        graph.replay()
-
-    for i in range(warmup):
-        replay(i)
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for i in range(n_steps):
-        replay(i)
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n_steps
-
-
-def step_flops(model, optimizer, batch) -> float:
+def step_flops(step: Callable, batch) -> float:
     """FLOPs of one step (forward, backward, after_optimizer_step's pass), by torch.utils.flop_counter
     (matrix products and convolutions; the optimiser's element-wise work is not counted)."""
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
-        train_step(model, optimizer, batch)
+        step(batch)
     return float(counter.get_total_flops())
 
 
@@ -137,27 +92,27 @@ def matmul_peak(device, n: int = 1536, repeats: int = 15) -> float:
     return 2 * n ** 3 / best
 
 
-def where_time_goes(model, optimizer, make_batch: Callable[[int], object], n_steps: int = 10, top: int = 8) -> str:
+def where_time_goes(step: Callable, make_batch: Callable[[int], object], n_steps: int = 10, top: int = 8) -> str:
     """The ops with the most self CPU time over `n_steps` steps (torch.profiler), as 'name share%' pairs."""
     from torch.profiler import ProfilerActivity, profile
     for i in range(3):
-        train_step(model, optimizer, make_batch(i))
+        step(make_batch(i))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for i in range(n_steps):
-            train_step(model, optimizer, make_batch(i))
+            step(make_batch(i))
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1
     return ", ".join(f"{e.key} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
 
 
-def bound_report(report, model, optimizer, make_batch, step_s: float, device, peak: Optional[float] = None) -> None:
+def bound_report(report, step: Callable, make_batch, step_s: float, device, peak: Optional[float] = None) -> None:
     """Print FLOPs per step, the matmul peak, the FLOP bound and the step's ratio to it (and, on the
     CPU, where the step's time goes)."""
-    flops = step_flops(model, optimizer, make_batch(0))
+    flops = step_flops(step, make_batch(0))
     peak = peak or matmul_peak(device)
     report("step_gflop", round(flops / 1e9, 3))
     report("matmul_peak_gflop_s", round(peak / 1e9, 1))
     report("flop_bound_ms", round(1000 * flops / peak, 2))
     report("step_over_bound", round(step_s / (flops / peak), 2))
     if torch.device(device).type == "cpu":
-        report("self_cpu_time", where_time_goes(model, optimizer, make_batch))
+        report("self_cpu_time", where_time_goes(step, make_batch))

@@ -47,9 +47,6 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     if family is None:                 # a folder name of no family: told by what it held
         check_features(entry, dataset.temporal, dataset.vectors, str(dataset.feature_dir),
                        "token sequences" if dataset.temporal else "vectors")
-    if (args.compile or args.amp or args.cuda_graph) and not entry.fast_modes:
-        raise UserError(f"--compile, --amp and --cuda_graph speed up the trainer's step, which {args.model_name} "
-                        f"does not use (its own epoch): train it without them")
     entry.check_optimizer(getattr(args, "optimizer", None), args.compile or args.amp or args.cuda_graph)
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
@@ -74,8 +71,8 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                          # [original defect] the original validated with plain L2 whatever --distance_fn said.
                          squared=args.distance_fn == "SquaredL2Loss" and not args.reproduce_original)
     return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,
-                   class_name=entry.class_name, config=config, resuming=resuming, epoch_fn=entry.epoch_fn,
-                   val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
+                   class_name=entry.class_name, config=config, resuming=resuming, batches=entry.batches,
+                   epoch_fn=entry.epoch_fn, val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
 
 
 def check_features(entry, temporal: bool, vectors: bool, folder: str, kind: str) -> None:

@@ -3,10 +3,10 @@ per-epoch checkpoints, the LR scheduler, logs, and --resume.
 
 `Trainer` takes explicit objects (model, optimiser, splits, run folder) and a frozen
 `TrainConfig`; `src/compose.py` builds them from the command line. It knows a model only
-through the interface of `src/models/base.py`. An epoch is `pair_epoch` (class-balanced
-positive/negative pairs, one optimiser step each) unless the model's registry entry brings its
-own `epoch_fn` (f-VAEGAN-D2), which gets the same `EpochInputs`; `callbacks` are called after
-every epoch (`after_epoch(trainer, epoch)`) and at the end (`after_fit(trainer)`).
+through the interface of `src/models/base.py`. An epoch is `steps.train_epoch` (class-balanced
+batches built by the model's `Batches`, one optimiser step each) unless the model's registry entry
+brings its own `epoch_fn` (f-VAEGAN-D2), which gets the same `EpochInputs`; `callbacks` are called
+after every epoch (`after_epoch(trainer, epoch)`) and at the end (`after_fit(trainer)`).
 
 Interruptions (README "Interruptions"). Its files are written in this order, by one
 background thread: the resume state of epoch 0 before anything else, then for every epoch its
@@ -29,18 +29,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence
 
-import torch
-
 from .data import SplitData
 from .errors import UserError
-from .evaluate import evaluate_distances, evaluate_model, zscore
+from .evaluate import evaluate_distances, evaluate_model
 from .io_utils import BackgroundWriter, atomic_torch_save, cpu_snapshot
-from .models.base import EpochInputs, PairBatch, run_steps, step_function
-from .models.graphs import GraphedStep, make_capturable
+from .models.base import PAIRS, Batches, EpochInputs
 from .runs import RunFolder, load_model_state
 from .runtime import rng_state, set_rng_state
 from .sampler import PairSampler
 from .signals import StopSignals, TrainingInterrupted, stop_signals
+from .steps import Steps, train_epoch, validation_loss
 
 log = logging.getLogger("avgzsl")
 
@@ -62,40 +60,17 @@ class TrainConfig:
     cuda_graph: bool = False         # --cuda_graph: the whole step as one replayed CUDA graph
 
 
-def pair_batch(split: SplitData, pos: torch.Tensor, neg: torch.Tensor, z_score: bool = False) -> PairBatch:
-    """Gather a PairBatch of `split` (on its device) for index tensors pos [B], neg [B]."""
-    batch = PairBatch(audio=split.audio[pos], video=split.video[pos], text=split.text[split.labels[pos]],
-                      label=split.labels[pos], audio_neg=split.audio[neg], video_neg=split.video[neg],
-                      text_neg=split.text[split.labels[neg]], label_neg=split.labels[neg],
-                      class_text=split.text, class_ids=split.class_ids)
-    if z_score:        # the batch's tensors, each by its own statistics; not the class matrix of the losses
-        batch = batch.map(lambda name, t: t if name in ("label", "label_neg", "class_ids", "class_text") else zscore(t))
-    return batch
-
-
-def pair_epoch(inp: EpochInputs) -> Dict[str, float]:
-    """One epoch of `n_batches` class-balanced pair batches, one optimiser step each; mean losses."""
-    inp.model.train()
-    pos, neg = (t.view(inp.n_batches, inp.bs) for t in inp.sampler.draw(inp.n_batches * inp.bs))
-    return run_steps(inp, lambda step: pair_batch(inp.train, pos[step], neg[step], inp.z_score))
-
-
 class Trainer:
     def __init__(self, *, model, optimizer, scheduler, train: SplitData, val: SplitData, run: RunFolder,
-                 class_name: str, config: TrainConfig, resuming: bool = False,
+                 class_name: str, config: TrainConfig, resuming: bool = False, batches: Batches = PAIRS,
                  epoch_fn: Optional[Callable[[EpochInputs], Dict[str, float]]] = None,
                  val_loss_fn: Optional[Callable[[object, SplitData], float]] = None, callbacks: Sequence = ()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.train, self.val, self.run, self.class_name, self.config = train, val, run, class_name, config
         self.resuming, self.callbacks = resuming, list(callbacks)
-        self.epoch_fn = epoch_fn or pair_epoch
-        self.step_fn = step_function(model, config.compile, config.amp, train.labels.device.type)
-        self.graph = None
-        if config.cuda_graph:
-            if train.labels.device.type != "cuda":
-                raise UserError("--cuda_graph replays the training step as a CUDA graph: it needs --device cuda")
-            self.graph = GraphedStep()
-        self.val_loss_fn = val_loss_fn or self.pair_validation_loss
+        self.batches, self.epoch_fn = batches, epoch_fn or train_epoch
+        self.steps = Steps(model, config.compile, config.amp, config.cuda_graph, train.labels.device.type)
+        self.val_loss_fn = val_loss_fn or self.validation_loss
         device = train.labels.device
         self.sampler = PairSampler(train.labels, len(train.class_ids), config.seed, device)
         # the validation loss: every val sample once, with a negative fixed for the run
@@ -113,20 +88,11 @@ class Trainer:
                            sampler=self.sampler, epoch=epoch, epochs=c.epochs, n_batches=c.n_batches, bs=c.bs,
                            z_score=c.z_score, retrain_all=c.retrain_all, reproduce_original=c.reproduce_original,
                            val_metrics=lambda d: evaluate_distances(d, self.val.labels, self.val.seen_mask),
-                           step_fn=self.step_fn, graph=self.graph)
+                           steps=self.steps, batches=self.batches)
 
-    @torch.no_grad()
-    def pair_validation_loss(self, model, val: SplitData) -> float:
+    def validation_loss(self, model, val: SplitData) -> float:
         """The training loss in eval mode over the val samples, each with its fixed negative."""
-        model.eval()
-        n, total = len(val), 0.0
-        idx = torch.arange(n, device=val.labels.device)
-        for i in range(0, n, 4096):
-            batch = pair_batch(val, idx[i:i + 4096], self.val_neg[i:i + 4096], self.config.z_score)
-            loss, _ = model.training_step(batch)
-            total += float(loss) * len(batch.label)
-        model.train()
-        return total / n
+        return validation_loss(model, val, self.batches, self.val_neg, self.config.z_score)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> dict:
@@ -153,8 +119,6 @@ class Trainer:
             self.load_resume_state()
         else:
             self.save_resume_state()     # epoch 0, before any checkpoint: --resume works from the start
-        if self.graph is not None:         # after the resume state: loading it resets the optimiser's options
-            make_capturable(self.optimizer)
         self.writer = SummaryWriter(log_dir=str(self.run.path), purge_step=self.start_epoch)
         self.epochs()
 
@@ -202,8 +166,7 @@ class Trainer:
         return score > self.best_score or (self.config.reproduce_original and self.best_score == 0.0)
 
     def epochs(self) -> None:
-        c, model = self.config, self.model
-        for epoch in range(self.start_epoch, c.epochs):
+        for epoch in range(self.start_epoch, self.config.epochs):
             outcome = self.train_and_validate(epoch)
             with self.stop.held():           # the epoch is done: a signal now waits until it is recorded
                 self.record_epoch(epoch, *outcome)

@@ -67,15 +67,18 @@ def main_args(root, dump, exp, *extra, epochs=2, n_batches=8, bs=64):
             "--device", "cpu", *extra]
 
 
-def random_pair_batch(b: int, c: int, d_a: int, d_v: int, seed: int = 0, nonnegative: bool = False):
-    """A PairBatch of b pairs of c classes: features = class centres plus noise (uniform and
-    non-negative, or Gaussian), unit word vectors, negatives of another class."""
+def random_pair_split(b: int, c: int, d_a: int, d_v: int, seed: int = 0, nonnegative: bool = False,
+                      text_dim: int = 300):
+    """A SplitData of 2b samples of c classes (all seen; class ids 0, 2, 4, ..): features = class
+    centres plus noise (uniform and non-negative, or Gaussian), unit class vectors [c, text_dim];
+    samples 0..b-1 have labels 0, 1, .., c-1 in turn, sample b + i one of another class than
+    sample i (the positives and negatives of `random_pair_batch`)."""
     import torch
     import torch.nn.functional as F
-    from src.models.base import PairBatch
+    from src.data import SplitData
     g = torch.Generator().manual_seed(seed)
     rand, noise = (torch.rand, 0.1) if nonnegative else (torch.randn, 0.3)
-    class_text = F.normalize(torch.randn(c, 300, generator=g), dim=1)
+    class_text = F.normalize(torch.randn(c, text_dim, generator=g), dim=1)
     label = torch.arange(b) % c
     label_neg = (label + 1 + torch.randint(0, c - 1, (b,), generator=g)) % c
     centres_a, centres_v = rand(c, d_a, generator=g), rand(c, d_v, generator=g)
@@ -85,9 +88,18 @@ def random_pair_batch(b: int, c: int, d_a: int, d_v: int, seed: int = 0, nonnega
                 centres_v[lbl] + noise * rand(len(lbl), d_v, generator=g))
 
     (a, v), (a_n, v_n) = sample(label), sample(label_neg)
-    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
-                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
-                     class_ids=torch.arange(c) * 2)
+    labels, class_ids = torch.cat((label, label_neg)), torch.arange(c) * 2
+    word_vectors = torch.zeros(2 * c, text_dim).index_copy_(0, class_ids, class_text)
+    return SplitData("train", audio=torch.cat((a, a_n)), video=torch.cat((v, v_n)), targets=class_ids[labels],
+                     labels=labels, class_ids=class_ids, seen_mask=torch.ones(c, dtype=torch.bool), text=class_text,
+                     word_vectors=word_vectors)
+
+
+def random_pair_batch(b: int, c: int, d_a: int, d_v: int, seed: int = 0, nonnegative: bool = False):
+    """A PairBatch of b pairs of c classes (`random_pair_split`'s samples: b positives, their negatives)."""
+    import torch
+    from src.models.base import pair_batch
+    return pair_batch(random_pair_split(b, c, d_a, d_v, seed, nonnegative), torch.arange(b), torch.arange(b, 2 * b))
 
 
 @pytest.fixture(autouse=True)

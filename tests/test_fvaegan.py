@@ -21,6 +21,7 @@ from src.evaluate import evaluate_distances
 from src.models.base import EpochInputs
 from src.models.fvaegan import FVAEGAN, bce_sum, gan_epoch, gradient_penalty, train_softmax, vae_loss
 from src.sampler import PairSampler
+from src.steps import Steps
 
 D_A, D_V = 12, 20
 LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=\d+\.\d\d, ZSL performance=\d+\.\d\d"
@@ -207,7 +208,7 @@ def epoch_inputs(model, train, val, n_batches, reproduce=False, retrain_all=True
     return EpochInputs(model=model, optimizer=opt, train=train, val=val,
                        sampler=PairSampler(train.labels, len(train.class_ids), seed=0), epoch=0, epochs=1,
                        n_batches=n_batches, bs=64, z_score=False, retrain_all=retrain_all, reproduce_original=reproduce,
-                       val_metrics=lambda d: evaluate_distances(d, val.labels, val.seen_mask))
+                       val_metrics=lambda d: evaluate_distances(d, val.labels, val.seen_mask), steps=Steps(model))
 
 
 @pytest.mark.parametrize("reproduce,n_batches,expected", [(False, 12, (12, 3)), (False, 10, (10, 3)),
@@ -331,3 +332,27 @@ def test_get_evaluation_uses_the_classifier_epochs_stage_1_chose(two_stage):
     test = dataset.split("test")
     r = evaluate_model(b, test, beta=result["beta"])["both"]
     assert {k: r[k] for k in ("seen", "unseen", "hm", "zsl")} == {k: result[k] for k in ("seen", "unseen", "hm", "zsl")}
+
+
+def test_amp_bf16_trains_through_the_trainers_steps_and_evaluates(nonnegative_root, tmp_path):
+    """--amp bf16 applies to f-VAEGAN-D2's two steps too (the trainer's step machinery): stage 1 and
+    stage 2 train, the numbers are finite and differ from float32's, get_evaluation runs on them."""
+    from src.compose import train
+    from src.two_stage import evaluate_runs
+    from src.args import get_eval_parser
+    common = ["--root_dir", str(nonnegative_root), "--dataset_name", "UCF", "--fvaegan", "--epochs", "2",
+              "--n_batches", "6", "--lr", "0.001", "--gan_weight", "1", "--syn_num", "20", "--cls_epochs", "5",
+              "--dump_path", str(tmp_path), "--device", "cpu", "--seed", "3"]
+    rows = {}
+    for exp, extra in (("fp32", []), ("val", ["--amp", "bf16"]),
+                       ("all", ["--amp", "bf16", "--retrain_all", "--save_checkpoints"])):
+        train(finalize_main_args(get_main_parser().parse_args(common + ["--exp_name", exp, *extra])))
+        rows[exp] = [json.loads(l) for l in (tmp_path / "runs" / exp / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows["val"]] == [1, 2] == [r["epoch"] for r in rows["all"]]
+    for r in rows["val"] + rows["all"]:
+        assert all(math.isfinite(v) for v in r["train"].values()) and math.isfinite(r["val_loss"]), r
+    assert rows["val"][0]["train"] != rows["fp32"][0]["train"]          # autocast changes the numbers
+    result = evaluate_runs(get_eval_parser().parse_args(
+        ["--load_path_stage_A", str(tmp_path / "runs" / "val"), "--load_path_stage_B", str(tmp_path / "runs" / "all"),
+         "--fvaegan", "--device", "cpu"]))
+    assert all(math.isfinite(result[k]) for k in ("seen", "unseen", "hm", "zsl"))

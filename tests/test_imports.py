@@ -14,6 +14,7 @@ LAYERS = [
     {"features_cache"},
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family
+    {"steps"},                   # the trainer's step, epoch and validation loss (one for every model)
     {"args", "recipes"},
     {"runs", "synthetic", "reproduce", "extraction"},
     {"train"},

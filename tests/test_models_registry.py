@@ -3,10 +3,12 @@
 Parametrised over `list_models()`: a model is tested the moment it is registered. Each is built
 from its registry flag with small input sizes; `CASES` only refines a model whose real
 configuration needs more flags or whose optimiser steps differently (a model missing from it is
-tested with the defaults). A model whose evaluation needs a training split
-(`evaluation_needs_split()`) is given one made of the test batch's first classes.
+tested with the defaults). Its batches are built by its own registry entry's `batches` from a
+small split of averaged features. A model whose evaluation needs a training split
+(`evaluation_needs_split()`) is given one made of the split's first classes.
 """
 import io
+import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Callable, Sequence
@@ -14,10 +16,12 @@ from typing import Callable, Sequence
 import pytest
 import torch
 
-from conftest import random_pair_batch
+from conftest import random_pair_split
 from src.args import finalize_main_args, get_main_parser, resolve_model_name
 from src.models import create_model, get_entry, list_models
-from src.models.base import GZSLModel, PairBatch, plateau
+from src.models.base import EpochInputs, GZSLModel, plateau
+from src.sampler import PairSampler
+from src.steps import Steps, train_epoch, validation_loss
 
 D_A, D_V, C, B = 12, 20, 5, 16
 N_EVAL = 7
@@ -26,15 +30,16 @@ SMALL = ["--input_size_audio", str(D_A), "--input_size_video", str(D_V),
 N_TRAIN_CLASSES = 3     # f-VAEGAN-D2's training classes: the first 3 of the batch's C (the others unseen)
 
 
-def attach_training_split(model, batch: PairBatch) -> None:
+def attach_training_split(model, split) -> None:
     """What src/two_stage.restore_model does for a model that names a split: here a SplitData-like
-    object of the batch's first N_TRAIN_CLASSES classes (f-VAEGAN-D2 trains its evaluation
-    classifiers on their real features and generates the others')."""
+    object of the split's B first samples of its first N_TRAIN_CLASSES classes (f-VAEGAN-D2 trains
+    its evaluation classifiers on their real features and generates the others')."""
     if model.evaluation_needs_split() is None:
         return
-    keep = batch.label < N_TRAIN_CLASSES
-    model.attach_training_data(SimpleNamespace(audio=batch.audio[keep], video=batch.video[keep],
-                                               labels=batch.label[keep], text=batch.class_text[:N_TRAIN_CLASSES]))
+    labels = split.labels[:B]
+    keep = labels < N_TRAIN_CLASSES
+    model.attach_training_data(SimpleNamespace(audio=split.audio[:B][keep], video=split.video[:B][keep],
+                                               labels=labels[keep], text=split.text[:N_TRAIN_CLASSES]))
 
 
 @dataclass
@@ -66,27 +71,50 @@ def build(name, seed=0) -> GZSLModel:
     return create_model(name, args)
 
 
-def make_batch(seed=0) -> PairBatch:
-    """B pairs of C classes; non-negative features (class centres plus noise), unit word vectors."""
-    return random_pair_batch(B, C, D_A, D_V, seed, nonnegative=True)
+def make_split(seed=0):
+    """2B samples of C classes (B positives, then a negative of another class for each);
+    non-negative features (class centres plus noise), unit word vectors."""
+    return random_pair_split(B, C, D_A, D_V, seed, nonnegative=True)
 
 
-def eval_inputs(batch: PairBatch):
-    """N_EVAL samples [N, D_a], [N, D_v] and the batch's C classes [C, 300]."""
+def make_batch(name, model, split=None):
+    """The model's own training batch (its registry entry's `batches.train`) of the split's B
+    positives and their negatives."""
+    split = make_split() if split is None else split
+    return get_entry(name).batches.train(model, split, torch.arange(B), torch.arange(B, 2 * B))
+
+
+def eval_inputs(split):
+    """N_EVAL samples [N, D_a], [N, D_v] and the split's C classes [C, 300]."""
     g = torch.Generator().manual_seed(1)
-    return torch.rand(N_EVAL, D_A, generator=g), torch.rand(N_EVAL, D_V, generator=g), batch.class_text
+    return torch.rand(N_EVAL, D_A, generator=g), torch.rand(N_EVAL, D_V, generator=g), split.text
 
 
-def distances(model, batch, squared=False):
-    attach_training_split(model, batch)
+def distances(model, split, squared=False):
+    attach_training_split(model, split)
     model.eval()
     with torch.no_grad():
-        return model.eval_distances(*eval_inputs(batch), squared=squared)
+        return model.eval_distances(*eval_inputs(split), squared=squared)
 
 
 @pytest.fixture(params=list_models())
 def name(request):
     return request.param
+
+
+def test_the_trainers_epoch_and_validation_loss_run_on_its_batches(name):
+    """One epoch as the trainer runs it (its `train_epoch` on the entry's batches, or the entry's own
+    `epoch_fn`) through the trainer's step, then the validation loss: finite, the model in train mode."""
+    model, split, entry = build(name).train(), make_split(), get_entry(name)
+    opt, _ = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
+    inp = EpochInputs(model=model, optimizer=opt, train=split, val=split, sampler=PairSampler(split.labels, C, seed=0),
+                      epoch=0, epochs=1, n_batches=3, bs=B, z_score=False, retrain_all=True, reproduce_original=False,
+                      val_metrics=None, steps=Steps(model), batches=entry.batches)
+    stats = (entry.epoch_fn or train_epoch)(inp)
+    assert stats and all(math.isfinite(v) for v in stats.values()), stats
+    neg = torch.arange(2 * B).roll(B)                     # each sample's pair: another class
+    val_loss = entry.val_loss_fn(model, split) if entry.val_loss_fn else validation_loss(model, split, entry.batches, neg)
+    assert math.isfinite(val_loss) and model.training
 
 
 def test_modes_are_declared(name):
@@ -97,7 +125,7 @@ def test_modes_are_declared(name):
 
 def test_training_step_and_backward(name):
     model = build(name).train()
-    loss, parts = model.training_step(make_batch())
+    loss, parts = model.training_step(make_batch(name, model))
     assert loss.shape == () and torch.isfinite(loss) and loss.requires_grad
     assert parts and all(p.shape == () and not p.requires_grad and torch.isfinite(p) for p in parts.values())
     loss.backward()
@@ -112,7 +140,7 @@ def test_one_optimizer_step_changes_the_parameters(name):
     opt, sched = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     assert sched is None or callable(getattr(sched, "step", None))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    batch = make_batch()
+    batch = make_batch(name, model)
     loss, _ = model.training_step(batch)
     opt.zero_grad()
     loss.backward()
@@ -140,9 +168,9 @@ def test_default_optimizer_is_adam_with_plateau_on_request(name):
 
 
 def test_eval_distances_one_matrix_per_declared_mode(name):
-    model, batch = build(name), make_batch()
+    model, split = build(name), make_split()
     for squared in (False, True):
-        d = distances(model, batch, squared)
+        d = distances(model, split, squared)
         assert set(d) - {"zsl"} == set(model.modes), f"{name}: returns {sorted(d)}, declares {model.modes}"
         assert model.reported_mode in d
         for mode, dist in d.items():
@@ -154,16 +182,16 @@ def test_eval_distances_one_matrix_per_declared_mode(name):
 def test_state_dict_round_trip(name):
     """torch.save'd state_dict loads strictly into a fresh model of the same flags (other init),
     which then gives the same distances."""
-    model, batch = build(name, seed=0), make_batch()
+    model, split = build(name, seed=0), make_split()
     model.train()
-    loss, _ = model.training_step(batch)          # moves the BatchNorm statistics off their init
+    loss, _ = model.training_step(make_batch(name, model, split))     # moves the BatchNorm statistics off their init
     loss.backward()
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     fresh = build(name, seed=1)
     assert list(fresh.state_dict()) == list(model.state_dict())
     fresh.load_state_dict(torch.load(io.BytesIO(buf.getvalue()), weights_only=True), strict=True)
-    d, d_fresh = distances(model, batch), distances(fresh, batch)
+    d, d_fresh = distances(model, split), distances(fresh, split)
     assert set(d) == set(d_fresh)
     for mode in d:
         assert torch.equal(d[mode], d_fresh[mode]), (name, mode)
@@ -173,7 +201,7 @@ def test_optimizer_steps_lower_the_loss_on_a_fixed_batch(name):
     model = build(name).train()
     opt, sched = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     step = CASES.get(name, Case()).step
-    batch = make_batch()
+    batch = make_batch(name, model)
 
     def loss_now():
         torch.manual_seed(123)                    # the same dropout masks and noise each time

@@ -161,9 +161,6 @@ def test_opt_in_modes_train_and_evaluate(mode, tiny_root, tmp_path):
         ["--load_path_stage_A", str(tmp_path / "runs" / "val"), "--load_path_stage_B", str(tmp_path / "runs" / "all"),
          "--AVCA", "--device", "cpu"]))
     assert all(math.isfinite(result[k]) for k in ("seen", "unseen", "hm", "zsl"))
-    with pytest.raises(Exception, match="speed up the trainer's step"):
-        argv = [str(a) for a in main_args(tiny_root, tmp_path, "f", "--fvaegan", *mode)]
-        train(finalize_main_args(get_main_parser().parse_args(argv)))
 
 
 def test_cuda_graph_needs_cuda(tiny_root, tmp_path):

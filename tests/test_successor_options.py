@@ -13,11 +13,12 @@ from conftest import main_args, run_cli, warnings_of
 from original_runs import parsed
 from src.errors import UserError
 from src.models import create_model, get_entry, list_models
-from src.models.base import EpochInputs, GZSLModel, adam, adam_or_sam, plateau, run_steps
+from src.models.base import EpochInputs, GZSLModel, adam, adam_or_sam, plateau
 from src.models.blocks import EmbeddingNet
 from src.models.clipclap import ClipClap_model, VectorBatch, class_vector_part
-from src.models.sam import DEFAULT_RHO, SAM, sam_step
+from src.models.sam import DEFAULT_RHO, SAM
 from src.recipes import cell_commands
+from src.steps import Steps, run_steps, sam_step
 
 TEXT_DIM, CLIP = 1536, 512
 COLUMNS = {"all": list(range(TEXT_DIM)), "clip": list(range(CLIP)), "wavcaps": list(range(CLIP, TEXT_DIM))}
@@ -164,7 +165,7 @@ class Tiny(GZSLModel):
 def steps(model, opt, batches):
     inp = EpochInputs(model=model, optimizer=opt, train=None, val=None, sampler=None, epoch=0, epochs=1,
                       n_batches=len(batches), bs=len(batches[0][0]), z_score=False, retrain_all=False,
-                      reproduce_original=False, val_metrics=None)
+                      reproduce_original=False, val_metrics=None, steps=Steps(model))
     return run_steps(inp, lambda step: batches[step])
 
 
@@ -361,7 +362,7 @@ def test_only_tcaf_and_clipclap_take_adam_sam():
     for name in takers:
         get_entry(name).check_optimizer("adam-sam")
         with pytest.raises(UserError, match="--compile, --amp or --cuda_graph"):
-            get_entry(name).check_optimizer("adam-sam", fast_modes=True)
+            get_entry(name).check_optimizer("adam-sam", fast=True)
 
 
 @pytest.mark.parametrize("flag", ["--AVCA", "--ale"])

@@ -14,13 +14,13 @@ import torch.nn.functional as F
 from src.data import SplitData
 from src.errors import UserError
 from src.models import create_model, get_entry
-from src.models.base import EpochInputs, PairBatch
-from src.models.tcaf import (CLS_RATES, PUBLISHED_SWITCHES, SELAVI_RATES, Collation, CrossModalAttention,
-                             Multimodal_Sequence_Transformer, TemporalBatch, as_sequences, collate,
-                             cross_modal_mask, modality_rates, tcaf_epoch, tcaf_losses, tcaf_val_loss,
-                             temporal_batch)
+from src.models.base import EpochInputs
+from src.models.tcaf import (CLS_RATES, PUBLISHED_SWITCHES, SELAVI_RATES, TEMPORAL_BATCHES, Collation,
+                             CrossModalAttention, Multimodal_Sequence_Transformer, TemporalBatch, as_sequences,
+                             collate, cross_modal_mask, modality_rates, tcaf_losses, temporal_batch)
 from src.sampler import PairSampler
 from src.sequences import Sequences
+from src.steps import Steps, train_epoch, validation_loss
 
 KEYS_JSON = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tcaf_checkpoint_keys.json"
 D_A, D_V, C = 6, 10, 4
@@ -376,11 +376,13 @@ def test_training_step_composes_the_modules_in_order():
     assert torch.equal(batch.text, split.text[batch.label]) and torch.equal(batch.class_text, split.text)
 
 
-def test_training_step_takes_a_pair_batch_of_averaged_features():
-    from conftest import random_pair_batch
+def test_its_batches_take_averaged_features_as_one_token_sequences():
+    from conftest import random_pair_split
     model = small()
-    pb: PairBatch = random_pair_batch(8, 3, D_A, D_V, nonnegative=True)
-    loss, parts = model.training_step(pb)
+    split = random_pair_split(8, 3, D_A, D_V, nonnegative=True)
+    batch = TEMPORAL_BATCHES.train(model, split, torch.arange(8), torch.arange(8, 16))
+    assert isinstance(batch, TemporalBatch) and batch.audio.shape == (8, 1, D_A) and bool(batch.video_mask.all())
+    loss, parts = model.training_step(batch)
     assert torch.isfinite(loss) and set(parts) == {"rec", "reg", "ce"}
     loss.backward()
     assert model.cls_token.grad is not None
@@ -396,7 +398,7 @@ def bn_counts(model):
 def epoch_inputs(model, opt, train, val, sampler, epoch=0, n_batches=6, bs=8):
     return EpochInputs(model=model, optimizer=opt, train=train, val=val, sampler=sampler, epoch=epoch, epochs=3,
                        n_batches=n_batches, bs=bs, z_score=False, retrain_all=False, reproduce_original=False,
-                       val_metrics=lambda d: {})
+                       val_metrics=lambda d: {}, steps=Steps(model), batches=TEMPORAL_BATCHES)
 
 
 def tiny_splits():
@@ -415,7 +417,7 @@ def test_one_epoch_lowers_the_loss_and_moves_the_batchnorm_statistics_as_publish
     sampler = PairSampler(train.labels, 3, seed=0)
     before = bn_counts(model)
     n = 6
-    stats = [tcaf_epoch(epoch_inputs(model, opt, train, val, sampler, epoch=e, n_batches=n)) for e in range(4)]
+    stats = [train_epoch(epoch_inputs(model, opt, train, val, sampler, epoch=e, n_batches=n)) for e in range(4)]
     assert set(stats[0]) == {"loss", "rec", "reg", "ce"} and all(isinstance(v, float) for v in stats[0].values())
     assert stats[0]["loss"] == pytest.approx(stats[0]["rec"] + stats[0]["reg"] + stats[0]["ce"], rel=1e-5)
     assert stats[-1]["loss"] < stats[0]["loss"]
@@ -447,14 +449,14 @@ def test_a_non_finite_loss_stops_the_epoch():
     with torch.no_grad():
         model.D_w.fc[0].weight.fill_(float("nan"))
     with pytest.raises(UserError, match="non-finite training loss at epoch 1"):
-        tcaf_epoch(epoch_inputs(model, opt, train, val, PairSampler(train.labels, 3, seed=0)))
+        train_epoch(epoch_inputs(model, opt, train, val, PairSampler(train.labels, 3, seed=0)))
 
 
 def test_validation_loss_is_the_eval_mode_loss_of_every_val_sample_once():
     _, val = tiny_splits()
     model = small(eval_bs=4).train()
-    got = tcaf_val_loss(model, val)
-    assert model.training and tcaf_val_loss(model, val) == got
+    got = validation_loss(model, val, TEMPORAL_BATCHES)
+    assert model.training and validation_loss(model, val, TEMPORAL_BATCHES) == got
     model.eval()
     total = 0.0
     with torch.no_grad():
@@ -540,10 +542,9 @@ def test_evaluation_is_padding_invariant():
 # -- the registry entry ----------------------------------------------------------------------------
 
 def test_registry_entry():
-    from src.models.tcaf import tcaf_epoch as epoch_fn, tcaf_val_loss as val_fn
     e = get_entry("tcaf")
-    assert (e.flag, e.class_name, e.epoch_fn, e.val_loss_fn) == ("new_model_sequence", "Multimodal_Sequence_Transformer",
-                                                                 epoch_fn, val_fn)
+    assert (e.flag, e.class_name, e.batches, e.epoch_fn, e.val_loss_fn) == (
+        "new_model_sequence", "Multimodal_Sequence_Transformer", TEMPORAL_BATCHES, None, None)
     assert type(build_best("best_cls_ucf")).__name__ == e.class_name
 
 

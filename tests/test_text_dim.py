@@ -2,18 +2,18 @@
 
 Parametrised over `list_models()`: every registered model is built from its registry flag with
 `args.text_dim` set (as src/compose.py does from the data), trains a step and evaluates on a batch
-whose class vectors have that width; with text_dim 300 (or an args.pkl without it) it is the model
+whose class vectors have that width (built by its registry entry's `batches`); with text_dim 300 (or an args.pkl without it) it is the model
 it always was: the same state_dict, initialised the same under a seed.
 """
 import pytest
 import torch
-import torch.nn.functional as F
 
 import test_models_registry as checks
+from conftest import random_pair_split
 from src.args import finalize_main_args, get_main_parser, resolve_model_name
 from src.benchmarks import WORD_DIM
 from src.models import create_model, get_entry, list_models
-from src.models.base import GZSLModel, PairBatch
+from src.models.base import GZSLModel
 from src.models.registry import text_dim
 
 CLIP_CLAP_DIM = 1536
@@ -44,23 +44,10 @@ def build(name, dim, seed=0, **sizes) -> GZSLModel:
     return create_model(name, args)
 
 
-def pair_batch(dim, seed=0) -> PairBatch:
-    """B pairs of C classes, class vectors [C, dim] (unit norm), non-negative features (class
-    centres plus noise), negatives of another class."""
-    g = torch.Generator().manual_seed(seed)
-    class_text = F.normalize(torch.randn(C, dim, generator=g), dim=1)
-    label = torch.arange(B) % C
-    label_neg = (label + 1 + torch.randint(0, C - 1, (B,), generator=g)) % C
-    centres_a, centres_v = torch.rand(C, D_A, generator=g), torch.rand(C, D_V, generator=g)
-
-    def sample(lbl):
-        return (centres_a[lbl] + 0.1 * torch.rand(len(lbl), D_A, generator=g),
-                centres_v[lbl] + 0.1 * torch.rand(len(lbl), D_V, generator=g))
-
-    (a, v), (a_n, v_n) = sample(label), sample(label_neg)
-    return PairBatch(audio=a, video=v, text=class_text[label], label=label, audio_neg=a_n, video_neg=v_n,
-                     text_neg=class_text[label_neg], label_neg=label_neg, class_text=class_text,
-                     class_ids=torch.arange(C) * 2)
+def split_of(dim, seed=0):
+    """2B samples of C classes with class vectors [C, dim] (unit norm), non-negative features (class
+    centres plus noise): B positives, then a negative of another class for each."""
+    return random_pair_split(B, C, D_A, D_V, seed, nonnegative=True, text_dim=dim)
 
 
 @pytest.fixture(params=list_models())
@@ -81,7 +68,8 @@ def test_text_dim_of_a_namespace():
 
 
 def test_trains_and_evaluates_on_1536_d_class_vectors(name):
-    model, batch = build(name, CLIP_CLAP_DIM).train(), pair_batch(CLIP_CLAP_DIM)
+    model, split = build(name, CLIP_CLAP_DIM).train(), split_of(CLIP_CLAP_DIM)
+    batch = get_entry(name).batches.train(model, split, torch.arange(B), torch.arange(B, 2 * B))
     assert any(CLIP_CLAP_DIM in p.shape for p in model.parameters()), f"{name}: no layer reads the class vectors"
     opt, _ = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     loss, parts = model.training_step(batch)
@@ -93,12 +81,12 @@ def test_trains_and_evaluates_on_1536_d_class_vectors(name):
     checks.CASES.get(name, checks.Case()).step(opt)
     model.after_optimizer_step(batch)
 
-    checks.attach_training_split(model, batch)
+    checks.attach_training_split(model, split)
     model.eval()
     g = torch.Generator().manual_seed(1)
     audio, video = torch.rand(N_EVAL, D_A, generator=g), torch.rand(N_EVAL, D_V, generator=g)
     with torch.no_grad():
-        d = model.eval_distances(audio, video, batch.class_text)
+        d = model.eval_distances(audio, video, split.text)
     assert set(d) - {"zsl"} == set(model.modes) and model.reported_mode in d
     for mode, dist in d.items():
         assert dist.shape == (N_EVAL, C), (name, mode, dist.shape)

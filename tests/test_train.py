@@ -152,7 +152,7 @@ def test_z_score_and_squared_distance_train_in_process(tiny_root, tmp_path):
 def test_z_score_inputs_standardise_the_batch_not_the_class_matrix(tiny_root):
     from src.args import finalize_main_args, get_main_parser
     from src.data import dataset_from_args
-    from src.train import pair_batch
+    from src.models.base import pair_batch
     args = finalize_main_args(get_main_parser().parse_args(["--root_dir", str(tiny_root), "--dataset_name", "UCF"]))
     train = dataset_from_args(args).split("train")
     pos, neg = torch.arange(0, 20), torch.arange(20, 40)

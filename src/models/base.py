@@ -3,9 +3,9 @@
 A model is a `GZSLModel` built from keyword arguments only (`Model(*, input_size_audio, ...)`;
 its registry builder reads them off the argparse Namespace). It answers:
 
-- `training_step(batch: PairBatch) -> (loss, parts)`: the scalar loss to back-propagate and its
-  named parts as detached scalars for the logs (`loss_and_parts(parts)` builds both when the loss
-  is the sum of its parts).
+- `training_step(batch) -> (loss, parts)`: of a batch its `Batches` builds (a `PairBatch` by
+  default), the scalar loss to back-propagate and its named parts as detached scalars for the
+  logs (`loss_and_parts(parts)` builds both when the loss is the sum of its parts).
 - `after_optimizer_step(batch)`: a hook run after each optimiser step (default: nothing).
 - `configure_optimizers(lr, lr_scheduler) -> (optimizer, scheduler or None)`: default Adam(lr)
   over `optimizer_parameters()` (all parameters by default) and, with `lr_scheduler`,
@@ -24,8 +24,12 @@ its registry builder reads them off the argparse Namespace). It answers:
 - `evaluation_needs_split() -> split name or None`: a model whose evaluation needs data beyond
   its weights (f-VAEGAN-D2: its training split's real features) names the split, and is given
   it with `attach_training_data(split)` before `eval_distances` (default: None).
-- a model with its own epochs (f-VAEGAN-D2) registers an `epoch_fn(EpochInputs) -> stats` and a
-  `val_loss_fn(model, val) -> float` with its builder (`src/models/registry.py`).
+- its batches: the registry entry's `batches` (a `Batches`: how a training batch and a
+  validation-loss batch are built from a split; default `PAIRS`, the `PairBatch` below; TCaF's
+  token sequences and ClipClap's vectors are built in their own files). The trainer
+  (`src/steps.py`) owns the epoch, the validation loss and the optimiser step; a model with its
+  own epoch (f-VAEGAN-D2's critic loop) registers an `epoch_fn(EpochInputs) -> stats`, which runs
+  its steps through `EpochInputs.steps`, and a `val_loss_fn(model, val) -> float`.
 - optionally `eval_embeddings(audio, video, text) -> (samples [N, d], classes [C, d])`: the
   embeddings behind the reported distances (get_evaluation.py --plots draws their t-SNE).
 - `complete_state_dict(state) -> state`: a checkpoint's state_dict completed to this model's key
@@ -34,15 +38,11 @@ its registry builder reads them off the argparse Namespace). It answers:
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Tuple
 
-import math
-
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from ..errors import UserError
 from .dropout import set_fast_masks
-from .sam import SAM, enable_running_stats, sam_step
+from .sam import SAM
 
 if TYPE_CHECKING:                    # annotations only: the model files sit below data and sampler
     from ..data import SplitData
@@ -72,13 +72,55 @@ class PairBatch:
         return PairBatch(**{f.name: fn(f.name, getattr(self, f.name)) for f in fields(self)})
 
 
+def pair_batch(split, pos: Tensor, neg: Tensor, z_score: bool = False) -> PairBatch:
+    """Gather a PairBatch of `split` (on its device) for index tensors pos [B], neg [B]."""
+    batch = PairBatch(audio=split.audio[pos], video=split.video[pos], text=split.text[split.labels[pos]],
+                      label=split.labels[pos], audio_neg=split.audio[neg], video_neg=split.video[neg],
+                      text_neg=split.text[split.labels[neg]], label_neg=split.labels[neg],
+                      class_text=split.text, class_ids=split.class_ids)
+    if z_score:        # the batch's tensors, each by its own statistics (evaluate.zscore's formula); not
+        # the class matrix of the losses
+        batch = batch.map(lambda name, t: t if name in ("label", "label_neg", "class_ids", "class_text")
+                          else (t - t.mean()) / t.std())
+    return batch
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How a model's batches are built from a split (its registry entry's `batches`): the trainer's
+    epoch and validation loss, the benchmark and the registry tests build them with nothing else.
+
+    - `train(model, split, pos [B], neg [B], z_score, generator) -> batch`: a training batch of the
+      class-balanced sampler's draw (B positives and a negative of another class for each);
+      `generator` is the sampler's, for the random choices a builder makes (TCaF's cuts), so that
+      --resume repeats them.
+    - `val(model, split, idx [b], neg [b], z_score) -> batch`: a batch of the validation loss (every
+      val sample once, each with a negative fixed for the run), over chunks of `val_chunk(model)`
+      samples; `val_sum`: the dtype the chunks' losses are summed in.
+    """
+    train: Callable
+    val: Callable
+    val_chunk: Callable[["GZSLModel"], int]
+    val_sum: torch.dtype = torch.float64
+
+
+def _pairs(model, split, idx: Tensor, neg: Tensor, z_score: bool = False, generator=None) -> PairBatch:
+    return pair_batch(split, idx, neg, z_score)
+
+
+PAIRS = Batches(train=_pairs, val=_pairs, val_chunk=lambda model: 4096)     # the default: AVCA and the baselines
+
+
 @dataclass
 class EpochInputs:
-    """What one training epoch gets from the trainer (`src.train.pair_epoch`, or the `epoch_fn`
+    """What one training epoch gets from the trainer (`src.steps.train_epoch`, or the `epoch_fn`
     of a model's registry entry, e.g. f-VAEGAN-D2's): the model, its optimiser, the splits, the
     class-balanced sampler, the epoch (0-based) of `epochs`, `n_batches` batches of `bs`, whether
-    the inputs are z-scored, the stage (`retrain_all`: stage 2), `reproduce_original`, and
-    `val_metrics(dist [N_val, C_val]) -> evaluate_distances(...)` on the val split.
+    the inputs are z-scored, the stage (`retrain_all`: stage 2), `reproduce_original`,
+    `val_metrics(dist [N_val, C_val]) -> evaluate_distances(...)` on the val split, the model's
+    `batches`, and `steps(key, loss_fn, optimizer, compilable=True)`: the trainer's optimiser step of
+    `loss_fn(batch) -> (loss, parts)` as the run's options make it (eager, SAM, --compile, --amp,
+    --cuda_graph), one per key for the run (`src.steps.Steps`).
     """
     model: "GZSLModel"
     optimizer: object
@@ -93,8 +135,8 @@ class EpochInputs:
     retrain_all: bool
     reproduce_original: bool
     val_metrics: Callable[[Tensor], dict]
-    step_fn: Optional[Callable] = None       # model.training_step as run (compiled, autocast); None: as it is
-    graph: Optional[Callable] = None         # --cuda_graph: a graphs.GraphedStep doing the whole step
+    steps: Callable
+    batches: Batches = PAIRS
 
 
 def distance_matrix(x: Tensor, t: Tensor, squared: bool = False) -> Tensor:
@@ -194,60 +236,3 @@ def audio_video_distances(e_a: Tensor, e_v: Tensor, t_a: Tensor, t_v: Tensor,
     d_a = distance_matrix(e_a, t_a, squared)
     d_v = distance_matrix(e_v, t_v, squared)
     return {"audio": d_a, "video": d_v, "both": d_a + d_v}
-
-
-AMP_DTYPES = {"bf16": torch.bfloat16}
-
-
-def step_function(model: "GZSLModel", compile: bool = False, amp: Optional[str] = None,
-                  device_type: str = "cpu") -> Optional[Callable]:
-    """model.training_step as the opt-in fast modes run it (None when neither is on): `compile`
-    wraps it in torch.compile (forward and backward compiled; the optimiser step stays eager),
-    `amp` ("bf16") runs it under torch.autocast on `device_type`. Both change the numbers."""
-    if not compile and not amp:
-        return None
-    fn = torch.compile(model.training_step) if compile else model.training_step
-    if not amp:
-        return fn
-    dtype = AMP_DTYPES[amp]
-
-    def autocast_step(batch):
-        with torch.autocast(device_type, dtype=dtype):
-            loss, parts = fn(batch)
-        return loss.float(), {k: v.float() for k, v in parts.items()}
-    return autocast_step
-
-
-def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str, float]:
-    """`inp.n_batches` optimiser steps, one on each `make_batch(step)`: training_step, backward,
-    step, after_optimizer_step (with a `SAM` optimiser: `sam.sam_step`'s two passes); returns the
-    mean loss and parts (SAM: of the first pass). A non-finite loss stops with a UserError (checked
-    every 50 steps: one host sync)."""
-    model, opt, n = inp.model, inp.optimizer, inp.n_batches
-    training_step = inp.step_fn or model.training_step
-    sam = isinstance(opt, SAM)
-    sums: Dict[str, Tensor] = {}
-    bar = tqdm(range(n), desc=f"epoch {inp.epoch + 1}/{inp.epochs}", leave=False, mininterval=1.0, disable=None)
-    for step in bar:
-        batch = make_batch(step)
-        if inp.graph is not None:
-            loss, parts = inp.graph(model, opt, training_step, batch)
-        elif sam:
-            loss, parts = sam_step(model, opt, training_step, batch)
-        else:
-            loss, parts = training_step(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.after_optimizer_step(batch)
-        for k, v in {"loss": loss.detach(), **parts}.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        if (step + 1) % 50 == 0 or step + 1 == n:
-            mean_loss = float(sums["loss"]) / (step + 1)
-            if not math.isfinite(mean_loss):
-                raise UserError(f"non-finite training loss at epoch {inp.epoch + 1}, step {step + 1}: try a "
-                                f"lower --lr; the run folder keeps the last finished epoch")
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-    if sam:       # the last step's momenta back (they are 0 until the next step's start)
-        enable_running_stats(model)
-    return {k: float(v) / n for k, v in sums.items()}

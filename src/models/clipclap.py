@@ -13,14 +13,14 @@ grid linspace(0, 5, 76) (CLIPCLAP.md 7). State_dict names are the original's (56
 """
 import logging
 from dataclasses import dataclass
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError
-from .base import OPTIMIZERS, EpochInputs, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau, run_steps
+from .base import OPTIMIZERS, Batches, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet
 from .flags import IGNORED, bool_value
 from .registry import register_model, text_dim
@@ -128,17 +128,15 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
                 "reg": F.mse_loss(theta_o, theta_w) if on["reg"] else zero,
                 "ce": F.cross_entropy(theta_o @ self.class_embedding(b.class_text).t(), b.label) if on["ce"] else zero}
 
-    def training_step(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """loss = l_rec + l_reg + l_ce of a VectorBatch (or a PairBatch's positives)."""
-        if not isinstance(batch, VectorBatch):
-            batch = VectorBatch(batch.audio, batch.video, batch.text, batch.label, batch.class_text)
+    def training_step(self, batch: VectorBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """loss = l_rec + l_reg + l_ce of a VectorBatch."""
         return loss_and_parts(self.loss_parts(batch))
 
     @torch.no_grad()
-    def after_optimizer_step(self, batch) -> None:
+    def after_optimizer_step(self, batch: VectorBatch) -> None:
         """The extra get_embeddings pass in train mode after each step, output discarded [published
         behaviour] (TCAF.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws
-        (under --optimizer adam-sam the momenta are 0 here: the statistics stay, sam.sam_step)."""
+        (under --optimizer adam-sam the momenta are 0 here: the statistics stay, src.steps.sam_step)."""
         self.get_embeddings(batch.audio, batch.video, batch.text)
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool = True):
@@ -157,27 +155,16 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
         return {"both": distance_matrix(*self.get_embeddings(audio, video, text), squared)}
 
 
-def clipclap_epoch(inp: EpochInputs) -> Dict[str, float]:
-    """TCaF's epoch on vectors: `n_batches` class-balanced batches of `bs` positives (the sampler's
-    negatives unused), one Adam (or SAM) step each, then the extra get_embeddings pass; mean losses."""
-    inp.model.train()
-    pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
-    return run_steps(inp, lambda step: vector_batch(inp.train, pos[step]))
+def train_batch(model: ClipClap_model, split, pos: Tensor, neg: Tensor, z_score: bool = False,
+                generator: Optional[torch.Generator] = None) -> VectorBatch:
+    """A training batch: the sampler's positives `pos` (its negatives are unused)."""
+    return vector_batch(split, pos)
 
 
-@torch.no_grad()
-def clipclap_val_loss(model: ClipClap_model, val) -> float:
-    """The training loss in eval mode over every val sample once (batches of eval_bs, the val
-    split's class matrix); the mean per sample."""
-    was_training = model.training
-    model.eval()
-    n, total = len(val), 0.0
-    idx = torch.arange(n, device=val.labels.device)
-    for i in range(0, n, model.eval_bs):
-        loss, _ = model.training_step(vector_batch(val, idx[i:i + model.eval_bs]))
-        total = total + loss * len(idx[i:i + model.eval_bs])       # on the device: one host sync at the end
-    model.train(was_training)
-    return float(total) / n
+def val_batch(model: ClipClap_model, split, idx: Tensor, neg: Optional[Tensor] = None,
+              z_score: bool = False) -> VectorBatch:
+    """A batch of the validation loss: the samples `idx` with the val split's class matrix."""
+    return vector_batch(split, idx)
 
 
 def add_arguments(parser, entry_point: str) -> None:
@@ -200,8 +187,15 @@ def add_arguments(parser, entry_point: str) -> None:
                         "the audio, video and both evaluations are the same one)")
 
 
-@register_model("clipclap", flag="clipclap", class_name="ClipClap_model", epoch_fn=clipclap_epoch,
-                val_loss_fn=clipclap_val_loss, vectors=True, optimizers=OPTIMIZERS,
+# TCaF's epoch on vectors (one Adam or SAM step a batch, then the extra get_embeddings pass), and its
+# validation loss: the loss in eval mode over every val sample once, in batches of eval_bs, summed in
+# float32 (as it always was: its logged numbers stay)
+VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs,
+                         val_sum=torch.float32)
+
+
+@register_model("clipclap", flag="clipclap", class_name="ClipClap_model", batches=VECTOR_BATCHES,
+                vectors=True, optimizers=OPTIMIZERS,
                 namespace_fields=("use_wavcaps_embeddings", "word_embeddings", "modality", "best_model_criterion",
                                   "data_parallel"), inherited_flags=("new_model_sequence",),
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},

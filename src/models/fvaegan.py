@@ -20,6 +20,9 @@ weights, and carried to the stage-2 model by get_evaluation.py (`adopt_stage_1_c
 Training: an epoch is `--n_batches` critic batches of `--bs` samples drawn by the class-balanced
 sampler (PROTOCOL.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
 the last critic batch. The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
+Both steps are the trainer's (`EpochInputs.steps`): --amp and --cuda_graph apply to them, --compile
+to the encoder/generator step (the critic's gradient penalty, a second derivative, is not one
+torch.compile can differentiate).
 
 Departures from the original script (MODELS.md):
 - [original defect] its stray `break` trained one critic and one generator step per epoch; the
@@ -33,6 +36,7 @@ class vectors' width (300 for word2vec, 1536 for CLIP+CLAP), L latent.
 """
 import logging
 import math
+from dataclasses import dataclass
 from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -200,12 +204,40 @@ class OptimizerSet:
         for name in names:
             self.optimizers[name].step()
 
+    def part(self, *names: str) -> "OptimizerPart":
+        return OptimizerPart(self, names)
+
     def state_dict(self) -> dict:
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}
 
     def load_state_dict(self, state: dict) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
+
+
+class OptimizerPart:
+    """The optimiser of one of the two steps (critic: D and D2; encoder/generator: E and G): `step`
+    steps its nets' Adams, `zero_grad` clears every net's gradients, as the set's does."""
+
+    def __init__(self, optimizers: OptimizerSet, names: Tuple[str, ...]):
+        self.optimizers, self.names = optimizers, names
+
+    @property
+    def param_groups(self):
+        return [g for name in self.names for g in self.optimizers.optimizers[name].param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizers.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.optimizers.step(*self.names)
+
+
+@dataclass
+class GanBatch:
+    """A batch of both steps: normalised features x [B, D] and their class vectors w [B, T]."""
+    x: Tensor
+    w: Tensor
 
 
 class FVAEGAN(GZSLModel):
@@ -410,8 +442,9 @@ class FVAEGAN(GZSLModel):
 def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     """f-VAEGAN-D2's epoch (the trainer's `epoch_fn`): `n_batches` class-balanced critic batches of
     `bs` from the sampler, an encoder/generator step after every `critic_iter` of them (and after
-    the last); in stage 1 the classifiers' epoch counts are then chosen on val. Batch indices come
-    from the sampler, noise from the global RNG: both are in the trainer's resume state."""
+    the last), both the trainer's steps (`inp.steps`); in stage 1 the classifiers' epoch counts are
+    then chosen on val. Batch indices come from the sampler, noise from the global RNG: both are in
+    the trainer's resume state."""
     model, opt = inp.model, inp.optimizer
     model.train()
     model.attach_training_data(inp.train)
@@ -422,19 +455,17 @@ def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     else:
         n_batches, critic_iter = inp.n_batches, model.critic_iter
     batches = inp.sampler.draw(n_batches * inp.bs)[0].view(n_batches, inp.bs)     # positives only
+    # the critic's gradient penalty differentiates twice, which torch.compile cannot: eager under --compile
+    critic = inp.steps("critic", lambda b: model.critic_loss(b.x, b.w), opt.part("D", "D2"), compilable=False)
+    generator = inp.steps("generator", lambda b: model.generator_loss(b.x, b.w), opt.part("E", "G"))
     sums: Dict[str, Tensor] = {}
     steps = 0
     for i, idx in enumerate(batches):
-        loss_d, parts_d = model.critic_loss(x[idx], w[idx])
-        opt.zero_grad()
-        loss_d.backward()
-        opt.step("D", "D2")
+        batch = GanBatch(x[idx], w[idx])
+        loss_d, parts_d = critic(batch)
         if (i + 1) % critic_iter and i + 1 < n_batches:
             continue
-        loss_g, parts_g = model.generator_loss(x[idx], w[idx])         # on the group's last critic batch
-        opt.zero_grad()
-        loss_g.backward()
-        opt.step("E", "G")
+        loss_g, parts_g = generator(batch)                 # on the group's last critic batch
         steps += 1
         for k, v in {"loss": loss_g.detach(), **parts_g, **parts_d}.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
@@ -496,7 +527,7 @@ def finalize_args(args) -> None:
 
 
 @register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
-                val_loss_fn=reconstruction_val_loss, fast_modes=False,
+                val_loss_fn=reconstruction_val_loss,
                 add_arguments=add_arguments, finalize_args=finalize_args, callbacks=selection_callbacks,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
 def fvaegan(args) -> FVAEGAN:

@@ -7,7 +7,8 @@ before any function here is called).
 A builder takes the argparse Namespace and returns the model built from explicit keyword
 arguments (the Namespace stops at the builder). Each entry also records the original
 command-line flag that selects it, the class name used in run-folder file names
-(`{ModelClass}_score.pt`), the flags whose default differs for it, and, for a model with its own
+(`{ModelClass}_score.pt`), the flags whose default differs for it, how its batches are built
+(`batches`, a `base.Batches`: pairs with negatives by default) and, for a model with its own
 training procedure (f-VAEGAN-D2), its `epoch_fn` and `val_loss_fn` (the trainer's otherwise).
 
 A model file owns its flags and what its runs need beyond the generic code: `add_arguments` adds
@@ -20,6 +21,7 @@ from typing import Any, Callable, Dict, Optional
 
 from ..benchmarks import WORD_DIM
 from ..errors import UserError
+from .base import PAIRS, Batches
 
 
 @dataclass(frozen=True)
@@ -30,13 +32,13 @@ class ModelEntry:
     class_name: str          # file names in run folders: {class_name}_score.pt
     help: str
     defaults: Dict[str, Any]  # main.py flags whose default differs for this model (parser default None)
-    epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's pair epoch)
+    batches: Batches = PAIRS                 # how its training and validation-loss batches are built
+    epoch_fn: Optional[Callable] = None      # its own epoch, (EpochInputs) -> stats (None: the trainer's epoch)
     val_loss_fn: Optional[Callable] = None   # its own validation loss, (model, val split) -> float
     temporal: bool = False                   # trains on token sequences (*_non_averaged features)
     vectors: bool = False                    # trains on the CLIP/CLAP family only (its 1536-d class vectors)
     first_epoch_defect: bool = False         # --run all under --reproduce_original: stage 2 trains all epochs
                                              # when stage 1's best epoch is the first [original defect] (TCaF)
-    fast_modes: bool = True                  # its epoch runs base.run_steps (--compile, --amp apply)
     namespace_fields: tuple = ()             # fields only its original codebase has (one without a model
                                              # flag: ClipClap's): some are in its configs, all in its args.pkl
     optimizers: tuple = ("adam",)            # the --optimizer values it takes (its original code's)
@@ -70,16 +72,16 @@ class ModelEntry:
             return "one vector per video (main_features, cls_features, or the CLIP/CLAP vectors)"
         return None
 
-    def check_optimizer(self, optimizer: Optional[str], fast_modes: bool = False) -> None:
+    def check_optimizer(self, optimizer: Optional[str], fast: bool = False) -> None:
         """UserError unless this model takes `--optimizer optimizer` (None: adam); adam-sam's two-pass
-        step has no --compile/--amp/--cuda_graph form (`fast_modes`: one of them is on)."""
+        step has no --compile/--amp/--cuda_graph form (`fast`: one of them is on)."""
         optimizer = optimizer or "adam"
         if optimizer not in self.optimizers:
             takers = [e.label for e in _REGISTRY.values() if optimizer in e.optimizers]
             raise UserError(f"--optimizer {optimizer} is not available for {self.label}: only "
                             f"{' and '.join(takers) or 'no model'} take it (their original code has it); "
                             f"use --optimizer {self.optimizers[0]}")
-        if optimizer == "adam-sam" and fast_modes:
+        if optimizer == "adam-sam" and fast:
             raise UserError("--optimizer adam-sam (two forward/backward passes per step) does not run with "
                             "--compile, --amp or --cuda_graph: train without them")
 
@@ -88,18 +90,18 @@ _REGISTRY: Dict[str, ModelEntry] = {}
 
 
 def register_model(name: str, *, flag: Optional[str], class_name: str, help: str = "",
-                   defaults: Optional[Dict[str, Any]] = None, epoch_fn: Optional[Callable] = None,
-                   val_loss_fn: Optional[Callable] = None, temporal: bool = False, vectors: bool = False,
-                   first_epoch_defect: bool = False, namespace_fields: tuple = (), fast_modes: bool = True,
-                   optimizers: tuple = ("adam",), inherited_flags: tuple = (),
+                   defaults: Optional[Dict[str, Any]] = None, batches: Batches = PAIRS,
+                   epoch_fn: Optional[Callable] = None, val_loss_fn: Optional[Callable] = None,
+                   temporal: bool = False, vectors: bool = False, first_epoch_defect: bool = False,
+                   namespace_fields: tuple = (), optimizers: tuple = ("adam",), inherited_flags: tuple = (),
                    add_arguments: Optional[Callable] = None, ignored_flags: tuple = (),
                    finalize_args: Optional[Callable] = None, callbacks: Optional[Callable] = None):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, flag, class_name, help or builder.__doc__ or "",
-                                     dict(defaults or {}), epoch_fn, val_loss_fn, temporal, vectors,
-                                     first_epoch_defect, fast_modes, tuple(namespace_fields), tuple(optimizers),
+                                     dict(defaults or {}), batches, epoch_fn, val_loss_fn, temporal, vectors,
+                                     first_epoch_defect, tuple(namespace_fields), tuple(optimizers),
                                      tuple(inherited_flags), add_arguments=add_arguments,
                                      ignored_flags=tuple(ignored_flags), finalize_args=finalize_args,
                                      callbacks=callbacks)

@@ -2,7 +2,7 @@
 around Adam, as the original code has it (`SAM(self.parameters(), optim.Adam, lr=lr,
 weight_decay=1e-5)`, in the form of the common public implementation).
 
-One step on a batch (`sam_step`, run by `base.run_steps` when the optimiser is a `SAM`):
+One step on a batch (the trainer's, `src.steps.sam_step`, when the optimiser is a `SAM`):
 
     BatchNorm momenta back to their saved values       ("enable running stats")
     loss(w) -> g = ∇loss(w)                             the logged loss is this one
@@ -14,7 +14,7 @@ One step on a batch (`sam_step`, run by `base.run_steps` when the optimiser is a
 rho: the original's value is not in its stored sources; 0.05 is the public implementation's default
 [assumption]. `adaptive` (ASAM) scales by |w| as that implementation does (off, as in the original).
 """
-from typing import Callable, Dict, Tuple
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -113,20 +113,3 @@ def enable_running_stats(model: nn.Module) -> None:
         if hasattr(bn, "backup_momentum"):
             bn.momentum = bn.backup_momentum
 
-
-def sam_step(model: nn.Module, optimizer: SAM, training_step: Callable, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
-    """One SAM step on `batch` (module docstring); returns the first pass's loss and parts.
-
-    The momenta stay 0 until the next step's start, so the model's `after_optimizer_step` (TCaF's
-    and ClipClap's extra train-mode get_embeddings pass) does not move the running statistics
-    either [published behaviour]."""
-    enable_running_stats(model)
-    loss, parts = training_step(batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.first_step(zero_grad=True)
-    disable_running_stats(model)
-    training_step(batch)[0].backward()
-    optimizer.second_step(zero_grad=True)
-    model.after_optimizer_step(batch)
-    return loss, parts

@@ -17,8 +17,9 @@ Pieces, in the order of the file:
 - the network: `AudioVisualEmbedding`, `CrossModalAttention`, the transformer, the model
   (construction order, and so initialisation, as TCAF.md 3; state_dict keys as 8).
 - the losses (TCAF.md 4), Adam with weight decay (5; or SAM around it, `--optimizer adam-sam`,
-  src/models/sam.py), the epoch with its extra forward pass (6),
-  the validation loss, and evaluation (7).
+  src/models/sam.py), the extra forward pass after each step (6), how its training and
+  validation-loss batches are built (`TEMPORAL_BATCHES`: the trainer's epoch and validation loss
+  run on them), and evaluation (7).
 
 Shapes: B batch, T_a / T_v tokens, D_a / D_v input widths, N = 1 + T_a + T_v, C classes,
 300 token width (transformer_dim), text_dim the class vectors' width (300 for word2vec), 64 joint
@@ -37,8 +38,7 @@ from torch import Tensor, nn
 from ..benchmarks import WORD_DIM, family_of_folder
 from ..errors import UserError
 from ..sequences import Sequences
-from .base import (OPTIMIZERS, EpochInputs, GZSLModel, PairBatch, adam_or_sam, distance_matrix, loss_and_parts,
-                   plateau, run_steps)
+from .base import OPTIMIZERS, Batches, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet, FeedForward
 from .dropout import Dropout
 from .flags import IGNORED, bool_value, dropout, positive_float, positive_int
@@ -369,13 +369,6 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         return theta_o, (self.W_proj(text) if text is not None else None)
 
     # -- training --------------------------------------------------------------------------------
-    def as_temporal_batch(self, batch: Union[TemporalBatch, PairBatch]) -> TemporalBatch:
-        """A TemporalBatch as it is; a PairBatch's positives collated with the training collation."""
-        if isinstance(batch, TemporalBatch):
-            return batch
-        tokens = collate(as_sequences(batch.audio), as_sequences(batch.video), None, self.train_collation)
-        return TemporalBatch(*tokens, text=batch.text, label=batch.label, class_text=batch.class_text)
-
     def loss_parts(self, batch: TemporalBatch) -> Dict[str, Tensor]:
         """The three losses; modules run in the original's order (it decides the dropout draws):
         encoders .. O_proj, D_o, W_proj(w), D_w, W_proj(class matrix, in the current mode)."""
@@ -388,19 +381,17 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         return tcaf_losses(theta_o, rho_o, theta_w, rho_w, batch.text, theta_c, batch.label,
                            rec=on["rec"], reg=on["reg"], ce=on["ce"])
 
-    def training_step(self, batch: Union[TemporalBatch, PairBatch]) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """loss = l_rec + l_reg + l_ce (TCAF.md 4) of a TemporalBatch (or a PairBatch's positives)."""
-        return loss_and_parts(self.loss_parts(self.as_temporal_batch(batch)))
+    def training_step(self, batch: TemporalBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """loss = l_rec + l_reg + l_ce (TCAF.md 4) of a TemporalBatch."""
+        return loss_and_parts(self.loss_parts(batch))
 
     @torch.no_grad()
-    def after_optimizer_step(self, batch: Union[TemporalBatch, PairBatch]) -> None:
+    def after_optimizer_step(self, batch: TemporalBatch) -> None:
         """The extra get_embeddings pass after each step, in the current (train) mode, output discarded
         [published behaviour]: it moves the BatchNorm statistics of A_enc, V_enc, O_proj and W_proj
         and draws dropout masks (TCAF.md 6; under --optimizer adam-sam the momenta are 0 here, so the
-        statistics stay: sam.sam_step). A PairBatch is collated again (in fixed mode with a random
-        trim, from a new draw)."""
-        b = self.as_temporal_batch(batch)
-        self.get_embeddings(b.audio, b.audio_mask, b.video, b.video_mask, b.text)
+        statistics stay: src.steps.sam_step)."""
+        self.get_embeddings(batch.audio, batch.audio_mask, batch.video, batch.video_mask, batch.text)
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
         """Adam(lr, betas (0.9, 0.999), eps 1e-8, weight decay 1e-5) over every parameter (the shared
@@ -452,34 +443,25 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         return super().load_state_dict(self.complete_state_dict(state_dict), strict=strict, assign=assign)
 
 
-# -- the epoch and the validation loss (TCAF.md 6) ----------------------------------------------------
+# -- its batches (TCAF.md 6) --------------------------------------------------------------------------
 
-def tcaf_epoch(inp: EpochInputs) -> Dict[str, float]:
-    """TCaF's epoch (the trainer's `epoch_fn`): `n_batches` class-balanced batches of `bs` positives
-    (the sampler's negatives are unused), collated with the training collation (random cuts from
-    the sampler's generator, saved for --resume), one Adam (or SAM) step each, then the extra
-    get_embeddings pass; mean losses."""
-    model = inp.model
-    model.train()
-    pos = inp.sampler.draw(inp.n_batches * inp.bs)[0].view(inp.n_batches, inp.bs)
-    return run_steps(inp, lambda step: temporal_batch(inp.train, pos[step], model.train_collation,
-                                                      inp.sampler.generator))
+def train_batch(model: Multimodal_Sequence_Transformer, split, pos: Tensor, neg: Tensor, z_score: bool = False,
+                generator: Optional[torch.Generator] = None) -> TemporalBatch:
+    """A training batch: the sampler's positives `pos` (its negatives are unused) collated with the
+    training collation, random cuts from `generator` (the sampler's, saved for --resume)."""
+    return temporal_batch(split, pos, model.train_collation, generator)
 
 
-@torch.no_grad()
-def tcaf_val_loss(model: Multimodal_Sequence_Transformer, val) -> float:
-    """The training loss in eval mode over every val sample once (batches of eval_bs, the test
-    collation, timesteps in seconds, the val split's class matrix); the mean per sample."""
-    was_training = model.training
-    model.eval()
-    n, dev = len(val), val.labels.device
-    total = 0.0
-    for i in range(0, n, model.eval_bs):
-        idx = torch.arange(i, min(i + model.eval_bs, n), device=dev)
-        loss, _ = model.training_step(temporal_batch(val, idx, model.test_collation))
-        total += float(loss) * len(idx)
-    model.train(was_training)
-    return total / n
+def val_batch(model: Multimodal_Sequence_Transformer, split, idx: Tensor, neg: Optional[Tensor] = None,
+              z_score: bool = False) -> TemporalBatch:
+    """A batch of the validation loss: the samples `idx` with the test collation (timesteps in
+    seconds, the val split's class matrix)."""
+    return temporal_batch(split, idx, model.test_collation)
+
+
+# the trainer's epoch and validation loss on these: the loss in eval mode over every val sample once,
+# in batches of eval_bs, the mean per sample
+TEMPORAL_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs)
 
 
 # -- the builder ------------------------------------------------------------------------------------
@@ -596,7 +578,7 @@ def finalize_args(args) -> None:
 
 
 @register_model("tcaf", flag="new_model_sequence", class_name="Multimodal_Sequence_Transformer",
-                epoch_fn=tcaf_epoch, val_loss_fn=tcaf_val_loss, temporal=True, first_epoch_defect=True,
+                batches=TEMPORAL_BATCHES, temporal=True, first_epoch_defect=True,
                 optimizers=OPTIMIZERS,
                 defaults={**{k: PUBLISHED_SWITCHES[k] for k in ("transformer_use_embedding_net", "use_self_attention",
                                                                 "transformer_embedding_time_embed_type")},
