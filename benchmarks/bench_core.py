@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from src.args import finalize_main_args, get_eval_parser, get_main_parser  # noqa: E402
-from src.benchmarks import FAMILIES  # noqa: E402
+from src.families import FAMILIES  # noqa: E402
 from src.data import AVGZSLDataset  # noqa: E402
 from src.models import create_model  # noqa: E402
 from src.models.base import step_function  # noqa: E402

@@ -43,7 +43,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from src.benchmarks import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
+from src.families import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
 from src.errors import ArgumentParser, UserError  # noqa: E402
 from src.extraction.cli import DATASET_HELP, dataset_name, entry  # noqa: E402
 from src.io_utils import atomic_path, atomic_pickle, atomic_write_text  # noqa: E402

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .benchmarks import DATASETS, FAMILIES, family_of_folder
+from .families import DATASETS, FAMILIES, family_of_folder
 from .errors import ArgumentParser, UserError, command_line_fields
 from .models import get_entry, list_models, model_flags
 

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import List, Tuple
 
-from .benchmarks import family_of_folder
+from .families import family_of_folder
 from .data import dataset_from_args
 from .errors import UserError
 from .models import create_model, get_entry

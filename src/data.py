@@ -5,7 +5,7 @@
     ds = AVGZSLDataset(root, "UCF", "cls_features_non_averaged", "cls_split")     # temporal (TCaF)
     train = ds.split("train")        # the same, with audio and video as Sequences of [T_i, D] tokens
 
-The three datasets differ only in their row of `src.benchmarks.DATASETS` (word-vector file
+The three datasets differ only in their row of `src.families.DATASETS` (word-vector file
 stem, mapping csv, whether names match case-insensitively). Features of each folder
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, folder_family, is_temporal_folder
+from .families import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, folder_family, is_temporal_folder
 from .errors import UserError
 from .features_cache import load_folder
 from .sequences import Sequences

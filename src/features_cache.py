@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 import torch
 
-from .benchmarks import FAMILIES, Family, family_of_folder, is_temporal_folder
+from .families import FAMILIES, Family, family_of_folder, is_temporal_folder
 from .errors import UserError
 from .io_utils import atomic_torch_save, remove_stale_temp_files
 from .sequences import Sequences

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from .benchmarks import (AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family,
+from .families import (AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family,
                          clip_class_name, dataset_root)
 from .data import find_class_split_dir
 from .errors import ArgumentParser, UserError, exit_on_user_error

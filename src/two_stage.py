@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, resolve_model_name
-from .benchmarks import DATASETS, family_of_folder
+from .families import DATASETS, family_of_folder
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line

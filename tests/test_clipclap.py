@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, run_cli
 from original_runs import LINE, assert_direct_evaluation, parsed, reference_namespace, write_original_runs
-from src.benchmarks import FAMILIES, clip_class_name, dataset_root
+from src.families import FAMILIES, clip_class_name, dataset_root
 from src.data import AVGZSLDataset, count_mispaired
 from src.errors import UserError
 from src.models.clipclap import ClipClap_model, VectorBatch

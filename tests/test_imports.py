@@ -10,7 +10,7 @@ SRC = ROOT / "src"
 
 # Lower layers first; a module may import its own layer's and lower ones.
 LAYERS = [
-    {"errors", "benchmarks", "io_utils", "evaluate", "runtime", "sampler", "sequences"},      # leaves
+    {"errors", "families", "io_utils", "evaluate", "runtime", "sampler", "sequences"},      # leaves
     {"features_cache"},
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family
@@ -118,4 +118,4 @@ def test_the_model_files_import_nothing_above_them():
     """A model never reaches for the trainer, the evaluation or the data: they are handed to it."""
     for path in (SRC / "models").glob("*.py"):
         for name, line, _ in imports(path):
-            assert layer_of(existing(name)) in ("models", "benchmarks", "errors", "sequences"), f"{path.name}:{line} imports {name}"
+            assert layer_of(existing(name)) in ("models", "families", "errors", "sequences"), f"{path.name}:{line} imports {name}"

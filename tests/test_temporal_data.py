@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from src.benchmarks import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, family_of_folder, is_temporal_folder
+from src.families import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, family_of_folder, is_temporal_folder
 from src.data import AVGZSLDataset
 from src.errors import UserError
 from src.sequences import Sequences

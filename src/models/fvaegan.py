@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from ..errors import UserError
 from .base import EpochInputs, GZSLModel, PairBatch, adam
 from .registry import register_model, text_dim

@@ -13,7 +13,7 @@ training procedure (f-VAEGAN-D2), its `epoch_fn` and `val_loss_fn` (the trainer'
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from ..errors import UserError
 
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM, family_of_folder
+from ..families import WORD_DIM, family_of_folder
 from ..errors import UserError
 from ..sequences import Sequences
 from .base import (OPTIMIZERS, EpochInputs, GZSLModel, PairBatch, adam_or_sam, distance_matrix, loss_and_parts,
@@ -52,7 +52,7 @@ ADAM_WEIGHT_DECAY = 1e-5          # TCAF.md 5 (coupled L2, as torch.optim.Adam)
 
 def modality_rates(feature_extraction_method) -> Tuple[float, float]:
     """(rate_audio, rate_video) of a feature folder: a temporal family's rates from the table of
-    src/benchmarks.py, else the cls rates when the folder's name contains "cls", else SeLaVi's."""
+    src/families.py, else the cls rates when the folder's name contains "cls", else SeLaVi's."""
     family = family_of_folder(feature_extraction_method)
     if family is not None and family.temporal:
         return family.audio_rate, family.video_rate
