@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, resolve_model_name
-from .families import DATASETS, family_of_folder
+from .families import DATASETS, FAMILIES, folder_family
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
@@ -78,10 +78,13 @@ def check_same_setting(args_a, path_a, args_b, path_b) -> None:
 
 
 def with_family_sizes(args: argparse.Namespace) -> argparse.Namespace:
-    """A CLIP/CLAP run's input sizes are its family's: ClipClap's code builds its model for them whatever
-    its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
-    family = family_of_folder(getattr(args, "feature_extraction_method", ""), getattr(args, "root_dir", None),
-                              getattr(args, "dataset_name", None))
+    """A run's args with its feature family (`feature_family`: a run saved before it was recorded gets the
+    family of its folder and dataset folder) and a CLIP/CLAP run's input sizes its family's: ClipClap's code
+    builds its model for them whatever its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
+    if not hasattr(args, "feature_family"):         # saved before the family was recorded
+        args.feature_family = folder_family(getattr(args, "feature_extraction_method", ""), getattr(
+            args, "root_dir", None), getattr(args, "dataset_name", None)).family.key
+    family = FAMILIES.get(args.feature_family)
     if family is not None and family.vectors:
         args.input_size_audio, args.input_size_video = family.audio_width, family.video_width
     return args
@@ -125,8 +128,8 @@ def stage_b_args(eval_args) -> argparse.Namespace:
 def check_run_data(entry, args: argparse.Namespace, run_b: RunFolder, moved) -> None:
     """UserError when the dataset folder the evaluation reads does not hold what the run's model trained on
     (a TCaF run and ClipClap's CLIP/CLAP data share a feature folder name)."""
-    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
-    need = entry.needs_other_features(family.temporal, family.vectors) if family is not None else None
+    family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family  # what it holds
+    need = entry.needs_other_features(family.temporal, family.vectors) if family.key else None
     if need:
         where = f"--root_dir {args.root_dir}" if moved else f"its dataset folder {args.root_dir} ({run_b.args_path})"
         raise UserError(f"{run_b.path} is a {entry.name} run, which needs {need}, but {where} holds {family.kind} "

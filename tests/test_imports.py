@@ -11,7 +11,7 @@ SRC = ROOT / "src"
 # Lower layers first; a module may import its own layer's and lower ones.
 LAYERS = [
     {"errors", "families", "io_utils", "evaluate", "runtime", "sampler", "sequences"},      # leaves
-    {"features_cache"},
+    {"storage", "features_cache"},   # the storage layouts, the cache
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family
     {"args", "recipes"},

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from src.families import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, family_of_folder, is_temporal_folder
+from src.families import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, folder_family
 from src.data import AVGZSLDataset
 from src.errors import UserError
 from src.sequences import Sequences
@@ -62,13 +62,14 @@ def pkl_of(root, modality="audio", stage="stage_1_train", k=0, folder=MAIN_T) ->
 def test_families_table():
     assert list(AVERAGED_FAMILIES) == ["main", "cls"]
     assert {f.folder for f in TEMPORAL_FAMILIES.values()} == {"main_features_non_averaged", "cls_features_non_averaged"}
-    cls_t = family_of_folder(Path("x/features/cls_features_non_averaged"))
+    cls_t = folder_family(Path("x/features/cls_features_non_averaged")).family
     assert cls_t.temporal and (cls_t.audio_rate, cls_t.video_rate) == (0.96, 0.64) and cls_t.audio_dtype == "uint8"
     assert cls_t.split == "cls_split" and cls_t.widths == "128/4096" and not cls_t.same_length
-    main_t = family_of_folder("main_features_non_averaged")
+    main_t = folder_family("main_features_non_averaged").family
     assert main_t.same_length and (main_t.audio_rate, main_t.video_rate) == (1.0, 1.0) and main_t.widths == "512/512"
     assert not any(f.temporal or f.vectors for f in AVERAGED_FAMILIES.values())
-    assert is_temporal_folder("my_features_non_averaged") and not is_temporal_folder("cls_features")
+    assert folder_family("my_features_non_averaged").family.temporal and not folder_family("cls_features").family.temporal
+    assert folder_family("my_features").family.layout == "h5" and not folder_family("my_features").family.key
     from src.args import default_zero_shot_split
     assert default_zero_shot_split(argparse.Namespace(feature_extraction_method=Path(cls_t.folder))) == "cls_split"
     # the averaged methods' grid and scripts do not grow temporal cells
