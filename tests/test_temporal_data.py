@@ -80,6 +80,34 @@ def test_families_table():
         assert len({FAMILIES[f].temporal for f in m.families}) == 1, m
 
 
+@pytest.mark.parametrize("key", list(FAMILIES))
+def test_each_storage_layout_reads_what_it_writes(tmp_path, key):
+    """One class per storage layout (src/storage.py): a class file written through it reads back as
+    the data layer takes it, [N, D] rows or `Sequences`, under its own cache version."""
+    from src.storage import LAYOUTS, layout_of
+    family = FAMILIES[key]
+    layout = layout_of(family)
+    rng = np.random.default_rng(0)
+    names = ["v_a", "v_b", "v_c"]
+    lengths = [1, 3, 2] if family.temporal else [1, 1, 1]
+    written = {}
+    for m, width in (("audio", 6), ("video", 5)):
+        tokens = [rng.standard_normal((t, width)).astype(np.float32) for t in lengths]
+        written[m] = (np.concatenate(tokens) if layout.ext == ".h5" else      # rows; sequences; 1-d vectors
+                      tokens if family.temporal else [x[0] for x in tokens])
+        layout.write(tmp_path / m / "stage_1_train" / f"Apple{layout.ext}", written[m], names)
+    dirs = {m: tmp_path / m / "stage_1_train" for m in ("audio", "video")}
+    data = layout.unpack(layout.read_folder(dirs, family), dirs)
+    assert data["classes"] == ["Apple"] and data["urls"] == names and data["row_class"].tolist() == [0, 0, 0]
+    for m in ("audio", "video"):
+        if family.temporal:
+            assert isinstance(data[m], Sequences) and data[m].lengths.tolist() == lengths
+            assert torch.equal(data[m].values, torch.from_numpy(np.concatenate(written[m])))
+        else:
+            assert torch.equal(data[m], torch.from_numpy(np.stack(written[m]) if family.vectors else written[m]))
+    assert len({str(x.cache_version) for x in LAYOUTS.values()}) == len(LAYOUTS)     # no cache read as another's
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("family", list(TEMPORAL_FAMILIES))
