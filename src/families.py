@@ -3,6 +3,12 @@
 The only copy of these constants: data loading, the flags and their help, the run-script
 recipes, the synthetic generator and the extraction/splitting CLIs all read them. A leaf
 module: it imports nothing from the project.
+
+A feature family (`FeatureFamily`: its folder, split, widths, storage layout, token rates and
+class vectors) is decided once per run, by `folder_family` (the one table from folder names to
+families, and the one look at a folder's contents, for the name two families share), when the
+run's arguments are finalised; it is recorded in them as `feature_family` (saved in args.pkl)
+and handed on as the object (`family_of_args`) to the data layer, the cache and the builders.
 """
 import pickle
 from dataclasses import dataclass
@@ -136,7 +142,8 @@ def clip_class_name(name: str) -> str:
 # The one table from a feature folder's name to its families. Two families share one name: TCaF's C3D/VGGish
 # token sequences and ClipClap's CLIP/CLAP vectors (its original layout) are both `cls_features_non_averaged`.
 FOLDERS: Dict[str, Tuple[FeatureFamily, ...]] = {
-    name: tuple(f for f in FAMILIES.values() if f.folder == name) for name in dict.fromkeys(f.folder for f in FAMILIES.values())}
+    folder: tuple(f for f in FAMILIES.values() if f.folder == folder)
+    for folder in dict.fromkeys(f.folder for f in FAMILIES.values())}
 
 
 class FolderFamily(NamedTuple):
