@@ -19,6 +19,7 @@ through these classes only.
 """
 import pickle
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -28,7 +29,7 @@ import torch
 
 from .errors import UserError
 from .families import FeatureFamily
-from .io_utils import atomic_path, atomic_pickle
+from .io_utils import atomic_path
 from .sequences import Sequences
 
 URL_DTYPE = "S80"   # the benchmark's video_urls
@@ -392,23 +393,38 @@ def as_vectors(data: dict, dirs: Dict[str, Path]) -> dict:
     return {**data, "audio": data["audio"].values, "video": data["video"].values}
 
 
-def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
+@contextmanager
+def _written(path: Path, atomic: bool):
+    """The path to write `path` through: a temp file renamed onto it once complete (`atomic`), or
+    `path` itself (a generator filling a new folder, where a temp file per class file costs more
+    than the data)."""
+    if atomic:
+        with atomic_path(path) as tmp:
+            yield tmp
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield path
+
+
+def write_h5(path: Path, data: np.ndarray, names: List[str], atomic: bool = True) -> None:
     """One class file of an averaged family: 'data' float32 [N, D], 'video_urls' [N] as URL_DTYPE."""
     long = [n for n in names if len(n.encode()) > int(URL_DTYPE[1:])]
     if long:
         raise UserError(f"video names longer than {URL_DTYPE[1:]} bytes do not fit the benchmark's "
                         f"{URL_DTYPE} video_urls (e.g. {long[0]!r}): shorten the file names")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+    with _written(Path(path), atomic) as target:
+        with h5py.File(target, "w") as f:
             f.create_dataset("data", data=np.asarray(data, np.float32))
             f.create_dataset("video_urls", data=np.array([n.encode() for n in names], dtype=URL_DTYPE))
 
 
-def write_pkl(path: Path, features: Sequence[np.ndarray], names: List[str]) -> None:
+def write_pkl(path: Path, features: Sequence[np.ndarray], names: List[str], atomic: bool = True) -> None:
     """One class file of a temporal or CLIP/CLAP family (TCAF.md 1): {features: one array per video
     ([T, D] tokens or a 1-d vector), video_names: bytes, fps: 25 per video (read, never used)}."""
-    atomic_pickle({"features": list(features), "video_names": [n.encode() for n in names],
-                   "fps": [FPS] * len(names)}, path)
+    with _written(Path(path), atomic) as target:
+        with open(target, "wb") as f:
+            pickle.dump({"features": list(features), "video_names": [n.encode() for n in names],
+                         "fps": [FPS] * len(names)}, f)
 
 
 # -- the layouts ----------------------------------------------------------------------------------
@@ -430,8 +446,9 @@ class Layout:
         """`read_folder`'s (or the cache's) dict with its audio and video as the data layer reads them."""
         return raw
 
-    def write(self, path: Path, features, names: List[str]) -> None:
-        """One class file: the features of the videos `names`, in their order."""
+    def write(self, path: Path, features, names: List[str], atomic: bool = True) -> None:
+        """One class file: the features of the videos `names`, in their order (through a temp file
+        renamed onto `path` unless `atomic` is False)."""
         raise NotImplementedError
 
 
@@ -444,8 +461,8 @@ class H5Rows(Layout):
     def read_folder(self, dirs, family, notes=None, notices=None) -> dict:
         return build_folder(dirs, notes)
 
-    def write(self, path: Path, features, names: List[str]) -> None:
-        write_h5(path, features, names)
+    def write(self, path: Path, features, names: List[str], atomic: bool = True) -> None:
+        write_h5(path, features, names, atomic)
 
 
 class PklSequences(Layout):
@@ -461,8 +478,8 @@ class PklSequences(Layout):
     def unpack(self, raw: dict, dirs: Dict[str, Path]) -> dict:
         return _as_sequences(raw)
 
-    def write(self, path: Path, features, names: List[str]) -> None:
-        write_pkl(path, features, names)
+    def write(self, path: Path, features, names: List[str], atomic: bool = True) -> None:
+        write_pkl(path, features, names, atomic)
 
 
 class PklVectors(PklSequences):

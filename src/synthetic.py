@@ -274,7 +274,7 @@ def write_root(out: Path, dataset: str, spec: Spec, families: Sequence[str], see
                 cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
             for modality, k in (("audio", 0), ("video", 1)):
                 layout_of(family).write(feat_dir / modality / stage / f"{canonical}.h5",
-                                        np.stack([cache[name][k] for name in videos]), videos)
+                                        np.stack([cache[name][k] for name in videos]), videos, atomic=False)
         text = feat_dir / "text" / info.word_vector_file
         text.parent.mkdir(parents=True, exist_ok=True)
         np.save(text, spec.w2v, allow_pickle=True)
@@ -317,7 +317,8 @@ def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict
                                 np.random.default_rng([seed, index, video_seed(v)]), tokens, noise, spread)
                  for v in videos]
         for modality, k in (("audio", 0), ("video", 1)):
-            layout_of(family).write(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos)
+            layout_of(family).write(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos,
+                                    atomic=False)
     text = feat_dir / "text" / info.word_vector_file
     text.parent.mkdir(parents=True, exist_ok=True)
     np.save(text, spec.w2v, allow_pickle=True)
@@ -343,7 +344,8 @@ def write_vectors(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[
         for m, dtype in (("audio", np.float32), ("video", np.float16)):
             x = z @ proj[m] + noise * np.stack([r.standard_normal(widths[m], dtype=np.float32) for r in rng])
             x /= np.linalg.norm(x, axis=1, keepdims=True)                  # unit vectors, as CLIP's and CLAP's
-            layout_of(family).write(feat_dir / m / stage / f"{canonical}.pkl", list(x.astype(dtype)), videos)
+            layout_of(family).write(feat_dir / m / stage / f"{canonical}.pkl", list(x.astype(dtype)), videos,
+                                    atomic=False)
     names = {manual: clip_class_name(c) if info.clip_names[1] == "clip_class_name" else manual
              for c, manual in spec.mapping.items() if manual in spec.w2v}
     for (stem, width), file in zip(family.text, family.text_files(info)):
