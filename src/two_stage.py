@@ -77,7 +77,7 @@ def check_same_setting(args_a, path_a, args_b, path_b) -> None:
                         "): pass the stage-1 and stage-2 runs of the same setting")
 
 
-def with_family_sizes(args: argparse.Namespace) -> argparse.Namespace:
+def with_family(args: argparse.Namespace) -> argparse.Namespace:
     """A run's args with its feature family (`feature_family`: a run saved before it was recorded gets the
     family of its folder and dataset folder) and a CLIP/CLAP run's input sizes its family's: ClipClap's code
     builds its model for them whatever its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
@@ -107,8 +107,8 @@ def stage_b_args(eval_args) -> argparse.Namespace:
                         f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
         # what each run was trained on, before the command line's values go in
-        check_same_setting(with_family_sizes(run_a.load_args()), run_a.args_path,
-                           with_family_sizes(copy.copy(args)), run_b.args_path)
+        check_same_setting(with_family(run_a.load_args()), run_a.args_path,
+                           with_family(copy.copy(args)), run_b.args_path)
     trained_on, asked = getattr(args, "dataset_name", None), getattr(eval_args, "dataset_name", None)
     if asked is not None and trained_on in DATASETS and asked != trained_on:
         raise UserError(f"--dataset_name {asked}, but the runs were trained on {trained_on} ({run_b.args_path}): "
@@ -116,7 +116,7 @@ def stage_b_args(eval_args) -> argparse.Namespace:
     vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", "batch_seqlen_test",
                                                          "batch_seqlen_test_maxlen", "batch_seqlen_test_trim")
                        if getattr(eval_args, k, None) is not None})
-    with_family_sizes(args)
+    with_family(args)
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
         args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
