@@ -1,7 +1,7 @@
 """How a feature folder stores its features: one file per class and split for audio and for video,
 `features/{folder}/{audio,video}/{split}/{Class}{ext}`, in one of three layouts, each a small class
 that reads a folder pair (its files validated, problems a UserError naming the file), names the
-version of its cache (src/features_cache.py) and writes one class file atomically:
+version of its cache (src/features_cache.py) and writes one class file (atomically by default):
 
 - `H5Rows`: `.h5` files of 'data' [N, D] and 'video_urls' [N] (the averaged families, PROTOCOL.md 1);
 - `PklSequences`: `.pkl` files of {'features': one [T, D] array per video, 'video_names', 'fps'}
@@ -66,7 +66,7 @@ def read_h5(path: Path, notes: Optional[List[str]] = None):
     """(data float32 [N, D], names [N]) of one `.h5`, with its problems as UserErrors.
 
     Integer features (quantised codes) are read as float32 with a warning appended to `notes`
-    (logged by `load_folder`); non-numeric 'data' and repeated video names are errors.
+    (logged by `features_cache.load_folder`); non-numeric 'data' and repeated video names are errors.
     """
     try:
         with h5py.File(path, "r") as f:
@@ -298,7 +298,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
     vectors: CLIP/CLAP files (one 1-d vector per video, read as one token).
 
     Reading warnings of single files go to `notes`; what the originals accept but is odd goes to
-    `notices`, one line for the whole folder (without its place, which `load_folder` puts first):
+    `notices`, one line for the whole folder (without its place, which `features_cache.load_folder` puts first):
     SeLaVi videos whose audio and video token counts differ (kept: TCaF pads each modality on its
     own, TCAF.md 2), and CLIP/CLAP class files listing more names than rows (their rows paired by
     position, as ClipClap; the videos of such a class are named '{split}/{Class}.pkl#row{i}', as
