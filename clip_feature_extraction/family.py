@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Set
 import numpy as np
 import torch
 
-from src.benchmarks import ALIASES, DATASETS
+from src.families import ALIASES, DATASETS
 from src.extraction.decode import AudioSpec, Failure, decode
 from src.extraction.pipeline import Family
 from src.extraction.videos import VideoItem

@@ -8,7 +8,7 @@ as float32; saved with np.save as a pickled dict {class name: vector}.
 
 Files: `word_embeddings_{ucf,activitynet,vggsound}_normed.npy` (CLIP, 512-d) and
 `wavcaps_word_embeddings_{ucf,activitynet,vggsound}_normed.npy` (WavCaps, 1024-d), the names of
-`src.benchmarks.FAMILIES["clip"].text`. Class names: UCF from the `clip_class_name` column of
+`src.families.FAMILIES["clip"].text`. Class names: UCF from the `clip_class_name` column of
 `ucf_clip_class_names.csv` (`ucf_clip_class_name` makes it from the class names), ActivityNet
 and VGGSound from the `manual` column of their word2vec mapping csv.
 """
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from src.benchmarks import ALIASES, DATASETS, FAMILIES, clip_class_name
+from src.families import ALIASES, DATASETS, FAMILIES, clip_class_name
 from src.errors import UserError
 from src.io_utils import atomic_path
 
@@ -34,7 +34,7 @@ UCF_CLIP_COLUMNS = ("original", "manual", "clip_class_name")
 
 # ---------------------------------------------------------------------------- class names
 def ucf_clip_class_name(name: str) -> str:
-    """A UCF101 class name as ClipClap's prompts read it (`src.benchmarks.clip_class_name`): a
+    """A UCF101 class name as ClipClap's prompts read it (`src.families.clip_class_name`): a
     space before every capital letter but the first (`ApplyEyeMakeup` -> `Apply Eye Makeup`,
     `YoYo` -> `Yo Yo`), except `HandstandPushups` -> `Hand Stand Pushups`."""
     return clip_class_name(name.strip())

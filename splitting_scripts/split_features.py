@@ -37,19 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
-import h5py
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from src.benchmarks import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
+from src.families import ALIASES, DATASETS, FAMILIES, STAGES  # noqa: E402
 from src.errors import ArgumentParser, UserError  # noqa: E402
 from src.extraction.cli import DATASET_HELP, dataset_name, entry  # noqa: E402
-from src.io_utils import atomic_path, atomic_pickle, atomic_write_text  # noqa: E402
-
-URL_DTYPE = "S80"
-FPS = 25    # the temporal files' `fps` entry per video (TCAF.md 1: 25s, read, never used)
+from src.io_utils import atomic_path, atomic_write_text  # noqa: E402
+from src.storage import layout_of  # noqa: E402
 
 
 @dataclass
@@ -258,24 +255,6 @@ def read_split_csv(path: Path) -> Dict[str, List[str]]:
     return table.groupby("label", sort=False)["filename"].agg(list).to_dict()
 
 
-def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
-    long = [n for n in names if len(n.encode()) > int(URL_DTYPE[1:])]
-    if long:
-        raise UserError(f"video names longer than {URL_DTYPE[1:]} bytes do not fit the benchmark's "
-                        f"{URL_DTYPE} video_urls (e.g. {long[0]!r}): shorten the file names")
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("data", data=np.asarray(data, np.float32))
-            f.create_dataset("video_urls", data=np.array([n.encode() for n in names], dtype=URL_DTYPE))
-
-
-def write_pkl(path: Path, sequences: List[np.ndarray], names: List[str]) -> None:
-    """A temporal class file (TCAF.md 1): {features: one [T, D] array per video, video_names:
-    bytes, fps: 25 per video (read, never used)}."""
-    atomic_pickle({"features": list(sequences), "video_names": [n.encode() for n in names],
-                   "fps": [FPS] * len(names)}, path)
-
-
 def split_features(features_path, class_split_dir, output_root, dataset: str,
                    w2v: Optional[str] = None, temporal: bool = False, family: Optional[str] = None,
                    clip_text: Optional[str] = None) -> Report:
@@ -306,6 +285,7 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
         else:
             index[n] = i
     out = output_root / "features" / family.folder
+    layout = layout_of(family)
     for split in STAGES:
         txt, csv_path = split_dir / f"{split}.txt", split_dir / f"{split}.csv"
         if not txt.is_file():
@@ -324,12 +304,9 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
                 report.empty_classes.append((split, c))
             idx = [index[n] for n in found]
             for m in ("video", "audio"):
-                if feats.pickled:
-                    # TCaF's sequences, or CLIP/CLAP's vectors with the names of the videos written
-                    # (the original listed every csv name: misaligned after a skip, CLIPCLAP.md 1.4)
-                    write_pkl(out / m / split / f"{c}.pkl", feats.rows(m, idx), found)
-                else:
-                    write_h5(out / m / split / f"{c}.h5", feats.rows(m, idx), found)
+                # TCaF's sequences, or CLIP/CLAP's vectors with the names of the videos written (the
+                # original listed every csv name: misaligned after a skip, CLIPCLAP.md 1.4), or .h5 rows
+                layout.write(out / m / split / f"{c}{layout.ext}", feats.rows(m, idx), found)
             total += len(found)
         report.written[split] = (len(classes), total)
     if w2v:

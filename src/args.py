@@ -19,7 +19,7 @@ import textwrap
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .benchmarks import DATASETS, FAMILIES, family_of_folder
+from .families import DATASETS, FAMILIES, family_of_args, folder_family
 from .errors import ArgumentParser, UserError, command_line_fields
 from .models import get_entry, list_models, model_flags, model_hooks
 from .models.flags import (IGNORED, bool_value, dropout, momentum, nonnegative_float, nonnegative_int, number_type,
@@ -392,6 +392,8 @@ def finalize_main_args(args: argparse.Namespace, given=None) -> argparse.Namespa
             setattr(args, name, value)
     if args.dataset_name is None:
         args.dataset_name = infer_dataset_name(args.root_dir)
+    # the feature family, decided once (the only look at the folder's contents) and recorded in args.pkl
+    args.feature_family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family.key
     if not args.zero_shot_split:
         args.zero_shot_split = default_zero_shot_split(args)
     for name in ("epochs", "bs", "n_batches"):
@@ -414,8 +416,8 @@ def check_data_claims(args: argparse.Namespace, given) -> None:
     contradict it. `--selavi` (TCaF's: the features are SeLaVi's) against the feature folder's
     family, when the user set it; `--input_size` (a single input width no published model reads:
     null in every released args.pkl) whenever it is given."""
-    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
-    if "selavi" in given and family is not None and bool(args.selavi) != family.selavi:
+    family = family_of_args(args)
+    if "selavi" in given and family.key and bool(args.selavi) != family.selavi:
         folder = Path(str(args.feature_extraction_method)).name
         raise UserError(f"--selavi {bool(args.selavi)} contradicts --feature_extraction_method {folder}, which holds "
                         f"{family.networks} features: pass --selavi {family.selavi} (TCaF's best_main configs say "
@@ -426,8 +428,8 @@ def check_data_claims(args: argparse.Namespace, given) -> None:
 
 
 def default_zero_shot_split(args) -> str:
-    """cls_split for cls features, else main_split (an empty --zero_shot_split)."""
-    return FAMILIES["cls" if "cls" in str(args.feature_extraction_method) else "main"].split
+    """The split of the feature family's (an empty --zero_shot_split): cls_split for cls features, else main_split."""
+    return family_of_args(args).split
 
 
 def infer_dataset_name(root_dir) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .args import get_eval_parser
-from .benchmarks import family_of_folder
+from .families import family_of_args
 from .data import dataset_from_args
 from .errors import UserError
 from .models import create_model, get_entry
@@ -37,16 +37,14 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
         run.check_resume_args(args)
     # data and model first: bad input fails before anything is written
     entry = get_entry(args.model_name)
-    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
+    family = family_of_args(args)      # decided when the arguments were finalised
     built, notes = as_built(args, entry, family)
-    if family is not None:             # told by the folder's name and text/ before it is read
-        check_features(entry, family.temporal, family.vectors,
-                       str(Path(args.root_dir) / "features" / Path(str(args.feature_extraction_method)).name), family.kind)
+    if family.key:                     # a family's folder: checked before it is read
+        check_features(entry, family, Path(args.root_dir) / "features" / family.folder)
     dataset = dataset_from_args(built)
     args.text_dim = built.text_dim = dataset.text_dim   # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
-    if family is None:                 # a folder name of no family: told by what it held
-        check_features(entry, dataset.temporal, dataset.vectors, str(dataset.feature_dir),
-                       "token sequences" if dataset.temporal else "vectors")
+    if not family.key:                 # a folder name of no family: once it is found
+        check_features(entry, family, dataset.feature_dir)
     entry.check_optimizer(getattr(args, "optimizer", None), args.compile or args.amp or args.cuda_graph)
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
@@ -75,11 +73,11 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
                    epoch_fn=entry.epoch_fn, val_loss_fn=entry.val_loss_fn, callbacks=callbacks)
 
 
-def check_features(entry, temporal: bool, vectors: bool, folder: str, kind: str) -> None:
-    """UserError when a feature folder (holding `kind`) is not what the model trains on."""
-    need = entry.needs_other_features(temporal, vectors)
+def check_features(entry, family, folder: Path) -> None:
+    """UserError when a feature folder (of `family`) is not what the model trains on."""
+    need = entry.needs_other_features(family.temporal, family.vectors)
     if need:
-        raise UserError(f"{entry.name} trains on {need}, but {folder} holds {kind}: pass the --root_dir and "
+        raise UserError(f"{entry.name} trains on {need}, but {folder} holds {family.kind}: pass the --root_dir and "
                         f"--feature_extraction_method of such features, or the model flag of a model for these")
 
 
@@ -93,7 +91,7 @@ def as_built(args: argparse.Namespace, entry, family) -> Tuple[argparse.Namespac
              f"training {entry.name} ({entry.class_name}), as that code does"
              for flag in entry.inherited_flags if getattr(args, flag, False)]
     sizes = (args.input_size_audio, args.input_size_video)
-    if not (entry.vectors and family is not None and family.vectors and sizes != (family.audio_width, family.video_width)):
+    if not (entry.vectors and family.vectors and sizes != (family.audio_width, family.video_width)):
         return args, notes
     built = copy.copy(args)
     built.input_size_audio, built.input_size_video = family.audio_width, family.video_width

@@ -5,7 +5,7 @@
     ds = AVGZSLDataset(root, "UCF", "cls_features_non_averaged", "cls_split")     # temporal (TCaF)
     train = ds.split("train")        # the same, with audio and video as Sequences of [T_i, D] tokens
 
-The three datasets differ only in their row of `src.benchmarks.DATASETS` (word-vector file
+The three datasets differ only in their row of `src.families.DATASETS` (word-vector file
 stem, mapping csv, whether names match case-insensitively). Features of each folder
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
@@ -27,10 +27,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from .benchmarks import DATASETS, FAMILIES, SPLITS, WORD_DIM, Family, folder_family, is_temporal_folder
 from .errors import UserError
+from .families import DATASETS, FAMILIES, SPLITS, WORD_DIM, FeatureFamily, FolderFamily, family_of_args, folder_family
 from .features_cache import load_folder
 from .sequences import Sequences
+from .storage import layout_of
 
 log = logging.getLogger(__name__)
 PAIRINGS = ("correct", "original")
@@ -120,12 +121,14 @@ class AVGZSLDataset:
     "original" keeps the original code's pairing (row c of the vectors sorted by word2vec
     name for class index c, PROTOCOL.md "Text embedding pairing" [original defect]).
     input_size_audio / input_size_video, when given, are checked against the files.
+    family: the feature folder's family (a run's, decided when its arguments were finalised); by
+    default told by the folder (`folder_family`).
     """
 
     def __init__(self, root_dir, dataset_name: str, feature_method="main_features",
                  zero_shot_split="main_split", pairing="correct",
                  input_size_audio: Optional[int] = None, input_size_video: Optional[int] = None,
-                 cache: bool = True):
+                 cache: bool = True, family: Optional[FeatureFamily] = None):
         if dataset_name not in DATASETS:
             raise UserError(f"unknown dataset {dataset_name!r}; known: {', '.join(DATASETS)}")
         if pairing not in PAIRINGS:
@@ -147,12 +150,11 @@ class AVGZSLDataset:
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
                             f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
         self.feature_dir = self.root / "features" / self.feature_method
-        # the family (None: another name) and, when the folder's contents chose it, what did
-        self.family, self.family_evidence = folder_family(self.feature_method, self.root, dataset_name)
-        # .pkl token sequences (TCaF), or .pkl vectors (CLIP/CLAP) read as [N, D] like the .h5 rows
-        self.temporal = self.family.temporal if self.family else is_temporal_folder(self.feature_method)
-        self.vectors = bool(self.family and self.family.vectors)
-        self.ext = ".pkl" if self.temporal or self.vectors else ".h5"
+        # the family and, when the folder's contents chose it here, what did
+        self.family, self.family_evidence = (folder_family(self.feature_method, self.root, dataset_name)
+                                             if family is None else FolderFamily(family))
+        self.layout = layout_of(self.family)    # .h5 rows, .pkl token sequences (TCaF), .pkl vectors (CLIP/CLAP)
+        self.temporal, self.vectors, self.ext = self.family.temporal, self.family.vectors, self.layout.ext
         if not self.feature_dir.is_dir():
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
                             f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
@@ -178,16 +180,9 @@ class AVGZSLDataset:
             raise UserError(f"class {name!r} of {source} is not in "
                             f"{self.split_dir / 'all_class.txt'}") from None
 
-    def class_ids_of(self, list_names: Sequence[str]) -> List[int]:
-        ids = set()
-        for list_name in list_names:
-            path = self.class_split_dir / f"{list_name}.txt"
-            ids.update(self.class_index(n, path) for n in read_class_list(path))
-        return sorted(ids)
-
     # -- word vectors --------------------------------------------------------------------
     @property
-    def text_family(self) -> Family:
+    def text_family(self) -> FeatureFamily:
         """The family whose class vectors this dataset uses (word2vec unless CLIP/CLAP's)."""
         return self.family if self.vectors else FAMILIES["main"]
 
@@ -198,10 +193,6 @@ class AVGZSLDataset:
     @property
     def word_vector_paths(self) -> List[Path]:
         return [self.feature_dir / "text" / f for f in self.text_family.text_files(self.info)]
-
-    @property
-    def word_vector_path(self) -> Path:
-        return self.word_vector_paths[0]
 
     @property
     def mapping(self) -> Tuple[str, str]:
@@ -252,7 +243,8 @@ class AVGZSLDataset:
             vectors = " || ".join(f"{label[model[stem]]} {width}" for stem, width in family.text)
             files = " and ".join(f"text/{f.name}" for f in self.word_vector_paths)
             models = ",".join(model[stem] for (stem, _), f in zip(family.text, self.word_vector_paths) if f in missing)
-            why = f" ({self.family_evidence})" if self.family_evidence else ""
+            evidence = self.family_evidence or folder_family(self.feature_method, self.root, self.name).evidence
+            why = f" ({evidence})" if evidence else ""
             raise UserError(f"missing class embeddings {missing[0]}: {self.feature_dir} holds ClipClap's "
                             f"{family.networks} data{why}, whose class vectors are [{vectors}], {files} (pickled "
                             f"dicts {{class name: float32 vector}}): copy the file from ClipClap's data, or make it "
@@ -289,9 +281,8 @@ class AVGZSLDataset:
     def folder(self, folder: str) -> dict:
         """Validated features of one feature folder, from the cache when it is current."""
         if folder not in self._folders:
-            data = load_folder(self.root, self.feature_dir, folder, self.sizes, use_cache=self.cache,
-                               temporal=self.temporal or self.vectors, family=self.family)
-            self._folders[folder] = as_vectors(data, self.feature_dir, folder) if self.vectors else data
+            data = load_folder(self.root, self.feature_dir, folder, self.sizes, self.family, use_cache=self.cache)
+            self._folders[folder] = data
             self._warn_unknown_classes(folder, data["classes"])
         return self._folders[folder]
 
@@ -414,17 +405,6 @@ class AVGZSLDataset:
         raise UserError(f"{len(empty)} classes of split {name!r} have no sample ({shown}{more}); {fix}")
 
 
-def as_vectors(data: dict, feature_dir: Path, folder: str) -> dict:
-    """A CLIP/CLAP folder read as one-token sequences, as [N, D] rows (every video one vector)."""
-    for m in ("audio", "video"):
-        lengths = data[m].lengths
-        if len(lengths) and bool((lengths != 1).any()):
-            k = int((lengths != 1).nonzero()[0, 0])
-            raise UserError(f"{feature_dir / m / folder}: video {data['urls'][k]!r} has {int(lengths[k])} "
-                            f"feature rows; in this CLIP/CLAP folder every video is one 1-d vector")
-    return {**data, "audio": data["audio"].values, "video": data["video"].values}
-
-
 def _concat(parts: List[Union[torch.Tensor, Sequences]]) -> Union[torch.Tensor, Sequences]:
     """The rows (or sequences, packed anew: one copy of the kept tokens) of several folders."""
     return Sequences.packed(parts) if isinstance(parts[0], Sequences) else torch.cat(parts)
@@ -436,11 +416,5 @@ def dataset_from_args(args, pairing: Optional[str] = None) -> AVGZSLDataset:
         pairing = "original" if getattr(args, "reproduce_original", False) else "correct"
     return AVGZSLDataset(args.root_dir, args.dataset_name, args.feature_extraction_method,
                          args.zero_shot_split, pairing=pairing,
-                         input_size_audio=args.input_size_audio, input_size_video=args.input_size_video)
-
-
-def count_mispaired(dataset: AVGZSLDataset) -> int:
-    """How many classes the original pairing gives another class's vector."""
-    other = AVGZSLDataset(dataset.root, dataset.name, dataset.feature_method, dataset.zero_shot_split,
-                          pairing="original" if dataset.pairing == "correct" else "correct")
-    return int((dataset.word_vectors != other.word_vectors).any(dim=1).sum())
+                         input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
+                         family=family_of_args(args))

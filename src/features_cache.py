@@ -1,13 +1,13 @@
-"""Read one feature folder's `.h5` files (or temporal `.pkl` files) into validated tensors, through
-an atomic cache.
+"""Read one feature folder's class files into validated tensors, through an atomic cache.
 
 `load_folder` returns {"classes": [file stems], "audio" [n, D_a], "video" [n, D_v],
-"row_class" [n] (index into classes), "urls": [n names]}; for a temporal folder
-(`features/*_non_averaged`, TCAF.md 1) "audio" and "video" are `Sequences` (float32 tokens,
-one [T_i, D] sequence per video; quantised uint8 audio read as float32 values 0..255). The cache
-`{root}/_features_processed/{method}/{folder}.pt` records the name, size and mtime of every
-source file; a cache that does not match them, or cannot be read, is rebuilt; temp files that a
-killed cache write left in its folder are removed at the next load (those of live writes kept).
+"row_class" [n] (index into classes), "urls": [n names]}, read by the storage class of the
+folder's family (src/storage.py): for a temporal family (TCAF.md 1) "audio" and "video" are
+`Sequences` (float32 tokens, one [T_i, D] sequence per video; quantised uint8 audio read as
+float32 values 0..255). The cache `{root}/_features_processed/{method}/{folder}.pt` records its
+storage class's version and the name, size and mtime of every source file; a cache that does
+not match them, or cannot be read, is rebuilt; temp files that a killed cache write left in its
+folder are removed at the next load (those of live writes kept).
 Warnings found while reading (integer features read as float32; float VGGish audio within [0, 1]
 where uint8 codes 0..255 are stored) are kept in the cache and logged at every load;
 so are the notices of data the originals accept but that is odd (SeLaVi videos with different
@@ -15,27 +15,20 @@ audio and video token counts, CLIP/CLAP class files listing more names than rows
 folder on the project's logger "avgzsl", each time the folder is loaded, from the cache or not.
 """
 import logging
-import pickle
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Dict, List, Optional
 
-import h5py
-import numpy as np
 import torch
 
-from .benchmarks import FAMILIES, Family, family_of_folder, is_temporal_folder
 from .errors import UserError
+from .families import FAMILIES, FeatureFamily
 from .io_utils import atomic_torch_save, remove_stale_temp_files
 from .sequences import Sequences
+from .storage import layout_of
 
 log = logging.getLogger(__name__)
 notices_log = logging.getLogger("avgzsl")       # odd data that is accepted: the project's own logger
-CACHE_VERSION = 2      # 2: integer-dtype warnings kept, repeated video names and widths per file checked
-TEMPORAL_CACHE_VERSION = "temporal-2"     # the caches of temporal folders (never equal to an averaged one);
-                                          # 2: the warning of float VGGish audio within [0, 1] kept
-VECTORS_CACHE_VERSION = "vectors-1"       # CLIP/CLAP folders (the folder name of a temporal one)
 
 
 def _sources(dirs: Dict[str, Path], ext: str = ".h5") -> List[tuple]:
@@ -45,352 +38,6 @@ def _sources(dirs: Dict[str, Path], ext: str = ".h5") -> List[tuple]:
             st = p.stat()
             out.append((modality, p.name, st.st_size, st.st_mtime_ns))
     return out
-
-
-def _names(raw, path: Path, key: str = "video_urls") -> List[str]:
-    try:
-        return [u.decode("utf-8") if isinstance(u, bytes) else str(u) for u in raw]
-    except UnicodeDecodeError as err:
-        raise UserError(f"{path}: {key} are not UTF-8 ({err})") from None
-
-
-def _check_repeated(names: List[str], path: Path, key: str = "video_urls", rows: str = "rows (of 'data' and "
-                    "'video_urls')") -> None:
-    repeated = [(n, k) for n, k in Counter(names).items() if k > 1]
-    if repeated:
-        shown = ", ".join(f"{n!r} {k} times" for n, k in repeated[:3])
-        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        raise UserError(f"{path}: {key} lists {len(repeated)} video name(s) more than once "
-                        f"({shown}{more}); a video must appear once per class: remove the repeated "
-                        f"{rows} or re-extract the file")
-
-
-def _describe_dtype(dtype) -> str:
-    if dtype.kind in "SUaO":
-        return "string"
-    if dtype.kind == "V":
-        return f"compound ({dtype})"
-    return str(dtype)
-
-
-def read_h5(path: Path, notes: Optional[List[str]] = None):
-    """(data float32 [N, D], names [N]) of one `.h5`, with its problems as UserErrors.
-
-    Integer features (quantised codes) are read as float32 with a warning appended to `notes`
-    (logged by `load_folder`); non-numeric 'data' and repeated video names are errors.
-    """
-    try:
-        with h5py.File(path, "r") as f:
-            for key in ("data", "video_urls"):
-                if key not in f:
-                    raise UserError(f"{path} has no dataset '{key}' (expected 'data' [N, D] and "
-                                    f"'video_urls' [N])")
-                if not isinstance(f[key], h5py.Dataset):
-                    raise UserError(f"{path}: '{key}' is an HDF5 group, not a dataset (expected 'data' "
-                                    f"[N, D] float features and 'video_urls' [N] names)")
-            dtype = f["data"].dtype
-            if dtype.kind in "iu":
-                if notes is not None:
-                    notes.append(f"{path}: 'data' is {dtype} (integer features, e.g. quantised codes): "
-                                 f"read as float32")
-            elif dtype.kind != "f":
-                raise UserError(f"{path}: 'data' holds {_describe_dtype(dtype)} values, not numbers; "
-                                f"expected float features [N, D]: re-extract this file")
-            data = np.asarray(f["data"][()], dtype=np.float32)
-            names = _names(f["video_urls"][()], path)
-    except UserError:
-        raise
-    except (OSError, KeyError, TypeError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    if data.ndim != 2:
-        raise UserError(f"{path}: 'data' must be 2-d [N, D], got shape {data.shape}")
-    if data.shape[0] != len(names):
-        raise UserError(f"{path}: {data.shape[0]} rows of 'data' but {len(names)} video_urls")
-    _check_repeated(names, path)
-    if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).any(axis=1).sum())
-        raise UserError(f"{path}: {bad} rows hold NaN or Inf values; re-extract or drop them")
-    return data, names
-
-
-def _check_widths(folder: Path, widths: Dict[str, int], ext: str = ".h5") -> None:
-    """UserError naming the `{ext}` files of `folder` ({file name: width}) whose width differs."""
-    counts = Counter(widths.values())
-    if len(counts) <= 1:
-        return
-    (common, n_common), (_, n_second) = counts.most_common(2)
-    fix = f"all {ext} files of a folder must hold features of one extractor: re-extract or remove the odd file(s)"
-    if n_common > n_second:
-        odd = sorted(n for n, w in widths.items() if w != common)
-        shown = ", ".join(f"{n} is {widths[n]}-d" for n in odd[:5])
-        more = f" (and {len(odd) - 5} more files)" if len(odd) > 5 else ""
-        others = f"the other file is {common}-d" if n_common == 1 else f"the other {n_common} files are {common}-d"
-        raise UserError(f"{folder}: {shown}{more} while {others}; {fix}")
-    groups = []
-    for w, k in sorted(counts.items()):
-        names = sorted(n for n, x in widths.items() if x == w)
-        groups.append(f"{w}-d: {', '.join(names[:3])}" + (f" and {k - 3} more" if k > 3 else ""))
-    raise UserError(f"{folder}: the {ext} files have different feature widths ({'; '.join(groups)}); {fix}")
-
-
-def _class_files(dirs: Dict[str, Path], ext: str = ".h5"):
-    """({stem: audio file}, {stem: video file}) of one folder pair; the same classes in both."""
-    audio_files = {p.stem: p for p in dirs["audio"].glob(f"*{ext}")}
-    video_files = {p.stem: p for p in dirs["video"].glob(f"*{ext}")}
-    if set(audio_files) != set(video_files):
-        only_a = sorted(set(audio_files) - set(video_files))
-        only_v = sorted(set(video_files) - set(audio_files))
-        raise UserError(f"audio and video folders differ: {dirs['audio']} has {only_a[:5]} without "
-                        f"video, {dirs['video']} has {only_v[:5]} without audio; every class needs both its "
-                        f"audio and its video {ext} file: add the missing files or remove the extra ones")
-    return audio_files, video_files
-
-
-def _check_same_videos(a_path: Path, v_path: Path, a_names: List[str], v_names: List[str],
-                       temporal: bool = False) -> None:
-    if a_names != v_names:
-        first = next((k for k, (x, y) in enumerate(zip(a_names, v_names)) if x != y),
-                     min(len(a_names), len(v_names)))
-        if not temporal:
-            raise UserError(f"{a_path} and {v_path} list different videos "
-                            f"(first difference at row {first}); audio and video rows must match")
-        shown = lambda names: repr(names[first]) if first < len(names) else "nothing"  # noqa: E731
-        raise UserError(f"{a_path} and {v_path} list different videos ({len(a_names)} and {len(v_names)}; "
-                        f"first difference at position {first}: {shown(a_names)} and {shown(v_names)}); "
-                        f"audio and video files of a class must list the same videos in the same order")
-
-
-def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> dict:
-    audio_files, video_files = _class_files(dirs)
-    classes = sorted(audio_files)
-    audio, video, row_class, urls = [], [], [], []
-    for i, stem in enumerate(classes):
-        a, a_names = read_h5(audio_files[stem], notes)
-        v, v_names = read_h5(video_files[stem], notes)
-        _check_same_videos(audio_files[stem], video_files[stem], a_names, v_names)
-        audio.append(a)
-        video.append(v)
-        row_class.append(np.full(len(a), i, dtype=np.int64))
-        urls.extend(a_names)
-    _check_widths(dirs["audio"], {f"{s}.h5": x.shape[1] for s, x in zip(classes, audio)})
-    _check_widths(dirs["video"], {f"{s}.h5": x.shape[1] for s, x in zip(classes, video)})
-    cat = lambda xs, w: torch.from_numpy(np.concatenate(xs)) if xs else torch.zeros(0, w)  # noqa: E731
-    return {"classes": classes, "audio": cat(audio, 0), "video": cat(video, 0),
-            "row_class": torch.from_numpy(np.concatenate(row_class)) if row_class else torch.zeros(0, dtype=torch.long),
-            "urls": urls}
-
-
-# -- temporal folders (TCAF.md 1) ------------------------------------------------------------
-PKL_FORMAT = "a pickled dict with 'features' (one [T, D] array per video) and 'video_names'"
-VECTORS_FORMAT = "a pickled dict with 'features' (one 1-d [D] vector per video) and 'video_names'"   # CLIP/CLAP
-
-
-def _one_line(err: Exception) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
-
-
-class PklFile(NamedTuple):
-    """One class file of a temporal or CLIP/CLAP folder, read and checked (see `read_pkl`)."""
-    values: np.ndarray      # float32 [sum T_i, D]: the tokens of every video, video after video
-    lengths: np.ndarray     # int64 [N]: T_i
-    names: List[str]        # its 'video_names' (more than N in an unaligned CLIP/CLAP file)
-    width: Optional[int]    # D, None when N = 0
-    unit_floats: bool = False   # float features all within [0, 1] where `integer_dtype` codes were expected
-
-    @property
-    def aligned(self) -> bool:
-        """Whether names[i] is the name of row i (False: a CLIP/CLAP file listing more names than rows)."""
-        return len(self.names) == len(self.lengths)
-
-
-def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optional[str] = None,
-             vectors: bool = False) -> PklFile:
-    """One temporal `.pkl` (tokens float32 [sum T_i, D], lengths [N], names, D or None when N = 0),
-    with its problems as UserErrors naming the file (and the video).
-
-    Integer tokens are read as float32 with their values unchanged; a warning is appended to
-    `notes` unless their dtype is `integer_dtype` (the family's stored dtype, e.g. uint8 VGGish).
-    Float tokens all within [0, 1] where `integer_dtype` is "uint8" (codes 0..255, e.g. divided by
-    255 by a re-export) are flagged in `unit_floats` (the caller warns once per folder).
-    vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token); it may list more
-    names than rows (ClipClap's splitting keeps the names of the videos it drops, CLIPCLAP.md 1.4):
-    its rows are then read by position and its names are neither checked nor used (`aligned`).
-    """
-    fmt = VECTORS_FORMAT if vectors else PKL_FORMAT
-    per_video = "a 1-d [D] vector per video" if vectors else "a [T, D] float array per video"
-    try:
-        with open(path, "rb") as f:
-            blob = pickle.load(f)
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {_one_line(err)}") from None
-    except Exception as err:  # noqa: BLE001 - a truncated or garbage pickle fails in many ways
-        raise UserError(f"cannot read {path}: not a readable pickle ({_one_line(err)}); expected "
-                        f"{fmt}: re-create the file") from None
-    if not isinstance(blob, dict):
-        raise UserError(f"{path} holds a {type(blob).__name__}; expected {fmt}: re-create the file")
-    for key in ("features", "video_names"):
-        if key not in blob:
-            keys = ", ".join(repr(k) for k in list(blob)[:5]) or "none"
-            raise UserError(f"{path} has no '{key}' (its keys: {keys}); expected {fmt}: re-create the file")
-    feats, raw_names = blob["features"], blob["video_names"]
-    for key, value in (("features", feats), ("video_names", raw_names)):
-        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__len__"):
-            raise UserError(f"{path}: '{key}' is a {type(value).__name__}, expected a list (one entry per "
-                            f"video); expected {fmt}: re-create the file")
-    names = _names(raw_names, path, "video_names")
-    aligned = len(feats) == len(names)
-    if not aligned and not (vectors and len(names) > len(feats)):
-        raise UserError(f"{path}: {len(feats)} entries in 'features' but {len(names)} in 'video_names'; "
-                        f"one [T, D] array per video name")
-    if aligned:
-        _check_repeated(names, path, "video_names", "entries (of 'features' and 'video_names')")
-        who = [f"video {n!r}" for n in names]
-    else:                       # names that are not the rows' are never shown as theirs
-        who = [f"the video of row {i} (its name unknown: 'video_names' lists {len(names)} names for "
-               f"{len(feats)} rows)" for i in range(len(feats))]
-    arrays, width, integers, floats = [], None, set(), False
-    for k, x in enumerate(feats):
-        try:
-            arr = np.asarray(x)
-        except Exception as err:  # noqa: BLE001 - ragged nested lists and the like
-            raise UserError(f"{path}: the features of {who[k]} are not an array ({_one_line(err)}); "
-                            f"expected {per_video}: re-extract this file") from None
-        if arr.dtype.kind not in "iuf":
-            what = "Python object" if arr.dtype.kind == "O" else _describe_dtype(arr.dtype)
-            raise UserError(f"{path}: the features of {who[k]} hold {what} "
-                            f"values, not numbers; expected {per_video}: re-extract "
-                            f"this file")
-        if vectors and arr.ndim == 1:
-            if arr.size == 0:
-                raise UserError(f"{path}: the features of {who[k]} are an empty vector (0 values); expected "
-                                f"{per_video}: drop the video (from 'features' and 'video_names') or re-extract it")
-            arr = arr[None]         # one vector: one token (as TCaF's collator)
-        if vectors and arr.ndim != 2:
-            raise UserError(f"{path}: the features of {who[k]} have shape {tuple(arr.shape)}; expected "
-                            f"{per_video}: re-extract this file")
-        if arr.ndim != 2:
-            raise UserError(f"{path}: the features of {who[k]} have shape {tuple(arr.shape)}; "
-                            f"expected 2-d [T, D] (one row per time step)")
-        if arr.shape[0] == 0:
-            raise UserError(f"{path}: {who[k]} has an empty sequence (0 time steps); every video "
-                            f"needs at least one token: drop it (from 'features' and 'video_names') or "
-                            f"re-extract it")
-        if width is None:
-            width = arr.shape[1]
-        elif arr.shape[1] != width:
-            raise UserError(f"{path}: {who[k]} has {arr.shape[1]}-d features while {who[0]} "
-                            f"has {width}-d; a file holds features of one extractor: re-extract it")
-        if arr.dtype.kind in "iu":
-            integers.add(str(arr.dtype))
-        else:
-            floats = True
-        arrays.append(arr)
-    if notes is not None and integers - {integer_dtype}:
-        notes.append(f"{path}: 'features' are {', '.join(sorted(integers))} (integer features, e.g. "
-                     f"quantised codes): read as float32")
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    values = (np.concatenate(arrays, axis=0, dtype=np.float32) if arrays
-              else np.zeros((0, 0), dtype=np.float32))
-    if not np.isfinite(values).all():
-        bad_rows = np.nonzero(~np.isfinite(values).all(axis=1))[0]
-        bad = np.unique(np.searchsorted(np.cumsum(lengths), bad_rows, side="right"))
-        others = f" (and {len(bad) - 1} more videos)" if len(bad) > 1 else ""
-        raise UserError(f"{path}: {who[bad[0]]}{others} holds NaN or Inf values; re-extract "
-                        f"or drop it")
-    unit_floats = (integer_dtype == "uint8" and floats and not integers and values.size > 0
-                   and float(values.min()) >= 0.0 and float(values.max()) <= 1.0)
-    return PklFile(values, lengths, names, width, unit_floats)
-
-
-def build_temporal_folder(dirs: Dict[str, Path], family: Optional[Family] = None,
-                          notes: Optional[List[str]] = None, notices: Optional[List[str]] = None) -> dict:
-    """The validated `.pkl` files of one temporal folder pair, packed: {"classes", "audio" and
-    "video" as {"values", "offsets", "lengths"} tensors (see `_as_sequences`), "row_class", "urls"}.
-
-    Reading warnings of single files go to `notes`; what the originals accept but is odd goes to
-    `notices`, one line for the whole folder (without its place, which `load_folder` puts first):
-    SeLaVi videos whose audio and video token counts differ (kept: TCaF pads each modality on its
-    own, TCAF.md 2), and CLIP/CLAP class files listing more names than rows (their rows paired by
-    position, as ClipClap; the videos of such a class are named '{split}/{Class}.pkl#row{i}', as
-    its names may belong to other videos). Audio and video files of a class holding different
-    numbers of videos stay an error."""
-    audio_files, video_files = _class_files(dirs, ".pkl")
-    classes = sorted(audio_files)
-    split = dirs["audio"].name
-    parts = {"audio": [], "video": []}
-    widths = {"audio": {}, "video": {}}
-    row_class, urls = [], []
-    uneven: List[Tuple[str, int, int]] = []         # SeLaVi: (class/video, T_a, T_v) of each odd video
-    unaligned: List[Tuple[str, int, int]] = []      # CLIP/CLAP: (modality/split/file, names, rows) of each file
-    unaligned_classes, unaligned_videos = 0, 0
-    unit_audio: List[str] = []                      # cls (uint8 VGGish codes expected): float files within [0, 1]
-    vectors = bool(family and family.vectors)
-    for i, stem in enumerate(classes):
-        a = read_pkl(audio_files[stem], notes, family.audio_dtype if family else None, vectors)
-        v = read_pkl(video_files[stem], notes, vectors=vectors)
-        if a.unit_floats:
-            unit_audio.append(audio_files[stem].name)
-        if a.aligned and v.aligned:
-            _check_same_videos(audio_files[stem], video_files[stem], a.names, v.names, temporal=True)
-            names = a.names
-        else:       # CLIP/CLAP (CLIPCLAP.md 1.4): the names are not the rows', rows pair by position
-            if len(a.lengths) != len(v.lengths):
-                raise UserError(f"{audio_files[stem]} and {video_files[stem]} hold {len(a.lengths)} and "
-                                f"{len(v.lengths)} feature rows, but their rows are paired by position (their "
-                                f"'video_names' list more names than rows, so names cannot pair them): both files "
-                                f"need the same videos in the same order; re-extract the class")
-            for m, f in (("audio", a), ("video", v)):
-                if not f.aligned:
-                    unaligned.append((f"{m}/{split}/{stem}.pkl", len(f.names), len(f.lengths)))
-            unaligned_classes += 1
-            unaligned_videos += len(a.lengths)
-            names = [f"{split}/{stem}.pkl#row{j}" for j in range(len(a.lengths))]
-        if family is not None and family.same_length:
-            # TCaF trains on such videos, each modality padded on its own (TCAF.md 2): kept, counted
-            uneven += [(f"{stem}/{names[k]}", int(a.lengths[k]), int(v.lengths[k]))
-                       for k in np.nonzero(a.lengths != v.lengths)[0]]
-        for m, f in (("audio", a), ("video", v)):
-            parts[m].append((f.values, f.lengths))
-            if f.width is not None:
-                widths[m][f"{stem}.pkl"] = f.width
-        row_class.append(np.full(len(a.lengths), i, dtype=np.int64))
-        urls.extend(names)
-    if unit_audio and notes is not None:       # one line for the folder, naming its first such file
-        more = (f"as are {len(unit_audio) - 1} more of the {len(classes)} .pkl files of its folder"
-                if len(unit_audio) > 1 else f"the only one of the {len(classes)} .pkl files of its folder")
-        notes.append(f"{dirs['audio'] / unit_audio[0]}: float audio features all within [0, 1] ({more}), but this "
-                     f"folder's VGGish audio is stored as {family.audio_dtype} codes 0..255, which TCaF divides by 255 "
-                     f"(TCAF.md 1): codes already divided by 255 would end near 0; re-export them as uint8 codes "
-                     f"(the values times 255)")
-    if uneven and notices is not None:
-        name, t_a, t_v = uneven[0]
-        notices.append(f"{len(uneven)} of {len(urls)} videos have different audio and video token counts "
-                       f"(first: {name}, audio {t_a}, video {t_v}); each modality is padded on its own, as TCaF does")
-    if unaligned and notices is not None:
-        name, n_names, n_rows = unaligned[0]
-        files = f"{len(unaligned)} class file{'s list' if len(unaligned) > 1 else ' lists'}"
-        notices.append(f"{files} more video names than feature rows (first: {name}, {n_names} names for "
-                       f"{n_rows} rows; ClipClap's splitting keeps the names of the videos it drops): the audio "
-                       f"and video rows of {unaligned_classes} class{'es' if unaligned_classes > 1 else ''} "
-                       f"({unaligned_videos} videos) are paired by position, as ClipClap does; their names are not "
-                       f"used (the videos are called '{split}/{{Class}}.pkl#row{{i}}')")
-    out = {"classes": classes, "urls": urls,
-           "row_class": torch.from_numpy(np.concatenate(row_class)) if row_class else torch.zeros(0, dtype=torch.long)}
-    for m in ("audio", "video"):
-        _check_widths(dirs[m], widths[m], ".pkl")
-        width = next(iter(widths[m].values()), 0)
-        vals = [v for v, _ in parts[m] if len(v)]
-        values = torch.from_numpy(np.concatenate(vals)) if vals else torch.zeros(0, width)
-        lengths = (torch.from_numpy(np.concatenate([n for _, n in parts[m]])) if parts[m]
-                   else torch.zeros(0, dtype=torch.long))
-        out[m] = {"values": values, "offsets": torch.cumsum(lengths, 0) - lengths, "lengths": lengths}
-    return out
-
-
-def _as_sequences(data: dict) -> dict:
-    """A temporal folder's cached dict with its audio and video as `Sequences`."""
-    return {**data, **{m: Sequences(data[m]["values"], data[m]["offsets"], data[m]["lengths"])
-                       for m in ("audio", "video")}}
 
 
 def _check_sizes(data: dict, dirs: Dict[str, Path], sizes: Dict[str, Optional[int]], ext: str) -> None:
@@ -405,20 +52,15 @@ def _check_sizes(data: dict, dirs: Dict[str, Path], sizes: Dict[str, Optional[in
 
 
 def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Optional[int]],
-                use_cache: bool = True, temporal: Optional[bool] = None, family: Optional[Family] = None) -> dict:
-    """One feature folder pair (features/{method}/{audio,video}/{folder}), validated, through the
-    cache. temporal: `.pkl` sequences (default: from the folder name, `*_non_averaged`); family:
-    the folder's (default: from its name)."""
-    if temporal is None:
-        temporal = is_temporal_folder(feature_dir.name)
-    ext, version = (".pkl", TEMPORAL_CACHE_VERSION) if temporal else (".h5", CACHE_VERSION)
-    if family is not None and family.vectors:
-        version = VECTORS_CACHE_VERSION
+                family: FeatureFamily, use_cache: bool = True) -> dict:
+    """One feature folder pair (features/{method}/{audio,video}/{folder}) of `family`, validated and
+    read through its storage class (src/storage.py), through the cache."""
+    layout = layout_of(family)
     dirs = {m: feature_dir / m / folder for m in ("audio", "video")}
     for m, d in dirs.items():
         if not d.is_dir():
             raise UserError(f"missing feature folder {d}")
-    sources = _sources(dirs, ext)
+    sources = _sources(dirs, layout.ext)
     cache = Path(root) / "_features_processed" / feature_dir.name / f"{folder}.pt"
     if cache.parent.is_dir():       # temp files of cache writes killed midway (not those of live writes)
         try:
@@ -430,27 +72,25 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
     if use_cache and cache.exists():
         try:
             blob = torch.load(cache, map_location="cpu", weights_only=True)
-            if blob.get("version") == version and [tuple(s) for s in blob["sources"]] == sources:
+            if blob.get("version") == layout.cache_version and [tuple(s) for s in blob["sources"]] == sources:
                 # "notices": none in a cache written before they existed, as its data could hold none
                 data, notes, notices = blob["data"], list(blob.get("warnings", [])), list(blob.get("notices", []))
-                if temporal:
-                    data = _as_sequences(data)
+                data = layout.unpack(data, dirs)
             else:
                 log.info("cache %s is out of date: rebuilding", cache)
+        except UserError:           # what the cached data holds is wrong, not the cache
+            raise
         except Exception as err:  # noqa: BLE001 - a corrupt cache is rebuilt whatever broke it
             data, notes, notices = None, [], []
             log.warning("cache %s is unreadable (%s): rebuilding", cache, type(err).__name__)
     if data is None:
         t0 = time.perf_counter()
-        if temporal:
-            raw = build_temporal_folder(dirs, family or family_of_folder(feature_dir.name), notes, notices)
-            data = _as_sequences(raw)
-        else:
-            raw = data = build_folder(dirs, notes)
-        _check_sizes(data, dirs, sizes, ext)            # before anything is written
+        raw = layout.read_folder(dirs, family, notes, notices)
+        data = layout.unpack(raw, dirs)
+        _check_sizes(data, dirs, sizes, layout.ext)     # before anything is written
         if use_cache:
             try:
-                atomic_torch_save({"version": version, "sources": sources, "data": raw,
+                atomic_torch_save({"version": layout.cache_version, "sources": sources, "data": raw,
                                    "warnings": notes, "notices": notices}, cache)
             except OSError as err:
                 log.warning("cannot write cache %s (%s); continuing without it", cache, err)
@@ -458,7 +98,7 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
                  time.perf_counter() - t0)
     for note in notes:          # each time the folder is loaded, from the cache or not
         log.warning("%s", note)
-    _check_sizes(data, dirs, sizes, ext)
+    _check_sizes(data, dirs, sizes, layout.ext)
     for notice in notices:      # data the originals accept, said once per load of the folder
         notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
     return data

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .benchmarks import DATASETS, FAMILIES, dataset_root
+from .families import DATASETS, FAMILIES, dataset_root
 from .errors import ArgumentParser, UserError, exit_on_user_error
 
 REPO = Path(__file__).resolve().parents[1]

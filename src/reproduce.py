@@ -33,7 +33,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import pandas as pd
 
-from .benchmarks import AVERAGED_FAMILIES, DATASETS, FAMILIES
+from .families import AVERAGED_FAMILIES, DATASETS, FAMILIES
 from .errors import ArgumentParser, UserError, command_line_fields, exit_on_user_error
 from .io_utils import atomic_write_text
 from .recipes import METHODS, cell_commands, exp_names, not_its_families

@@ -29,20 +29,19 @@ import argparse
 import csv
 import hashlib
 import logging
-import pickle
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import h5py
 import numpy as np
 
-from .benchmarks import (AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, Family,
-                         clip_class_name, dataset_root)
 from .data import find_class_split_dir
 from .errors import ArgumentParser, UserError, exit_on_user_error
+from .families import (AVERAGED_FAMILIES, DATASETS, FAMILIES, STAGES, TEMPORAL_OF, WORD_DIM, FeatureFamily,
+                       clip_class_name, dataset_root)
+from .storage import layout_of
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +73,6 @@ def invent_names(n: int, rng: np.random.Generator) -> List[str]:
 def write_lines(path: Path, lines) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{line}\n" for line in lines))
-
-
-def write_pkl(path: Path, features: List[np.ndarray], names: List[str]) -> None:
-    """One class file of a temporal family, in the original's layout (TCAF.md 1)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump({"features": features, "video_names": [n.encode() for n in names],
-                     "fps": [25] * len(names)}, f, protocol=4)
-
-
-def write_h5(path: Path, data: np.ndarray, names: List[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("data", data=data.astype(np.float32))
-        f.create_dataset("video_urls", data=np.array([n.encode() for n in names], dtype="S80"))
 
 
 class Spec:
@@ -182,7 +166,7 @@ def video_seed(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
 
 
-def temporal_video(family: Family, w: np.ndarray, proj_a: np.ndarray, proj_v: np.ndarray,
+def temporal_video(family: FeatureFamily, w: np.ndarray, proj_a: np.ndarray, proj_v: np.ndarray,
                    rng: np.random.Generator, tokens: Tuple[int, int], noise: float, spread: float):
     """(audio [T_a, D_a], video [T_v, D_v]) of one video of the class with word vector w: every
     token is the video's latent z = w + spread * eps projected, plus its own noise."""
@@ -289,8 +273,8 @@ def write_root(out: Path, dataset: str, spec: Spec, families: Sequence[str], see
                 v = z @ proj_v + noise * frng.standard_normal((len(new), d_v)).astype(np.float32)
                 cache.update({name: (a[i], v[i]) for i, name in enumerate(new)})
             for modality, k in (("audio", 0), ("video", 1)):
-                write_h5(feat_dir / modality / stage / f"{canonical}.h5",
-                         np.stack([cache[name][k] for name in videos]), videos)
+                layout_of(family).write(feat_dir / modality / stage / f"{canonical}.h5",
+                                        np.stack([cache[name][k] for name in videos]), videos, atomic=False)
         text = feat_dir / "text" / info.word_vector_file
         text.parent.mkdir(parents=True, exist_ok=True)
         np.save(text, spec.w2v, allow_pickle=True)
@@ -333,7 +317,8 @@ def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict
                                 np.random.default_rng([seed, index, video_seed(v)]), tokens, noise, spread)
                  for v in videos]
         for modality, k in (("audio", 0), ("video", 1)):
-            write_pkl(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos)
+            layout_of(family).write(feat_dir / modality / stage / f"{canonical}.pkl", [p[k] for p in pairs], videos,
+                                    atomic=False)
     text = feat_dir / "text" / info.word_vector_file
     text.parent.mkdir(parents=True, exist_ok=True)
     np.save(text, spec.w2v, allow_pickle=True)
@@ -359,7 +344,8 @@ def write_vectors(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[
         for m, dtype in (("audio", np.float32), ("video", np.float16)):
             x = z @ proj[m] + noise * np.stack([r.standard_normal(widths[m], dtype=np.float32) for r in rng])
             x /= np.linalg.norm(x, axis=1, keepdims=True)                  # unit vectors, as CLIP's and CLAP's
-            write_pkl(feat_dir / m / stage / f"{canonical}.pkl", list(x.astype(dtype)), videos)
+            layout_of(family).write(feat_dir / m / stage / f"{canonical}.pkl", list(x.astype(dtype)), videos,
+                                    atomic=False)
     names = {manual: clip_class_name(c) if info.clip_names[1] == "clip_class_name" else manual
              for c, manual in spec.mapping.items() if manual in spec.w2v}
     for (stem, width), file in zip(family.text, family.text_files(info)):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, evaluation_overrides, resolve_model_name
-from .benchmarks import DATASETS, family_of_folder
+from .families import DATASETS, FAMILIES, folder_family
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
@@ -78,11 +78,14 @@ def check_same_setting(args_a, path_a, args_b, path_b) -> None:
                         "): pass the stage-1 and stage-2 runs of the same setting")
 
 
-def with_family_sizes(args: argparse.Namespace) -> argparse.Namespace:
-    """A CLIP/CLAP run's input sizes are its family's: ClipClap's code builds its model for them whatever
-    its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
-    family = family_of_folder(getattr(args, "feature_extraction_method", ""), getattr(args, "root_dir", None),
-                              getattr(args, "dataset_name", None))
+def with_family(args: argparse.Namespace) -> argparse.Namespace:
+    """A run's args with its feature family (`feature_family`: a run saved before it was recorded gets the
+    family of its folder and dataset folder) and a CLIP/CLAP run's input sizes its family's: ClipClap's code
+    builds its model for them whatever its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
+    if not hasattr(args, "feature_family"):         # saved before the family was recorded
+        args.feature_family = folder_family(getattr(args, "feature_extraction_method", ""), getattr(
+            args, "root_dir", None), getattr(args, "dataset_name", None)).family.key
+    family = FAMILIES.get(args.feature_family)
     if family is not None and family.vectors:
         args.input_size_audio, args.input_size_video = family.audio_width, family.video_width
     return args
@@ -105,15 +108,15 @@ def stage_b_args(eval_args) -> argparse.Namespace:
                         f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
         # what each run was trained on, before the command line's values go in
-        check_same_setting(with_family_sizes(run_a.load_args()), run_a.args_path,
-                           with_family_sizes(copy.copy(args)), run_b.args_path)
+        check_same_setting(with_family(run_a.load_args()), run_a.args_path,
+                           with_family(copy.copy(args)), run_b.args_path)
     trained_on, asked = getattr(args, "dataset_name", None), getattr(eval_args, "dataset_name", None)
     if asked is not None and trained_on in DATASETS and asked != trained_on:
         raise UserError(f"--dataset_name {asked}, but the runs were trained on {trained_on} ({run_b.args_path}): "
                         f"drop --dataset_name, or pass the run folders of a {asked} training")
     vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", *evaluation_overrides())
                        if getattr(eval_args, k, None) is not None})
-    with_family_sizes(args)
+    with_family(args)
     if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
         args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
@@ -125,8 +128,8 @@ def stage_b_args(eval_args) -> argparse.Namespace:
 def check_run_data(entry, args: argparse.Namespace, run_b: RunFolder, moved) -> None:
     """UserError when the dataset folder the evaluation reads does not hold what the run's model trained on
     (a TCaF run and ClipClap's CLIP/CLAP data share a feature folder name)."""
-    family = family_of_folder(args.feature_extraction_method, args.root_dir, args.dataset_name)
-    need = entry.needs_other_features(family.temporal, family.vectors) if family is not None else None
+    family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family  # what it holds
+    need = entry.needs_other_features(family.temporal, family.vectors) if family.key else None
     if need:
         where = f"--root_dir {args.root_dir}" if moved else f"its dataset folder {args.root_dir} ({run_b.args_path})"
         raise UserError(f"{run_b.path} is a {entry.name} run, which needs {need}, but {where} holds {family.kind} "

@@ -26,6 +26,14 @@ def real_data_or_skip() -> Path:
     return SHARED_DATA
 
 
+def count_mispaired(dataset) -> int:
+    """How many classes the original pairing gives another class's vector (an AVGZSLDataset's)."""
+    from src.data import AVGZSLDataset
+    other = AVGZSLDataset(dataset.root, dataset.name, dataset.feature_method, dataset.zero_shot_split,
+                          pairing="original" if dataset.pairing == "correct" else "correct", family=dataset.family)
+    return int((dataset.word_vectors != other.word_vectors).any(dim=1).sum())
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     """A tiny invented UCF-like benchmark with both feature families, averaged and temporal; and

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, count_mispaired, run_cli
 from original_runs import LINE, assert_direct_evaluation, parsed, reference_namespace, write_original_runs
-from src.benchmarks import FAMILIES, clip_class_name, dataset_root
-from src.data import AVGZSLDataset, count_mispaired
+from src.families import FAMILIES, clip_class_name, dataset_root
+from src.data import AVGZSLDataset
 from src.errors import UserError
 from src.models.clipclap import ClipClap_model, VectorBatch
 from src.recipes import cell_commands

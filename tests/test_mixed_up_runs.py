@@ -48,6 +48,24 @@ def test_both_trained_runs_evaluate(data):
         assert re.search(LINE, run_cli("get_evaluation.py", *stages(data, method), "--device", "cpu").stdout)
 
 
+def test_the_runs_record_their_feature_family(data, tmp_path):
+    """The family is decided once, when the arguments are finalised, and saved in args.pkl; a run saved
+    before it was recorded gets it where its args.pkl is read, from its folder and dataset folder."""
+    runs = data / "trained" / "runs"
+    for method, family in (("tcaf", "cls_temporal"), ("clipclap", "clip")):
+        for stage in (1, 2):
+            assert pickle.loads((runs / f"{method}_stage_{stage}" / "args.pkl").read_bytes()).feature_family == family
+    older = []
+    for stage in (1, 2):
+        older.append(shutil.copytree(runs / f"clipclap_stage_{stage}", tmp_path / f"clipclap_stage_{stage}"))
+        args = pickle.loads((older[-1] / "args.pkl").read_bytes())
+        del args.feature_family
+        (older[-1] / "args.pkl").write_bytes(pickle.dumps(args))
+    line = re.search(LINE, run_cli("get_evaluation.py", *stages(data, "clipclap"), "--device", "cpu").stdout).group(0)
+    assert line in run_cli("get_evaluation.py", "--load_path_stage_A", older[0], "--load_path_stage_B", older[1],
+                           "--device", "cpu").stdout
+
+
 def test_a_stage_1_of_another_dataset_is_refused(data, tmp_path):
     """The runs' own datasets are compared before the command line's --dataset_name goes in."""
     stage_1 = tmp_path / "other_stage_1"

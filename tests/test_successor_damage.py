@@ -21,7 +21,7 @@ import torch
 
 from conftest import ROOT, run_cli, warnings_of
 from src import io_utils
-from src.benchmarks import FAMILIES, folder_family
+from src.families import FAMILIES, folder_family
 from src.data import AVGZSLDataset, read_class_list
 from src.errors import UserError
 from src.recipes import cell_commands

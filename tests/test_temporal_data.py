@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from src.benchmarks import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, family_of_folder, is_temporal_folder
+from src.families import AVERAGED_FAMILIES, FAMILIES, TEMPORAL_FAMILIES, folder_family
 from src.data import AVGZSLDataset
 from src.errors import UserError
 from src.sequences import Sequences
@@ -62,13 +62,15 @@ def pkl_of(root, modality="audio", stage="stage_1_train", k=0, folder=MAIN_T) ->
 def test_families_table():
     assert list(AVERAGED_FAMILIES) == ["main", "cls"]
     assert {f.folder for f in TEMPORAL_FAMILIES.values()} == {"main_features_non_averaged", "cls_features_non_averaged"}
-    cls_t = family_of_folder(Path("x/features/cls_features_non_averaged"))
+    cls_t = folder_family(Path("x/features/cls_features_non_averaged")).family
     assert cls_t.temporal and (cls_t.audio_rate, cls_t.video_rate) == (0.96, 0.64) and cls_t.audio_dtype == "uint8"
     assert cls_t.split == "cls_split" and cls_t.widths == "128/4096" and not cls_t.same_length
-    main_t = family_of_folder("main_features_non_averaged")
+    main_t = folder_family("main_features_non_averaged").family
     assert main_t.same_length and (main_t.audio_rate, main_t.video_rate) == (1.0, 1.0) and main_t.widths == "512/512"
     assert not any(f.temporal or f.vectors for f in AVERAGED_FAMILIES.values())
-    assert is_temporal_folder("my_features_non_averaged") and not is_temporal_folder("cls_features")
+    mine = folder_family("my_features_non_averaged").family      # a name of no family: read as its name says
+    assert mine.temporal and not mine.key and not folder_family("cls_features").family.temporal
+    assert folder_family("my_features").family.layout == "h5"
     from src.args import default_zero_shot_split
     assert default_zero_shot_split(argparse.Namespace(feature_extraction_method=Path(cls_t.folder))) == "cls_split"
     # the averaged methods' grid and scripts do not grow temporal cells
@@ -77,6 +79,34 @@ def test_families_table():
     assert get_parser().parse_args([]).families == ["main", "cls"]
     for m in METHODS.values():         # a method runs on averaged or on temporal features, not both
         assert len({FAMILIES[f].temporal for f in m.families}) == 1, m
+
+
+@pytest.mark.parametrize("key", list(FAMILIES))
+def test_each_storage_layout_reads_what_it_writes(tmp_path, key):
+    """One class per storage layout (src/storage.py): a class file written through it reads back as
+    the data layer takes it, [N, D] rows or `Sequences`, under its own cache version."""
+    from src.storage import LAYOUTS, layout_of
+    family = FAMILIES[key]
+    layout = layout_of(family)
+    rng = np.random.default_rng(0)
+    names = ["v_a", "v_b", "v_c"]
+    lengths = [1, 3, 2] if family.temporal else [1, 1, 1]
+    written = {}
+    for m, width in (("audio", 6), ("video", 5)):
+        tokens = [rng.standard_normal((t, width)).astype(np.float32) for t in lengths]
+        written[m] = (np.concatenate(tokens) if layout.ext == ".h5" else      # rows; sequences; 1-d vectors
+                      tokens if family.temporal else [x[0] for x in tokens])
+        layout.write(tmp_path / m / "stage_1_train" / f"Apple{layout.ext}", written[m], names)
+    dirs = {m: tmp_path / m / "stage_1_train" for m in ("audio", "video")}
+    data = layout.unpack(layout.read_folder(dirs, family), dirs)
+    assert data["classes"] == ["Apple"] and data["urls"] == names and data["row_class"].tolist() == [0, 0, 0]
+    for m in ("audio", "video"):
+        if family.temporal:
+            assert isinstance(data[m], Sequences) and data[m].lengths.tolist() == lengths
+            assert torch.equal(data[m].values, torch.from_numpy(np.concatenate(written[m])))
+        else:
+            assert torch.equal(data[m], torch.from_numpy(np.stack(written[m]) if family.vectors else written[m]))
+    assert len({str(x.cache_version) for x in LAYOUTS.values()}) == len(LAYOUTS)     # no cache read as another's
 
 
 # -- reading ---------------------------------------------------------------------------------

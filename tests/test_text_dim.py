@@ -11,7 +11,7 @@ import torch
 import test_models_registry as checks
 from conftest import random_pair_split
 from src.args import finalize_main_args, get_main_parser, resolve_model_name
-from src.benchmarks import WORD_DIM
+from src.families import WORD_DIM
 from src.models import create_model, get_entry, list_models
 from src.models.base import GZSLModel
 from src.models.registry import text_dim

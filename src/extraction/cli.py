@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from src.benchmarks import ALIASES, DATASETS
+from src.families import ALIASES, DATASETS
 from src.errors import UserError, exit_on_user_error
 
 from .pipeline import Family, extract, merge

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
 from .registry import register_model, text_dim
 

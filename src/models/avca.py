@@ -4,7 +4,7 @@ from typing import Dict, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from .base import GZSLModel, PairBatch, adam, distance_matrix, loss_and_parts, plateau
 from .blocks import EmbeddingNet, Transformer
 from .registry import register_model, text_dim

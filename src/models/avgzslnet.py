@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from .base import GZSLModel, PairBatch, audio_video_distances, loss_and_parts
 from .blocks import MLPEmbeddingNet, TripletEmbeddings, TripletNet
 from .registry import register_model, text_dim

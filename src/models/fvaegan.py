@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from ..errors import UserError
 from .base import EpochInputs, GZSLModel, PairBatch, adam
 from .flags import nonnegative_float, positive_float, positive_int

@@ -19,7 +19,7 @@ registration order), `finalize_args` fills and checks its flags once the model i
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from ..benchmarks import WORD_DIM
+from ..families import WORD_DIM
 from ..errors import UserError
 from .base import PAIRS, Batches
 

@@ -28,14 +28,13 @@ width, E = 64 embedding width.
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Dict, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..benchmarks import WORD_DIM, family_of_folder
+from ..families import FAMILIES, WORD_DIM, FeatureFamily, family_of_args
 from ..errors import UserError
 from ..sequences import Sequences
 from .base import OPTIMIZERS, Batches, GZSLModel, adam_or_sam, distance_matrix, loss_and_parts, plateau
@@ -46,18 +45,16 @@ from .registry import register_model, text_dim
 
 JOINT_DIM = 64                    # dim_out, fixed in the original (src/utils_improvements.py)
 TOKEN_DIM = 300                   # transformer_dim: the token width (not the class vectors' text_dim)
-CLS_RATES = (0.96, 0.64)          # seconds per token (audio, video): one VGGish example, one C3D clip
-SELAVI_RATES = (1.0, 1.0)         # one SeLaVi window each, treated as one second apart (TCAF.md 1)
 ADAM_WEIGHT_DECAY = 1e-5          # TCAF.md 5 (coupled L2, as torch.optim.Adam)
 
 
-def modality_rates(feature_extraction_method) -> Tuple[float, float]:
-    """(rate_audio, rate_video) of a feature folder: a temporal family's rates from the table of
-    src/benchmarks.py, else the cls rates when the folder's name contains "cls", else SeLaVi's."""
-    family = family_of_folder(feature_extraction_method)
-    if family is not None and family.temporal:
-        return family.audio_rate, family.video_rate
-    return CLS_RATES if "cls" in PurePath(str(feature_extraction_method)).name else SELAVI_RATES
+def modality_rates(family: FeatureFamily) -> Tuple[float, float]:
+    """(rate_audio, rate_video): the seconds between two tokens of a feature family (src/families.py)."""
+    return family.audio_rate, family.video_rate
+
+
+CLS_RATES = modality_rates(FAMILIES["cls_temporal"])      # (0.96, 0.64): one VGGish example, one C3D clip
+SELAVI_RATES = modality_rates(FAMILIES["main_temporal"])  # (1.0, 1.0): SeLaVi windows, one second apart (TCAF.md 1)
 
 
 # -- collation (TCAF.md 2) --------------------------------------------------------------------------
@@ -588,7 +585,7 @@ def finalize_args(args) -> None:
                      "needs temporal features, *_non_averaged)")
 def tcaf(args) -> Multimodal_Sequence_Transformer:
     check_published_switches(args)
-    rate_audio, rate_video = modality_rates(args.feature_extraction_method)
+    rate_audio, rate_video = modality_rates(family_of_args(args))
     return Multimodal_Sequence_Transformer(
         input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
         embeddings_hidden_size=args.embeddings_hidden_size, embedding_dropout=args.embedding_dropout,

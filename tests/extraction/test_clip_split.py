@@ -10,7 +10,7 @@ import torch
 
 from clip_feature_extraction.text_embeddings import save_embeddings
 from splitting_scripts.split_features import main as split_main
-from src.benchmarks import STAGES
+from src.families import STAGES
 from src.data import AVGZSLDataset
 from src.errors import UserError
 

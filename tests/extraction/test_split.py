@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from splitting_scripts.split_features import main as split_main, split_features
-from src.benchmarks import STAGES
+from src.families import STAGES
 from src.errors import UserError
 
 CLASSES = {"Archery": "Archery", "BalanceBeam": "Balance Beam", "Biking": "Biking"}

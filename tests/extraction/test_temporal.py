@@ -14,7 +14,7 @@ from selavi_feature_extraction import get_clusters
 from selavi_feature_extraction.family import SelaviFamily
 from selavi_feature_extraction.preprocess import temporal_window_starts, window_starts
 from splitting_scripts.split_features import main as split_main, split_features
-from src.benchmarks import STAGES
+from src.families import STAGES
 from src.data import AVGZSLDataset
 from src.errors import UserError
 

@@ -3,6 +3,12 @@
 The only copy of these constants: data loading, the flags and their help, the run-script
 recipes, the synthetic generator and the extraction/splitting CLIs all read them. A leaf
 module: it imports nothing from the project.
+
+A feature family (`FeatureFamily`: its folder, split, widths, storage layout, token rates and
+class vectors) is decided once per run, by `folder_family` (the one table from folder names to
+families, and the one look at a folder's contents, for the name two families share), when the
+run's arguments are finalised; it is recorded in them as `feature_family` (saved in args.pkl)
+and handed on as the object (`family_of_args`) to the data layer, the cache and the builders.
 """
 import pickle
 from dataclasses import dataclass
@@ -40,25 +46,42 @@ ALIASES: Dict[str, str] = {a: name for name, d in DATASETS.items() for a in d.al
 
 
 @dataclass(frozen=True)
-class Family:
+class FeatureFamily:
+    key: str            # its FAMILIES key, recorded in a run's args.pkl as `feature_family` ("": a folder
+                        # name no family has, see `unnamed_family`)
     folder: str         # features/{folder}/ (--feature_extraction_method)
     split: str          # class-split/{split}/ (--zero_shot_split)
-    audio_width: int    # --input_size_audio
-    video_width: int    # --input_size_video
+    audio_width: Optional[int]      # --input_size_audio (None: not known)
+    video_width: Optional[int]      # --input_size_video
     networks: str       # the extractors, for help texts
-    temporal: bool = False          # one token sequence per video in .pkl files (TCAF.md 1), not one
-                                    # averaged vector per video in .h5 files
-    audio_rate: float = 1.0         # seconds between two tokens (temporal families; 1.0 and unused
-    video_rate: float = 1.0         # for the averaged ones)
+    layout: str = "h5"  # how its folder stores the features (src/storage.py): "h5" one averaged vector per
+                        # video in .h5 files; "sequences" one token sequence per video in .pkl files (TCAF.md 1);
+                        # "vectors" one vector per video in .pkl files (CLIPCLAP.md 3), read as [N, D]
+    audio_rate: float = 1.0         # seconds between two tokens (TCaF's time embedding; the extractors'
+    video_rate: float = 1.0         # windows: one VGGish example, one C3D clip; SeLaVi's windows 1 s apart)
     audio_dtype: str = "float32"    # as stored on disk ("uint8": quantised VGGish, values 0..255)
     same_length: bool = False       # audio and video tokens are the same windows, so T_a = T_v is expected;
                                     # videos where they differ load with a warning (TCaF pads each modality
                                     # on its own)
-    vectors: bool = False           # one vector per video in .pkl files (CLIPCLAP.md 3), read as [N, D]
     text: Tuple[Tuple[str, int], ...] = (("word_embeddings", WORD_DIM),)   # class vectors: (file stem, width),
                                     # concatenated in this order; text/{stem}_{dataset stem}_normed.npy
     data_subdir: str = ""           # its datasets' folder under the benchmark folder ("": the benchmark's own)
     selavi: bool = False            # SeLaVi's features (TCaF's --selavi True)
+
+    @property
+    def temporal(self) -> bool:
+        """One token sequence per video (TCaF's features)."""
+        return self.layout == "sequences"
+
+    @property
+    def vectors(self) -> bool:
+        """One CLIP/CLAP vector per video in .pkl files (ClipClap's features)."""
+        return self.layout == "vectors"
+
+    @property
+    def pickled(self) -> bool:
+        """Features in one .pkl per class (temporal or CLIP/CLAP), not .h5 files."""
+        return self.layout != "h5"
 
     @property
     def widths(self) -> str:
@@ -67,13 +90,10 @@ class Family:
     @property
     def kind(self) -> str:
         """What its folder holds, for messages: e.g. "VGGish/C3D token sequences"."""
+        if not self.key:
+            return "token sequences" if self.temporal else "vectors"
         what = "token sequences" if self.temporal else "vectors, one per video" if self.vectors else "averaged features"
         return f"{self.networks.split(',')[0]} {what}"
-
-    @property
-    def pickled(self) -> bool:
-        """Features in one .pkl per class (temporal or CLIP/CLAP), not .h5 files."""
-        return self.temporal or self.vectors
 
     @property
     def text_width(self) -> int:
@@ -84,28 +104,27 @@ class Family:
         return tuple(f"{name}_{stem}_normed.npy" for name, _ in self.text)
 
 
-FAMILIES: Dict[str, Family] = {
-    "main": Family("main_features", "main_split", 512, 512, "SeLaVi", selavi=True),
-    "cls": Family("cls_features", "cls_split", 128, 4096, "VGGish/C3D"),
+FAMILIES: Dict[str, FeatureFamily] = {f.key: f for f in (
+    FeatureFamily("main", "main_features", "main_split", 512, 512, "SeLaVi", selavi=True),
+    FeatureFamily("cls", "cls_features", "cls_split", 128, 4096, "VGGish/C3D", audio_rate=0.96, video_rate=0.64),
     # TCaF's temporal features (TCAF.md 1): the same extractors and splits, not averaged over time
-    "main_temporal": Family("main_features_non_averaged", "main_split", 512, 512, "SeLaVi, temporal",
-                            temporal=True, audio_rate=1.0, video_rate=1.0, same_length=True, selavi=True),
-    "cls_temporal": Family("cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
-                           temporal=True, audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
+    FeatureFamily("main_temporal", "main_features_non_averaged", "main_split", 512, 512, "SeLaVi, temporal",
+                  layout="sequences", same_length=True, selavi=True),
+    FeatureFamily("cls_temporal", "cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
+                  layout="sequences", audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
     # ClipClap's features (CLIPCLAP.md 3): WavCaps audio and CLIP image vectors in TCaF's folder name,
     # class vectors [CLIP 512 || WavCaps 1024]; their own data folder (the folder name is cls_temporal's)
-    "clip": Family("cls_features_non_averaged", "cls_split", 1024, 512, "WavCaps/CLIP", vectors=True,
-                   text=(("word_embeddings", 512), ("wavcaps_word_embeddings", 1024)), data_subdir="ClipClap"),
-}
+    FeatureFamily("clip", "cls_features_non_averaged", "cls_split", 1024, 512, "WavCaps/CLIP", layout="vectors",
+                  text=(("word_embeddings", 512), ("wavcaps_word_embeddings", 1024)), data_subdir="ClipClap"),
+)}
 # The averaged families of the benchmark (the eight averaged methods' tables, run scripts and
 # reproduction grid), the temporal ones (TCaF) and CLIP/CLAP's (ClipClap; every averaged method too).
-AVERAGED_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if not f.pickled}
-VECTOR_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if f.vectors}
-TEMPORAL_FAMILIES: Dict[str, Family] = {k: f for k, f in FAMILIES.items() if f.temporal}
+AVERAGED_FAMILIES: Dict[str, FeatureFamily] = {k: f for k, f in FAMILIES.items() if not f.pickled}
+TEMPORAL_FAMILIES: Dict[str, FeatureFamily] = {k: f for k, f in FAMILIES.items() if f.temporal}
 TEMPORAL_OF: Dict[str, str] = {"main": "main_temporal", "cls": "cls_temporal"}   # averaged key -> temporal key
 
 
-def dataset_root(data_dir, dataset: str, family: Family) -> Path:
+def dataset_root(data_dir, dataset: str, family: FeatureFamily) -> Path:
     """A dataset's folder for a family: {data_dir}/{dataset}, or under the family's own data folder
     ({data_dir}/ClipClap/{dataset} for CLIP/CLAP: its folder name is a temporal family's)."""
     return Path(data_dir) / family.data_subdir / dataset
@@ -120,32 +139,59 @@ def clip_class_name(name: str) -> str:
     return "".join(f" {ch}" if ch.isupper() and i else ch for i, ch in enumerate(name))
 
 
+# The one table from a feature folder's name to its families. Two families share one name: TCaF's C3D/VGGish
+# token sequences and ClipClap's CLIP/CLAP vectors (its original layout) are both `cls_features_non_averaged`.
+FOLDERS: Dict[str, Tuple[FeatureFamily, ...]] = {
+    folder: tuple(f for f in FAMILIES.values() if f.folder == folder)
+    for folder in dict.fromkeys(f.folder for f in FAMILIES.values())}
+
+
 class FolderFamily(NamedTuple):
-    """What a feature folder holds: its family (None: a name no family has) and, when its contents
-    chose it, what in them did (e.g. "text/wavcaps_word_embeddings_ucf_normed.npy is present")."""
-    family: Optional[Family]
+    """What a feature folder holds: its family and, when its contents chose it, what in them did
+    (e.g. "text/wavcaps_word_embeddings_ucf_normed.npy is present")."""
+    family: FeatureFamily
     evidence: str = ""
 
 
 def folder_family(folder, root=None, dataset: Optional[str] = None) -> FolderFamily:
     """The one place that tells what a feature folder holds. `folder`: a name or a path ending in
-    it. Its name tells the family, except `cls_features_non_averaged`, which is TCaF's (C3D/VGGish
-    token sequences) and ClipClap's (CLIP/CLAP vectors): with the dataset folder `root` (and its
-    dataset name), the folder is ClipClap's when its contents look like ClipClap's data
-    (`clipclap_evidence`), even where a file of it is missing (the data loader then names the
-    file), and TCaF's otherwise."""
+    it. Its name tells the family (a name of no family: `unnamed_family`), except
+    `cls_features_non_averaged`, which is TCaF's (C3D/VGGish token sequences) and ClipClap's
+    (CLIP/CLAP vectors): with the dataset folder `root` (and its dataset name), the folder is
+    ClipClap's when its contents look like ClipClap's data (`clipclap_evidence`), even where a file
+    of it is missing (the data loader then names the file), and TCaF's otherwise. This is the only
+    look at a folder's contents: the family is decided once, when a run's arguments are finalised
+    (or a saved run's are read), and carried from there (`family_of_args`)."""
     name = PurePath(str(folder)).name
-    matches = [f for f in FAMILIES.values() if f.folder == name]
+    matches = FOLDERS.get(name, ())
     if len(matches) > 1 and root is not None:
         evidence = clipclap_evidence(Path(root) / "features" / name, dataset)
         if evidence:
             return FolderFamily(FAMILIES["clip"], evidence)
-    return FolderFamily(next((f for f in matches if not f.vectors), matches[0] if matches else None))
+    if not matches:
+        return FolderFamily(unnamed_family(name))
+    return FolderFamily(next((f for f in matches if not f.vectors), matches[0]))
 
 
-def family_of_folder(folder, root=None, dataset: Optional[str] = None) -> Optional[Family]:
-    """The family of a feature folder (None: a name no family has); see `folder_family`."""
-    return folder_family(folder, root, dataset).family
+def unnamed_family(name: str) -> FeatureFamily:
+    """The family of a feature folder whose name no family has, as its name suggests: token sequences
+    in .pkl files when it ends in `_non_averaged`, else .h5 rows; the C3D/VGGish split and token rates
+    when it contains "cls", else SeLaVi's. Its widths are not known (the files tell)."""
+    like = FAMILIES["cls_temporal" if "cls" in name else "main_temporal"]
+    return FeatureFamily("", name, like.split, None, None, "features of no known family",
+                         layout="sequences" if name.endswith("_non_averaged") else "h5",
+                         audio_rate=like.audio_rate, video_rate=like.video_rate)
+
+
+def family_of_args(args) -> FeatureFamily:
+    """The feature family of a main.py or args.pkl Namespace: the one recorded in `feature_family`
+    when its arguments were finalised (or its run's args.pkl was read); a Namespace built in code
+    without it is told by its folder (`folder_family`)."""
+    key = getattr(args, "feature_family", None)     # absent from Namespaces built in code (tests, benchmarks)
+    if key:
+        return FAMILIES[key]
+    return folder_family(args.feature_extraction_method, getattr(args, "root_dir", None),
+                         getattr(args, "dataset_name", None)).family
 
 
 def clipclap_evidence(feature_dir: Path, dataset: Optional[str] = None) -> str:
@@ -217,13 +263,6 @@ def _first_features_ndim(name: str) -> Optional[int]:
     with open(name, "rb") as f:
         feats = pickle.load(f)["features"]
     return int(np.asarray(feats[0]).ndim) if len(feats) else None
-
-
-def is_temporal_folder(folder) -> bool:
-    """Whether a feature folder holds temporal `.pkl` features: a temporal family's folder, or any
-    folder named `*_non_averaged`."""
-    family = family_of_folder(folder)
-    return family.temporal if family is not None else PurePath(str(folder)).name.endswith("_non_averaged")
 
 
 # The class lists of a split folder: class-split/{split}/{stage}.txt (and .csv), and the feature
