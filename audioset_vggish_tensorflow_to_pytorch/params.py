@@ -1,4 +1,4 @@
-"""VGGish constants, as in AudioSet's vggish_params.py (FEATURES.md, "Audio: VGGish")."""
+"""VGGish constants, as in AudioSet's vggish_params.py (docs/features.md, "Audio: VGGish")."""
 SAMPLE_RATE = 16000
 STFT_WINDOW_LENGTH = 400      # samples (25 ms)
 STFT_HOP_LENGTH = 160         # samples (10 ms)

@@ -1,6 +1,6 @@
 """The C3D network with the state_dict names of `c3d.pickle` (`conv1.weight` ... `fc8.bias`).
 
-FEATURES.md, "Video: C3D": the feature of a clip is fc7 after ReLU, in eval mode.
+docs/features.md, "Video: C3D": the feature of a clip is fc7 after ReLU, in eval mode.
 """
 from typing import Optional
 

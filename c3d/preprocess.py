@@ -1,4 +1,4 @@
-"""C3D pre-processing (FEATURES.md, "Video: C3D").
+"""C3D pre-processing (docs/features.md, "Video: C3D").
 
 Per frame, in the decoding workers (`c3d_frame`): [published quirk] value inversion, Pillow
 bilinear resize of the whole frame to 128x171 (HxW), centre crop rows 8-119 and columns

@@ -1,4 +1,4 @@
-"""The CLIP/CLAP feature family (ClipClap-GZSL, spec CLIPCLAP.md): its two networks as a library.
+"""The CLIP/CLAP feature family (ClipClap-GZSL, docs/clipclap.md): its two networks as a library.
 
 - `clip_vit`: OpenAI CLIP ViT-B/32 through `open_clip` (image features and CLIP text embeddings).
 - `htsat`: HTS-AT, the Swin Transformer audio encoder of WavCaps, with its log-mel front end.

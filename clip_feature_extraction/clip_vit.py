@@ -1,6 +1,6 @@
 """OpenAI CLIP ViT-B/32 through `open_clip` (`ViT-B-32-quickgelu`): image features and text embeddings.
 
-Spec CLIPCLAP.md 1.1 (image), 1.3 (weights) and 2 (text). The model is open_clip's `CLIP` class
+See docs/clipclap.md 1.1 (image), 1.3 (weights) and 2 (text). The model is open_clip's `CLIP` class
 built from its `ViT-B-32-quickgelu` configuration (224 px, patch 32, width 768, 12 layers,
 QuickGELU, 512-d embeddings), whose state_dict names are those of OpenAI's release
 (`visual.conv1.weight`, `visual.transformer.resblocks.*`, `transformer.resblocks.*`,

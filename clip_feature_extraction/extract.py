@@ -1,5 +1,5 @@
 """One CLI for the CLIP (image, 512-d) / WavCaps (audio, 1024-d) features of UCF101, ActivityNet
-and VGGSound (CLIPCLAP.md 1).
+and VGGSound (docs/clipclap.md 1).
 
     python clip_feature_extraction/extract.py --dataset ucf --root_dir UCF101/ --output_dir out/ \
         --clip_weights ViT-B-32.pt --wavcaps_weights HTSAT_BERT_zero_shot.pt
@@ -26,7 +26,7 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
         description="CLIP ViT-B/32 image features (one frame per video, float16 512-d) and WavCaps "
                     "HTSAT-BERT audio features (the centre 10 s at 32 kHz, float32 1024-d), written as "
                     "clip_features_{ucf,activitynet,vggsound}.pkl, a list of [image_feature, class_id, "
-                    "audio_feature, file_name] (CLIPCLAP.md 1); failures go to "
+                    "audio_feature, file_name] (docs/clipclap.md 1); failures go to "
                     "clip_features_{dataset}.failures.tsv. Split them with "
                     "splitting_scripts/split_features.py.")
     if dataset is None:
@@ -47,14 +47,14 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
                         "{output_dir}/clip_features_vggsound.videos.csv")
     p.epilog = ("--match_published here: the per-dataset frame rules (UCF: frameCount // 2 of a "
                 "zero-filled buffer; ActivityNet / VGGSound: the (n // 2)-th frame counted from 1), "
-                "BGR channels for every dataset and UCF's overflow inversion (CLIPCLAP.md 1.1); the "
+                "BGR channels for every dataset and UCF's overflow inversion (docs/clipclap.md 1.1); the "
                 "default is the frame n // 2 in RGB for every dataset.")
     return p
 
 
 def vggsound_video_list(root, vggsound_csv, output) -> Path:
     """Write `output`, a `video,class` csv of the `{youtube_id}_{start}.{ext}` videos under
-    `root` whose (youtube_id, int(start)) is a row of `vggsound_csv` (CLIPCLAP.md 1); a video
+    `root` whose (youtube_id, int(start)) is a row of `vggsound_csv` (docs/clipclap.md 1); a video
     missing from the csv is an error."""
     root, vggsound_csv = Path(root), Path(vggsound_csv)
     if not vggsound_csv.is_file():

@@ -1,4 +1,4 @@
-"""CLIP image and WavCaps audio features of CLIPCLAP.md 1 (ClipClap's features: image 512-d,
+"""CLIP image and WavCaps audio features of docs/clipclap.md 1 (ClipClap's features: image 512-d,
 audio 1024-d), one vector of each per video.
 
 Output (`write`), rows in video-list order, failed videos left out:
@@ -34,7 +34,7 @@ from . import clip_vit, wavcaps
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = wavcaps.SAMPLE_RATE   # 32 kHz, WavCaps' HTS-AT input rate (CLIPCLAP.md 1.2)
+SAMPLE_RATE = wavcaps.SAMPLE_RATE   # 32 kHz, WavCaps' HTS-AT input rate (docs/clipclap.md 1.2)
 BLACK_FRAME = -1             # [published quirk] UCF: an unread slot of the frame buffer (all 0)
 ZERO_IMAGE = -2              # [original defect] VGGSound, n // 2 = 0: an all-zero normalised image
 FRAME_SLACK = 32             # frames the decoded count may differ from the container's count
@@ -55,7 +55,7 @@ def frame_choice(n: int, frame_count: int, dataset: str, match_published: bool) 
     BLACK_FRAME / ZERO_IMAGE; raises Failure for a video without one. `frame_count` is the
     container's count (0: unknown). `dataset` is a CLIP/CLAP stem (`clip_dataset`).
 
-    Default: n // 2 for every dataset. Under match_published (CLIPCLAP.md 1.1, OpenCV's
+    Default: n // 2 for every dataset. Under match_published (docs/clipclap.md 1.1, OpenCV's
     count CAP_PROP_FRAME_COUNT being the container's):
     - ucf: index frameCount // 2 of a frameCount-slot buffer whose unread slots stay 0 (an
       index at or past n is a black frame); an unknown count is taken as n;
@@ -136,10 +136,10 @@ class ClipFamily(Family):
         self.clip_weights, self.wavcaps_weights = clip_weights, wavcaps_weights
         self.random_init, self.seed = random_init, seed
         self.name = f"clip_features_{self.dataset}"
-        # [published quirk] CLIPCLAP.md 1.1: OpenCV's BGR frames never converted, all datasets
+        # [published quirk] docs/clipclap.md 1.1: OpenCV's BGR frames never converted, all datasets
         self.bgr = match_published
-        # [published quirk] CLIPCLAP.md 1.1: UCF's float32 buffer through ToPILImage wraps every
-        # value v to (256 - v) mod 256, the same overflow as C3D's (FEATURES.md)
+        # [published quirk] docs/clipclap.md 1.1: UCF's float32 buffer through ToPILImage wraps every
+        # value v to (256 - v) mod 256, the same overflow as C3D's (docs/features.md)
         self.invert = match_published and self.dataset == "ucf"
 
     def signature(self) -> dict:
@@ -215,7 +215,7 @@ class ClipFamily(Family):
                 "audio": lambda b: torch.as_tensor(ase.encode_audio(b["wave"]))}
 
     def finish(self, features: Dict[str, np.ndarray]) -> dict:
-        # CLIPCLAP.md 1.1: the image feature is stored as float16 [published behaviour]
+        # docs/clipclap.md 1.1: the image feature is stored as float16 [published behaviour]
         return {"video": features["video"][0].astype(np.float16),
                 "audio": features["audio"][0].astype(np.float32)}
 

@@ -1,4 +1,4 @@
-"""ClipClap's class text embeddings (CLIPCLAP.md 2): CLIP (512-d) and WavCaps (1024-d) vectors of
+"""ClipClap's class text embeddings (docs/clipclap.md 2): CLIP (512-d) and WavCaps (1024-d) vectors of
 every class name, averaged over the prompt templates.
 
     python clip_feature_extraction/get_clip_embeddings.py --dataset ucf \
@@ -30,7 +30,7 @@ from src.extraction.pipeline import default_device  # noqa: E402
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
-        description="Class text embeddings of ClipClap (CLIPCLAP.md 2): per class, CLIP and WavCaps encode "
+        description="Class text embeddings of ClipClap (docs/clipclap.md 2): per class, CLIP and WavCaps encode "
                     "the class name in each prompt template; the unit rows are averaged and the mean "
                     "normalised. Writes word_embeddings_{ucf,activitynet,vggsound}_normed.npy (CLIP, "
                     "512-d) and wavcaps_word_embeddings_{...}_normed.npy (WavCaps, 1024-d), pickled dicts "

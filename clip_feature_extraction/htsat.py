@@ -1,6 +1,6 @@
 """HTS-AT (Chen et al., ICASSP 2022) as WavCaps builds it: a log-mel front end and a Swin Transformer v1.
 
-Spec CLIPCLAP.md 1.2. Module and attribute names give the state_dict keys of WavCaps' published
+See docs/clipclap.md 1.2. Module and attribute names give the state_dict keys of WavCaps' published
 `HTSAT_BERT_zero_shot.pt` under `audio_encoder.audio_enc.`:
 
     audio_feats_extractor.mel_trans.stft.conv_{real,imag}.weight   STFT as two frozen Conv1d

@@ -1,4 +1,4 @@
-"""The prompt templates of ClipClap's class text embeddings (CLIPCLAP.md 2), verbatim and in order.
+"""The prompt templates of ClipClap's class text embeddings (docs/clipclap.md 2), verbatim and in order.
 
 `{}` is the class name. The original files keep them as Python lists in
 `clip_embeddings_extraction/get_clip_embeddings_{ucf,activitynet,vggsound}.py`; UCF and

@@ -1,4 +1,4 @@
-"""ClipClap's class text embeddings (CLIPCLAP.md 2): per class, the class name in every prompt
+"""ClipClap's class text embeddings (docs/clipclap.md 2): per class, the class name in every prompt
 template, each prompt encoded and L2-normalised, the mean over prompts L2-normalised again,
 as float32; saved with np.save as a pickled dict {class name: vector}.
 

@@ -1,6 +1,6 @@
 """WavCaps' HTSAT-BERT audio-text retrieval model (ASE), the "CLAP" of ClipClap-GZSL.
 
-Spec CLIPCLAP.md 1.2 (audio), 1.3 (weights) and 2 (text). The module names give the keys of the
+See docs/clipclap.md 1.2 (audio), 1.3 (weights) and 2 (text). The module names give the keys of the
 published `HTSAT_BERT_zero_shot.pt` (a dict whose `model` entry is the ASE state_dict):
 
     audio_encoder.audio_enc.*        HTS-AT (`htsat.HTSAT`)

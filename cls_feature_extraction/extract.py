@@ -21,7 +21,7 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
     p = ArgumentParser(
         description="C3D (video, 4096-d) and VGGish (audio, 128-d) features per video, written as "
                     "cls_features_{dataset}.pkl and cls_features_{dataset}_per_clip.pkl "
-                    "(FEATURES.md); failures go to cls_features_{dataset}.failures.tsv.")
+                    "(docs/features.md); failures go to cls_features_{dataset}.failures.tsv.")
     if dataset is None:
         p.add_argument("--dataset", type=dataset_name, required=True,
                        help=f"{DATASET_HELP} (decides the published quirks)")

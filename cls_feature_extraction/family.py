@@ -1,4 +1,4 @@
-"""C3D video and VGGish audio features of FEATURES.md ("cls" features: video 4096-d, audio 128-d).
+"""C3D video and VGGish audio features of docs/features.md ("cls" features: video 4096-d, audio 128-d).
 
 Outputs (`write`), in video-list order, failed videos left out:
 - `cls_features_{dataset}.pkl`: a list of `[video_feature float32[4096], class_id,
@@ -33,9 +33,9 @@ class ClsFamily(Family):
         self.c3d_weights, self.vggish_weights, self.vggish_pca = c3d_weights, vggish_weights, vggish_pca
         self.random_init, self.seed, self.per_clip = random_init, seed, per_clip
         self.name = f"cls_features_{dataset}"
-        # FEATURES.md, "Video: C3D": [published quirk] (256 - v) mod 256 before the resize
+        # docs/features.md, "Video: C3D": [published quirk] (256 - v) mod 256 before the resize
         self.invert = match_published and dataset in INVERTED_DATASETS
-        # FEATURES.md, "Audio: VGGish": the published features were resampled by resampy 0.2.2,
+        # docs/features.md, "Audio: VGGish": the published features were resampled by resampy 0.2.2,
         # whose kaiser_best differs from the installed resampy's (mel.resample_published)
         self.published_resampling = match_published
         self._pca = None

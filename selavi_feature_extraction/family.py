@@ -1,4 +1,4 @@
-"""SeLaVi features of FEATURES.md ("main" features: video 512-d, audio 512-d).
+"""SeLaVi features of docs/features.md ("main" features: video 512-d, audio 512-d).
 
 Outputs (`write`), rows in video-list order, failed videos left out:
 - `main_features_{dataset}[_{exp_desc}].pkl`: a dict `{video: [N, 512], labels: [N],
@@ -7,7 +7,7 @@ Outputs (`write`), rows in video-list order, failed videos left out:
 - `main_features_{dataset}[_{exp_desc}]_per_window.pkl` (unless per_window=False): the same
   dict with `video` and `audio` lists of one float32 numpy array `[K_i, 512]` per video, one
   row per window of `temporal_window_starts` (the same K_i for audio and video): TCaF's
-  temporal features (TCAF.md 1). By default these are the averaged feature's own windows;
+  temporal features (docs/tcaf.md 1). By default these are the averaged feature's own windows;
   under match_published they follow TCaF's rule, which differs from the averaged
   feature's, so a video's units are its averaged windows (as without the per-window
   output) followed by TCaF's windows that start elsewhere, each once, and `finish` picks

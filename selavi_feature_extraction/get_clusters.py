@@ -5,9 +5,9 @@
         --aud_sample_rate 44100 --use_mlp False --dataset ucf --headcount 10 \
         --exp_desc selavi --output_dir out/ --batch_size 8 --workers 4
 
-Writes `{output_dir}/main_features_{dataset}[_{exp_desc}].pkl` (FEATURES.md, SeLaVi Output),
+Writes `{output_dir}/main_features_{dataset}[_{exp_desc}].pkl` (docs/features.md, SeLaVi Output),
 `main_features_{dataset}[_{exp_desc}]_per_window.pkl` (the features of every window, for
-TCaF: TCAF.md 1; skipped with --no_per_window) and
+TCaF: docs/tcaf.md 1; skipped with --no_per_window) and
 `main_features_{dataset}[_{exp_desc}].failures.tsv`. See docs/extraction.md.
 """
 import argparse
@@ -24,8 +24,8 @@ from src.extraction.cli import DATASET_HELP, add_run_args, bool_flag, dataset_na
 def get_args_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         description="SeLaVi video (R(2+1)D-18) and audio (ResNet-9) features, 512-d each, "
-                    "averaged over one-second windows (FEATURES.md), and the features of every "
-                    "window (TCaF's temporal features, TCAF.md 1) in "
+                    "averaged over one-second windows (docs/features.md), and the features of every "
+                    "window (TCaF's temporal features, docs/tcaf.md 1) in "
                     "main_features_{dataset}[_{exp_desc}]_per_window.pkl.")
     add_run_args(p, batch_help="one-second windows per forward pass")
     g = p.add_argument_group("SeLaVi")

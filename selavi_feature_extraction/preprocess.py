@@ -1,4 +1,4 @@
-"""SeLaVi's one-second window front end (FEATURES.md, "Windows", "Video/Audio input per window")."""
+"""SeLaVi's one-second window front end (docs/features.md, "Windows", "Video/Audio input per window")."""
 import math
 from typing import List
 
@@ -28,7 +28,7 @@ def window_starts(frame_count: int, rate: float, match_published: bool = False) 
 
 def temporal_window_starts(frame_count: int, rate: float, match_published: bool = False) -> List[int]:
     """First frames of the windows whose features are kept one by one (TCaF's temporal
-    features, TCAF.md 1), of a video of `frame_count` frames at `rate` fps.
+    features, docs/tcaf.md 1), of a video of `frame_count` frames at `rate` fps.
 
     Default: the consecutive one-second windows of `window_starts` (so the per-window
     features average to the averaged feature). [published quirk] (`match_published`): TCaF's

@@ -10,19 +10,19 @@ writes `{root_dir}/features/{main_features|cls_features}/{audio,video}/{split}/{
 (`data` float32 [N, D], `video_urls` S80 [N], audio and video rows in the same order) for the
 six splits, copies the word vectors to `text/word_embeddings_{stem}_normed.npy`, and writes
 `split_report.txt` beside them: every csv row not found in the pickle, every name found
-twice in the pickle, every split whose csv is missing (FEATURES.md, "Splitting").
+twice in the pickle, every split whose csv is missing (docs/features.md, "Splitting").
 
 The pickle's format decides the family: a dict (SeLaVi) -> main_features / main_split, a
 list of `[video, class_id, audio, file_name]` (C3D/VGGish) -> cls_features / cls_split.
 A per-window SeLaVi pickle (`video`/`audio` lists of [K, 512] arrays) or a per-clip C3D/VGGish
 pickle (rows of [K, 4096] clips and [M, 128] uint8 examples) gives TCaF's temporal layout
-(TCAF.md 1): `features/{main|cls}_features_non_averaged/{audio,video}/{split}/{Class}.pkl`, each
+(docs/tcaf.md 1): `features/{main|cls}_features_non_averaged/{audio,video}/{split}/{Class}.pkl`, each
 a pickled dict {features: one [T, D] array per video, video_names: bytes, fps: 25s}, with the
 same csv matching and report. `--temporal` given an averaged pickle reads its per-window /
 per-clip sibling (`{stem}_per_window.pkl`, `{stem}_per_clip.pkl`).
 
 A CLIP/CLAP pickle (rows `[image float16[512], class_id, audio float32[1024], file_name]`,
-clip_feature_extraction; `--family clip` insists on it) gives ClipClap's layout (CLIPCLAP.md 1.4):
+clip_feature_extraction; `--family clip` insists on it) gives ClipClap's layout (docs/clipclap.md 1.4):
 `features/cls_features_non_averaged/{audio,video}/{split}/{Class}.pkl`, each {features: one 1-D
 vector per video, video_names, fps: 25s} with the names aligned with the features (the
 original's are not), videos with an empty image feature skipped and reported; `--clip_text`
@@ -188,7 +188,7 @@ def _vector(x, path: Path, name: str, what: str, width: int) -> np.ndarray:
 
 
 def _parse_clip(rows: list, path: Path) -> Features:
-    """CLIPCLAP.md 1.4: videos with an empty image feature are skipped (kept in `skipped`)."""
+    """docs/clipclap.md 1.4: videos with an empty image feature are skipped (kept in `skipped`)."""
     kept = [r for r in rows if _numpy(r[0]).size > 0]
     names = [_strip(str(r[3])) for r in kept]
     return Features("clip", names,
@@ -305,7 +305,7 @@ def split_features(features_path, class_split_dir, output_root, dataset: str,
             idx = [index[n] for n in found]
             for m in ("video", "audio"):
                 # TCaF's sequences, or CLIP/CLAP's vectors with the names of the videos written (the
-                # original listed every csv name: misaligned after a skip, CLIPCLAP.md 1.4), or .h5 rows
+                # original listed every csv name: misaligned after a skip, docs/clipclap.md 1.4), or .h5 rows
                 layout.write(out / m / split / f"{c}{layout.ext}", feats.rows(m, idx), found)
             total += len(found)
         report.written[split] = (len(classes), total)
@@ -357,7 +357,7 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
     p.add_argument("--family", choices=["clip"], default=None,
                    help="clip: insist that --features is a CLIP/CLAP pickle (found from its format "
                         "anyway): writes features/cls_features_non_averaged/{audio,video}/{split}/"
-                        "{Class}.pkl, one vector per video (CLIPCLAP.md 1.4; put it in its own dataset "
+                        "{Class}.pkl, one vector per video (docs/clipclap.md 1.4; put it in its own dataset "
                         "folder, {data_dir}/ClipClap/{Dataset}, as TCaF's folder has the same name)")
     p.add_argument("--clip_text", default=None,
                    help="CLIP/CLAP: the folder holding word_embeddings_{ucf,activitynet,vggsound}_normed.npy "
@@ -365,7 +365,7 @@ def get_args_parser(dataset=None) -> argparse.ArgumentParser:
                         "copied into features/cls_features_non_averaged/text/")
     p.add_argument("--temporal", action="store_true",
                    help="write TCaF's temporal layout, features/{main,cls}_features_non_averaged/"
-                        "{audio,video}/{split}/{Class}.pkl (TCAF.md 1); given the averaged pickle, "
+                        "{audio,video}/{split}/{Class}.pkl (docs/tcaf.md 1); given the averaged pickle, "
                         "its _per_window / _per_clip sibling is read")
     p.add_argument("--root_dir", required=True,
                    help="dataset folder that receives features/ (e.g. avgzsl_benchmark_datasets/UCF)")

@@ -36,7 +36,7 @@ IGNORED_FLAGS = ("manual_text_word2vec", "third_additional_triplet", "cycle_loss
 DEPARTURES = """\
 Departures from the original code that remain, and why (README "Departures from the original"):
   - sampling: the same class-balanced distributions, drawn on the device; not the original's
-    DataLoader random streams, so training is not bit-comparable (PROTOCOL.md)
+    DataLoader random streams, so training is not bit-comparable (docs/protocol.md)
   - the validation loss: once over the val samples with fixed negatives, not --n_batches fresh
     batches (it only picks *_loss.pt)
   - original defects, fixed by default and kept under --reproduce_original: word-vector pairing,
@@ -139,17 +139,14 @@ def get_main_parser() -> argparse.ArgumentParser:
                    help="stage 2: train on stage_1_train + stage_1_val (seen and unseen)")
     g.add_argument("--compile", action="store_true",
                    help="opt-in, changes the numbers: torch.compile the training step (forward and backward; "
-                        "the first steps compile, a C++ compiler is needed on the CPU). Measured (README 'Speed'): "
-                        "AVCA's CPU step 145 ms against 114-120 ms, quickstart HM 26.29 against 29.09 (seed "
-                        "spread 24.8-29.2)")
+                        "the first steps compile, a C++ compiler is needed on the CPU); measured in README 'Speed'")
     g.add_argument("--cuda_graph", action="store_true",
                    help="opt-in, CUDA only: capture the whole training step once as a CUDA graph and replay it "
-                        "(small models are bound by kernel launches: AVCA's step 19 ms -> 3.6 ms on an H200); "
-                        "numbers differ at rounding level")
+                        "(a small model's step is bound by kernel launches; README 'Speed'); numbers differ at "
+                        "rounding level")
     g.add_argument("--amp", default=None, choices=["bf16"],
                    help="opt-in, changes the numbers: the training step under bfloat16 autocast (CPU and "
-                        "CUDA); evaluation stays float32. Measured (README 'Speed'): AVCA's CPU step 84 ms against "
-                        "114-120 ms, quickstart HM 25.94 against 29.09 (seed spread 24.8-29.2)")
+                        "CUDA); evaluation stays float32; measured in README 'Speed'")
     g.add_argument("--save_checkpoints", action="store_true",
                    help="save checkpoints/{Model}_score_ckpt_{epoch}.pt after every epoch "
                         "(needed in stage 2 by get_evaluation.py)")
@@ -216,7 +213,7 @@ def get_main_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="delete an existing runs/{exp_name} first")
     g.add_argument("--verbose", action="store_true", help="log every epoch's numbers per mode")
     g.add_argument("--reproduce_original", action="store_true",
-                   help="reproduce the original code's defects (PROTOCOL.md [original defect]): "
+                   help="reproduce the original code's defects (docs/protocol.md [original defect]): "
                         "word vectors paired by sorted word2vec name instead of by class, plain "
                         "L2 in training-time validation whatever --distance_fn, CJME's broadcast "
                         "attention loss, f-VAEGAN-D2's one batch per epoch, a best val HM of exactly 0.0 "

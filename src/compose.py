@@ -124,7 +124,7 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace):
-    """main.py: one stage (the default), or TCaF's `--run all|stage-1|stage-2|eval` (TCAF.md §6):
+    """main.py: one stage (the default), or TCaF's `--run all|stage-1|stage-2|eval` (docs/tcaf.md §6):
     stage 1 into {exp_name}_stage_1, stage 2 into {exp_name}_stage_2 for the best stage-1 epoch + 1
     epochs ([original defect] under --reproduce_original: all --epochs when that epoch is the first),
     then get_evaluation's numbers."""

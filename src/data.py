@@ -1,4 +1,4 @@
-"""Benchmark data: one dataset class for UCF, ActivityNet and VGGSound (PROTOCOL.md 1-2).
+"""Benchmark data: one dataset class for UCF, ActivityNet and VGGSound (docs/protocol.md 1-2).
 
     ds = AVGZSLDataset("avgzsl_benchmark_datasets/UCF", "UCF", "main_features", "main_split")
     train = ds.split("train")        # SplitData: audio [N, D_a], video [N, D_v], targets [N], ...
@@ -10,7 +10,7 @@ stem, mapping csv, whether names match case-insensitively). Features of each fol
 (`features/{method}/{audio,video}/{folder}/*.h5`) are validated once and cached as one
 tensor file under `{root_dir}/_features_processed/{method}/{folder}.pt`, written
 atomically and rebuilt when any source `.h5` changes (name, size or mtime) or the cache is
-unreadable. A temporal family's folder (`features/*_non_averaged`, TCAF.md 1) holds one `.pkl`
+unreadable. A temporal family's folder (`features/*_non_averaged`, docs/tcaf.md 1) holds one `.pkl`
 per class instead, with a [T_i, D] token sequence per video: the same splits, class lists and
 checks, its audio and video read as `Sequences` (float32; uint8 VGGish codes keep their values
 0..255; each modality keeps its own token counts, which may differ for SeLaVi, as TCaF accepts,
@@ -39,7 +39,7 @@ PAIRINGS = ("correct", "original")
 
 @dataclass
 class SplitData:
-    """One split as the training code sees it (PROTOCOL.md section 2).
+    """One split as the training code sees it (docs/protocol.md section 2).
 
     audio [N, D_a], video [N, D_v] float32 (for a temporal family: `Sequences`, sample i's
     tokens [T_i, D_a] and [T_j, D_v]); targets [N] global class indices; labels [N]
@@ -58,7 +58,7 @@ class SplitData:
     word_vectors: torch.Tensor
     urls: List[str] = field(default_factory=list)         # video names; '{split}/{Class}.pkl#row{i}' for the
                                                            # videos of a CLIP/CLAP class file listing more names
-                                                           # than rows (its names are not theirs, CLIPCLAP.md 1.4)
+                                                           # than rows (its names are not theirs, docs/clipclap.md 1.4)
     class_names: List[str] = field(default_factory=list)   # all K classes, sorted
 
     def __len__(self) -> int:
@@ -119,7 +119,7 @@ class AVGZSLDataset:
 
     pairing: "correct" pairs each class with its own word vector through the mapping csv;
     "original" keeps the original code's pairing (row c of the vectors sorted by word2vec
-    name for class index c, PROTOCOL.md "Text embedding pairing" [original defect]).
+    name for class index c, docs/protocol.md "Text embedding pairing" [original defect]).
     input_size_audio / input_size_video, when given, are checked against the files.
     family: the feature folder's family (a run's, decided when its arguments were finalised); by
     default told by the folder (`folder_family`).
@@ -159,7 +159,7 @@ class AVGZSLDataset:
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
                             f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
         all_class = self.split_dir / "all_class.txt"
-        # Class index = position in Python's case-sensitive sort of all_class.txt (PROTOCOL.md 1).
+        # Class index = position in Python's case-sensitive sort of all_class.txt (docs/protocol.md 1).
         self.class_names: List[str] = sorted(set(read_class_list(all_class)))
         if not self.class_names:
             raise UserError(f"{all_class} lists no class")
@@ -289,7 +289,7 @@ class AVGZSLDataset:
     def _warn_unknown_classes(self, folder: str, stems: Sequence[str]) -> None:
         """One warning naming a folder's class files of no class of all_class.txt (their videos are
         never read; a class of all_class.txt left out of the split lists is dropped silently, as the
-        real UCF cls_split test-unseen folder needs, PROTOCOL.md 1)."""
+        real UCF cls_split test-unseen folder needs, docs/protocol.md 1)."""
         unknown = [f"{s}{self.ext}" for s in stems if self.key(s) not in self._index]
         if unknown:
             shown = ", ".join(unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")

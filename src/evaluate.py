@@ -1,4 +1,4 @@
-"""GZSL evaluation with calibrated stacking (PROTOCOL.md section 4), as tensor functions.
+"""GZSL evaluation with calibrated stacking (docs/protocol.md section 4), as tensor functions.
 
 Everything works on a distance matrix `dist [N, C]` of N samples to the C classes of a split,
 `labels [N]` (the true class's column) and `seen_mask [C]`. `beta=None` searches the grid

@@ -55,8 +55,8 @@ class FeatureFamily:
     video_width: Optional[int]      # --input_size_video
     networks: str       # the extractors, for help texts
     layout: str = "h5"  # how its folder stores the features (src/storage.py): "h5" one averaged vector per
-                        # video in .h5 files; "sequences" one token sequence per video in .pkl files (TCAF.md 1);
-                        # "vectors" one vector per video in .pkl files (CLIPCLAP.md 3), read as [N, D]
+                        # video in .h5 files; "sequences" one token sequence per video in .pkl files (docs/tcaf.md 1);
+                        # "vectors" one vector per video in .pkl files (docs/clipclap.md 3), read as [N, D]
     audio_rate: float = 1.0         # seconds between two tokens (TCaF's time embedding; the extractors'
     video_rate: float = 1.0         # windows: one VGGish example, one C3D clip; SeLaVi's windows 1 s apart)
     audio_dtype: str = "float32"    # as stored on disk ("uint8": quantised VGGish, values 0..255)
@@ -107,12 +107,12 @@ class FeatureFamily:
 FAMILIES: Dict[str, FeatureFamily] = {f.key: f for f in (
     FeatureFamily("main", "main_features", "main_split", 512, 512, "SeLaVi", selavi=True),
     FeatureFamily("cls", "cls_features", "cls_split", 128, 4096, "VGGish/C3D", audio_rate=0.96, video_rate=0.64),
-    # TCaF's temporal features (TCAF.md 1): the same extractors and splits, not averaged over time
+    # TCaF's temporal features (docs/tcaf.md 1): the same extractors and splits, not averaged over time
     FeatureFamily("main_temporal", "main_features_non_averaged", "main_split", 512, 512, "SeLaVi, temporal",
                   layout="sequences", same_length=True, selavi=True),
     FeatureFamily("cls_temporal", "cls_features_non_averaged", "cls_split", 128, 4096, "VGGish/C3D, temporal",
                   layout="sequences", audio_rate=0.96, video_rate=0.64, audio_dtype="uint8"),
-    # ClipClap's features (CLIPCLAP.md 3): WavCaps audio and CLIP image vectors in TCaF's folder name,
+    # ClipClap's features (docs/clipclap.md 3): WavCaps audio and CLIP image vectors in TCaF's folder name,
     # class vectors [CLIP 512 || WavCaps 1024]; their own data folder (the folder name is cls_temporal's)
     FeatureFamily("clip", "cls_features_non_averaged", "cls_split", 1024, 512, "WavCaps/CLIP", layout="vectors",
                   text=(("word_embeddings", 512), ("wavcaps_word_embeddings", 1024)), data_subdir="ClipClap"),
@@ -131,7 +131,7 @@ def dataset_root(data_dir, dataset: str, family: FeatureFamily) -> Path:
 
 
 def clip_class_name(name: str) -> str:
-    """ClipClap's UCF class name (`clip_class_name` of ucf_clip_class_names.csv, CLIPCLAP.md 2): a
+    """ClipClap's UCF class name (`clip_class_name` of ucf_clip_class_names.csv, docs/clipclap.md 2): a
     space before every capital but the first (`ApplyEyeMakeup` -> `Apply Eye Makeup`), except
     `HandstandPushups` -> `Hand Stand Pushups`."""
     if name.lower() == "handstandpushups":

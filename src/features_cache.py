@@ -2,7 +2,7 @@
 
 `load_folder` returns {"classes": [file stems], "audio" [n, D_a], "video" [n, D_v],
 "row_class" [n] (index into classes), "urls": [n names]}, read by the storage class of the
-folder's family (src/storage.py): for a temporal family (TCAF.md 1) "audio" and "video" are
+folder's family (src/storage.py): for a temporal family (docs/tcaf.md 1) "audio" and "video" are
 `Sequences` (float32 tokens, one [T_i, D] sequence per video; quantised uint8 audio read as
 float32 values 0..255). The cache `{root}/_features_processed/{method}/{folder}.pt` records its
 storage class's version and the name, size and mtime of every source file; a cache that does

@@ -1,4 +1,4 @@
-"""The original run scripts as data (../shared/spec/RUN_SCRIPTS.md): for every method, dataset and
+"""The original run scripts as data (docs/run_scripts.md): for every method, dataset and
 feature family, the flags of its stage-1 `main.py` command (stage 2 adds `--retrain_all
 --save_checkpoints` and `_all_` in the run name), its run names and its `get_evaluation.py` line.
 
@@ -78,7 +78,7 @@ class Method:
         return self.per_family.get(family, "")
 
 
-# TCaF (TCAF.md §9): its own common flags (no --lr_scheduler for every config), the temporal feature
+# TCaF (docs/tcaf.md §9): its own common flags (no --lr_scheduler for every config), the temporal feature
 # folders, and the six best configurations as (dataset, family) cells.
 TCAF_COMMON = ("--epochs 50 --n_batches 300 --bs 64 --seed 42 --distance_fn L2Loss --transformer_dim 300 "
                "--transformer_mlp_dim 128 --transformer_embedding_dim 64 --transformer_embedding_fourier_scale 10 "
@@ -98,7 +98,7 @@ def _tcaf(hidden, emb_drop, dec_drop, add_drop, depth, heads, dim_head, tr_drop,
             f"--batch_seqlen_test {seqlen}" + (" --lr_scheduler" if sched else ""))
 
 
-# ClipClap (CLIPCLAP.md §6): config/clipclap.yaml over TCaF's defaults, and its command lines' flags.
+# ClipClap (docs/clipclap.md §6): config/clipclap.yaml over TCaF's defaults, and its command lines' flags.
 CLIPCLAP_COMMON = ("--n_batches 300 --bs 64 --seed 42 --lr_scheduler --distance_fn L2Loss --decoder_hidden_size 512 "
                    "--decoder_dropout 0.1 --additional_dropout 0.1 --embeddings_batch_norm True --rec_loss True "
                    "--reg_loss --cross_entropy_loss True --eval_bs 64 --use_wavcaps_embeddings True --modality both "
@@ -107,7 +107,7 @@ CLIPCLAP_COMMON = ("--n_batches 300 --bs 64 --seed 42 --lr_scheduler --distance_
 # family's where a method has per-family ones.
 ON_CLIP = "clip"
 
-# Row order of the paper's table. Values: RUN_SCRIPTS.md, checked by tests/test_run_scripts.py.
+# Row order of the paper's table. Values: docs/run_scripts.md, checked by tests/test_run_scripts.py.
 METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
     Method("ALE", "ale", "ale", "--ale", "--dropout_baselines 0.2", {"cls": "--norm_inputs"},
            {"VGGSound": "--dropout_baselines 0.0"}, extra_families=(ON_CLIP,)),
@@ -138,7 +138,7 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            run_stems={"VGGSound": "attention_vgg"}, extra_families=(ON_CLIP,)),
     Method("TCaF", "tcaf", "tcaf", "--new_model_sequence", common=TCAF_COMMON,
            per_family={"main_temporal": "--selavi True", "cls_temporal": "--selavi False"},
-           per_cell={   # TCAF.md §9: config/best/{best_main,best_cls}/best_{ucf,anet,vggsound}.yaml
+           per_cell={   # docs/tcaf.md §9: config/best/{best_main,best_cls}/best_{ucf,anet,vggsound}.yaml
                ("UCF", "main_temporal"): _tcaf(256, 0.4, 0.2, 0.1, 5, 8, 64, 0.3, 0.2, 5e-5, False, "max"),
                ("ActivityNet", "main_temporal"): _tcaf(128, 0.2, 0.1, 0.1, 8, 3, 128, 0.3, 0.2, 7e-5, True, "fixed"),
                ("VGGSound", "main_temporal"): _tcaf(128, 0.2, 0.2, 0.2, 8, 6, 128, 0.5, 0.2, 7e-5, False, "max"),
@@ -148,13 +148,13 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            original_families=(), extra_families=("main_temporal", "cls_temporal"), original_run_names=False,
            original_evaluation=False,
            note="TCaF (ECCV 2022) had its own code and no run scripts in the original; its best configurations "
-                "(TCAF.md §9) on the temporal features, under the two-stage protocol, tcaf_* run names"),
+                "(docs/tcaf.md §9) on the temporal features, under the two-stage protocol, tcaf_* run names"),
     Method("ClipClap", "clipclap", "clipclap", "--clipclap", common=CLIPCLAP_COMMON,
            per_dataset={"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
                         "VGGSound": "--epochs 15 --lr 0.0001"},
            original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
            note="ClipClap (CVPRW 2024) had its own code (`main.py --cfg config/clipclap.yaml ... --run all`); its "
-                "published settings (CLIPCLAP.md §6) on the CLIP/CLAP features, under the two-stage protocol, "
+                "published settings (docs/clipclap.md §6) on the CLIP/CLAP features, under the two-stage protocol, "
                 "clipclap_* run names"),
 )}
 

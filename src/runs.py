@@ -1,4 +1,4 @@
-"""Run folders (PROTOCOL.md "Run folder"): args.pkl, checkpoints, and reading original ones.
+"""Run folders (docs/protocol.md "Run folder"): args.pkl, checkpoints, and reading original ones.
 
     runs/{exp_name}/args.pkl  train.log  metrics.jsonl  {Model}_score.pt  {Model}_loss.pt
     runs/{exp_name}/checkpoints/{Model}_score_ckpt_{epoch}.pt     (--save_checkpoints)

@@ -47,7 +47,7 @@ def configure_threads(n: Optional[int] = None) -> int:
 
 def seed_everything(seed: int) -> None:
     """The seeds of a training, and cuDNN in its deterministic mode, as TCaF's and ClipClap's fix_seeds
-    set it (TCAF.md 6): the same numbers on one machine (PROTOCOL.md 3). No model here convolves,
+    set it (docs/tcaf.md 6): the same numbers on one machine (docs/protocol.md 3). No model here convolves,
     so it costs no speed; a deterministic algorithm may be slower where one would."""
     random.seed(seed)
     np.random.seed(seed)

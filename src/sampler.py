@@ -1,4 +1,4 @@
-"""Class-balanced positive/negative pairs drawn on tensors, on the device (PROTOCOL.md 3).
+"""Class-balanced positive/negative pairs drawn on tensors, on the device (docs/protocol.md 3).
 
 A positive: a class uniformly among the C training classes, then a sample of it uniformly.
 Its negative: a class uniformly among the C - 1 others, then a sample of it uniformly.

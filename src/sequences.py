@@ -1,4 +1,4 @@
-"""Variable-length token sequences of a split, packed once on the device (TCAF.md §1-2).
+"""Variable-length token sequences of a split, packed once on the device (docs/tcaf.md §1-2).
 
 `Sequences(values [sum T_i, D], offsets [N], lengths [N])`: sample i's tokens are
 `values[offsets[i] : offsets[i] + lengths[i]]`. A batch is gathered on the device in one

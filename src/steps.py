@@ -1,5 +1,5 @@
 """The trainer's step and epoch: one optimiser step however it runs, the epoch of class-balanced
-batches, and the validation loss, for every model (PROTOCOL.md section 3).
+batches, and the validation loss, for every model (docs/protocol.md section 3).
 
 A model says how its batches are built (`models.base.Batches`, on its registry entry) and what
 its loss is (`training_step`); everything here is the same for every model:
@@ -119,8 +119,8 @@ class GraphedStep:
     """--cuda_graph: a `Step`'s eager body captured once as a CUDA graph and replayed for every batch
     of the same shapes.
 
-    A small model's step on a GPU is bound by kernel launches (AVCA on an H200: 19 ms eager, 3.6 ms
-    as one graph). The first `WARMUP` steps are ordinary eager steps (on a side stream, as capture
+    A small model's step on a GPU is bound by kernel launches (README "Speed" has the measurements).
+    The first `WARMUP` steps are ordinary eager steps (on a side stream, as capture
     requires); the next one is captured, and from then on each step copies its batch into the
     captured batch's tensors and replays. The optimiser runs with `capturable=True` and a tensor
     learning rate (`make_capturable`). A batch of other shapes (TCaF's padded sequences) runs

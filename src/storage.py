@@ -3,11 +3,11 @@
 that reads a folder pair (its files validated, problems a UserError naming the file), names the
 version of its cache (src/features_cache.py) and writes one class file (atomically by default):
 
-- `H5Rows`: `.h5` files of 'data' [N, D] and 'video_urls' [N] (the averaged families, PROTOCOL.md 1);
+- `H5Rows`: `.h5` files of 'data' [N, D] and 'video_urls' [N] (the averaged families, docs/protocol.md 1);
 - `PklSequences`: `.pkl` files of {'features': one [T, D] array per video, 'video_names', 'fps'}
-  (TCaF's temporal families, TCAF.md 1), read as `Sequences`;
+  (TCaF's temporal families, docs/tcaf.md 1), read as `Sequences`;
 - `PklVectors`: the same files holding one 1-d vector per video (the CLIP/CLAP family,
-  CLIPCLAP.md 3), read as [N, D] rows.
+  docs/clipclap.md 3), read as [N, D] rows.
 
     layout = layout_of(family)                         # FeatureFamily.layout -> its class
     raw = layout.read_folder(dirs, family, notes, notices)   # tensors, as cached
@@ -33,7 +33,7 @@ from .io_utils import atomic_path
 from .sequences import Sequences
 
 URL_DTYPE = "S80"   # the benchmark's video_urls
-FPS = 25            # the temporal files' `fps` entry per video (TCAF.md 1: 25s, read, never used)
+FPS = 25            # the temporal files' `fps` entry per video (docs/tcaf.md 1: 25s, read, never used)
 
 
 def _names(raw, path: Path, key: str = "video_urls") -> List[str]:
@@ -169,7 +169,7 @@ def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> di
             "urls": urls}
 
 
-# -- .pkl folders: token sequences (TCAF.md 1) and CLIP/CLAP vectors (CLIPCLAP.md 3) ----------------
+# -- .pkl folders: token sequences (docs/tcaf.md 1) and CLIP/CLAP vectors (docs/clipclap.md 3) ----------------
 PKL_FORMAT = "a pickled dict with 'features' (one [T, D] array per video) and 'video_names'"
 VECTORS_FORMAT = "a pickled dict with 'features' (one 1-d [D] vector per video) and 'video_names'"   # CLIP/CLAP
 
@@ -202,7 +202,7 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
     Float tokens all within [0, 1] where `integer_dtype` is "uint8" (codes 0..255, e.g. divided by
     255 by a re-export) are flagged in `unit_floats` (the caller warns once per folder).
     vectors: a CLIP/CLAP file, one 1-d vector per video (read as one token); it may list more
-    names than rows (ClipClap's splitting keeps the names of the videos it drops, CLIPCLAP.md 1.4):
+    names than rows (ClipClap's splitting keeps the names of the videos it drops, docs/clipclap.md 1.4):
     its rows are then read by position and its names are neither checked nor used (`aligned`).
     """
     fmt = VECTORS_FORMAT if vectors else PKL_FORMAT
@@ -300,7 +300,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
     Reading warnings of single files go to `notes`; what the originals accept but is odd goes to
     `notices`, one line for the whole folder (without its place, which `features_cache.load_folder` puts first):
     SeLaVi videos whose audio and video token counts differ (kept: TCaF pads each modality on its
-    own, TCAF.md 2), and CLIP/CLAP class files listing more names than rows (their rows paired by
+    own, docs/tcaf.md 2), and CLIP/CLAP class files listing more names than rows (their rows paired by
     position, as ClipClap; the videos of such a class are named '{split}/{Class}.pkl#row{i}', as
     its names may belong to other videos). Audio and video files of a class holding different
     numbers of videos stay an error."""
@@ -322,7 +322,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
         if a.aligned and v.aligned:
             _check_same_videos(audio_files[stem], video_files[stem], a.names, v.names, temporal=True)
             names = a.names
-        else:       # CLIP/CLAP (CLIPCLAP.md 1.4): the names are not the rows', rows pair by position
+        else:       # CLIP/CLAP (docs/clipclap.md 1.4): the names are not the rows', rows pair by position
             if len(a.lengths) != len(v.lengths):
                 raise UserError(f"{audio_files[stem]} and {video_files[stem]} hold {len(a.lengths)} and "
                                 f"{len(v.lengths)} feature rows, but their rows are paired by position (their "
@@ -335,7 +335,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
             unaligned_videos += len(a.lengths)
             names = [f"{split}/{stem}.pkl#row{j}" for j in range(len(a.lengths))]
         if family.same_length:
-            # TCaF trains on such videos, each modality padded on its own (TCAF.md 2): kept, counted
+            # TCaF trains on such videos, each modality padded on its own (docs/tcaf.md 2): kept, counted
             uneven += [(f"{stem}/{names[k]}", int(a.lengths[k]), int(v.lengths[k]))
                        for k in np.nonzero(a.lengths != v.lengths)[0]]
         for m, f in (("audio", a), ("video", v)):
@@ -349,7 +349,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
                 if len(unit_audio) > 1 else f"the only one of the {len(classes)} .pkl files of its folder")
         notes.append(f"{dirs['audio'] / unit_audio[0]}: float audio features all within [0, 1] ({more}), but this "
                      f"folder's VGGish audio is stored as {family.audio_dtype} codes 0..255, which TCaF divides by 255 "
-                     f"(TCAF.md 1): codes already divided by 255 would end near 0; re-export them as uint8 codes "
+                     f"(docs/tcaf.md 1): codes already divided by 255 would end near 0; re-export them as uint8 codes "
                      f"(the values times 255)")
     if uneven and notices is not None:
         name, t_a, t_v = uneven[0]
@@ -419,7 +419,7 @@ def write_h5(path: Path, data: np.ndarray, names: List[str], atomic: bool = True
 
 
 def write_pkl(path: Path, features: Sequence[np.ndarray], names: List[str], atomic: bool = True) -> None:
-    """One class file of a temporal or CLIP/CLAP family (TCAF.md 1): {features: one array per video
+    """One class file of a temporal or CLIP/CLAP family (docs/tcaf.md 1): {features: one array per video
     ([T, D] tokens or a 1-d vector), video_names: bytes, fps: 25 per video (read, never used)}."""
     with _written(Path(path), atomic) as target:
         with open(target, "wb") as f:

@@ -7,13 +7,13 @@
 It writes `class-split/` (all_class.txt, the mapping csv, main_split/ and cls_split/ with the
 six stage_*.txt and .csv), and for each feature family `features/{main,cls}_features/` with
 one `.h5` per class per split for audio and video, plus the word-vector `.npy` in `text/`.
-`--temporal` also writes the temporal families of the chosen ones (TCAF.md 1), next to them:
+`--temporal` also writes the temporal families of the chosen ones (docs/tcaf.md 1), next to them:
 `features/{main,cls}_features_non_averaged/{audio,video}/{stage}/{Class}.pkl`, a token sequence
 per video (SeLaVi: T tokens for both modalities; C3D/VGGish: T uint8 audio tokens and
 round(T * 0.96 / 0.64) video tokens), T uniform in a preset's range (`TOKENS`); stage_2_train,
 which TCaF never reads, is not written for them. A temporal family may also be named in
 `--families` alone (e.g. `--families main_temporal`: the temporal SeLaVi features only).
-`--families clip` writes the CLIP/CLAP family (CLIPCLAP.md 3) into its own dataset folder,
+`--families clip` writes the CLIP/CLAP family (docs/clipclap.md 3) into its own dataset folder,
 `{out_dir}/ClipClap/{dataset}/` (class-split/ with ucf_clip_class_names.csv for UCF, and
 `features/cls_features_non_averaged/`: one CLIP and one WavCaps vector per video, the two class-
 embedding dicts in `text/`).
@@ -302,7 +302,7 @@ def class_videos(spec: Spec, split: str, by_lower: Dict[str, Optional[str]], cas
 
 def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[str, Optional[str]], seed: int,
                    tokens: Tuple[int, int], noise: float, spread: float, max_per_class: Optional[int]) -> None:
-    """features/{family folder}/ of a temporal family: one .pkl per class and stage (TCAF.md 1).
+    """features/{family folder}/ of a temporal family: one .pkl per class and stage (docs/tcaf.md 1).
     A video's tokens come from a random stream of (seed, family, video name) alone."""
     family, info = FAMILIES[fam], DATASETS[dataset]
     case_insensitive = info.case_insensitive
@@ -326,7 +326,7 @@ def write_temporal(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict
 
 def write_vectors(out: Path, dataset: str, spec: Spec, fam: str, by_lower: Dict[str, Optional[str]], seed: int,
                   noise: float, spread: float, max_per_class: Optional[int]) -> None:
-    """features/cls_features_non_averaged/ of the CLIP/CLAP family (CLIPCLAP.md 3): per class and
+    """features/cls_features_non_averaged/ of the CLIP/CLAP family (docs/clipclap.md 3): per class and
     stage a .pkl of one CLIP image vector (float16 [512]) and one WavCaps audio vector (float32
     [1024]) per video, and the two class-embedding dicts (unit vectors: fixed random maps of the
     class's word vector) under the names CLIP/CLAP use."""

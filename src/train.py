@@ -1,4 +1,4 @@
-"""The fit loop (PROTOCOL.md section 3): epochs, per-epoch validation, best-score / best-loss /
+"""The fit loop (docs/protocol.md section 3): epochs, per-epoch validation, best-score / best-loss /
 per-epoch checkpoints, the LR scheduler, logs, and --resume.
 
 `Trainer` takes explicit objects (model, optimiser, splits, run folder) and a frozen
@@ -158,7 +158,7 @@ class Trainer:
 
     def improves(self, score: float) -> bool:
         """Whether an epoch's val score makes it the best: strictly higher than the best so far (ties
-        keep the earlier epoch), and a NaN never (PROTOCOL.md 3). [original defect] under
+        keep the earlier epoch), and a NaN never (docs/protocol.md 3). [original defect] under
         --reproduce_original: the originals' test `if not best or score > best` also let any later
         epoch replace a best of exactly 0.0 (NaN aside: here it never becomes the best)."""
         if not math.isfinite(score):

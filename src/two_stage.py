@@ -1,4 +1,4 @@
-"""get_evaluation.py's work (PROTOCOL.md "get_evaluation.py"): choose beta* with stage 1's best
+"""get_evaluation.py's work (docs/protocol.md "get_evaluation.py"): choose beta* with stage 1's best
 model on val, evaluate stage 2's checkpoint of the same epoch on test; and the one place where a
 model is restored from a run folder (get_evaluation.py and the pictures of src/plots.py).
 """

@@ -1,4 +1,4 @@
-"""AVCA (MODELS.md): shapes, loss parts, published behaviour."""
+"""AVCA (docs/models.md): shapes, loss parts, published behaviour."""
 import pytest
 import torch
 

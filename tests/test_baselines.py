@@ -1,4 +1,4 @@
-"""The baselines (MODELS.md): DEVISE/ALE/SJE, APN, CJME, AVGZSLNet.
+"""The baselines (docs/models.md): DEVISE/ALE/SJE, APN, CJME, AVGZSLNet.
 
 Losses on hand-computed cases, evaluation modes, --norm_inputs, the CJME broadcast switch, and
 two stages plus get_evaluation on a tiny benchmark. What every registered model must answer

@@ -1,4 +1,4 @@
-"""ClipClap and the CLIP/CLAP family in the toolkit (CLIPCLAP.md 3-8): the data folder, the model's
+"""ClipClap and the CLIP/CLAP family in the toolkit (docs/clipclap.md 3-8): the data folder, the model's
 keys and losses, its calibration grid, stage 1 -> stage 2 -> evaluation on the synthetic CLIP/CLAP
 benchmark (ClipClap and AVCA), original ClipClap run folders, the reproduction table."""
 import json

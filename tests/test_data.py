@@ -89,7 +89,7 @@ def test_word_vector_pairing_both_modes(real_roots, dataset):
 
 
 def test_ucf_original_pairing_shift(real_roots):
-    """PROTOCOL.md: UCF class ids 20-97 take the next class's vector, WallPushups CleanAndJerk's."""
+    """docs/protocol.md: UCF class ids 20-97 take the next class's vector, WallPushups CleanAndJerk's."""
     correct = AVGZSLDataset(real_roots["UCF"], "UCF", pairing="correct")
     original = AVGZSLDataset(real_roots["UCF"], "UCF", pairing="original")
     for c in range(20, 98):

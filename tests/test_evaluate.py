@@ -1,4 +1,4 @@
-"""Calibrated stacking on hand-computed examples (PROTOCOL.md section 4)."""
+"""Calibrated stacking on hand-computed examples (docs/protocol.md section 4)."""
 import pytest
 import torch
 

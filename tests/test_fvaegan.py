@@ -1,4 +1,4 @@
-"""f-VAEGAN-D2 (MODELS.md): shapes, losses on known cases, the optimiser split, the evaluation
+"""f-VAEGAN-D2 (docs/models.md): shapes, losses on known cases, the optimiser split, the evaluation
 classifier, the original's one-step epochs, and stage 1 -> stage 2 -> get_evaluation end to end."""
 import json
 import math
@@ -70,7 +70,7 @@ def test_bce_and_kl_on_known_cases():
     p, t = torch.tensor([[0.3, 0.9], [0.5, 0.2]]), torch.tensor([[0.0, 1.0], [0.5, 0.25]])
     assert torch.allclose(bce_sum(p, t), F.binary_cross_entropy(p, t, reduction="sum"))
     # x = recon = 0.5 everywhere, mu = 0, log var = 0: BCE = D log 2 per sample, KL = 0
-    # summed over the batch of 4, not divided by it (MODELS.md)
+    # summed over the batch of 4, not divided by it (docs/models.md)
     x = torch.full((4, 6), 0.5)
     bce, kl = vae_loss(x, x, torch.zeros(4, 3), torch.zeros(4, 3))
     assert bce.item() == pytest.approx(4 * 6 * math.log(2), rel=1e-5) and kl.item() == 0
@@ -251,7 +251,7 @@ def test_stage_1_epoch_chooses_the_classifier_epochs_on_val():
 @pytest.fixture(scope="module")
 def nonnegative_root(tiny_root, tmp_path_factory):
     """The tiny benchmark's main features through a ReLU, like the real (post-ReLU) features: the
-    generator ends in a Sigmoid (MODELS.md)."""
+    generator ends in a Sigmoid (docs/models.md)."""
     root = tmp_path_factory.mktemp("fvaegan") / "UCF"
     shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("_features_processed", "cls_features"))
     for f in (root / "features" / "main_features").rglob("*.h5"):

@@ -1,4 +1,4 @@
-"""Run folders written by the original code load into get_evaluation.py (PROTOCOL.md 3)."""
+"""Run folders written by the original code load into get_evaluation.py (docs/protocol.md 3)."""
 import argparse
 import json
 import pickle

@@ -77,10 +77,10 @@ def test_script_prints_the_table_commands(dataset, method):
     assert got == want and len(got) == 3 * len(METHODS[method].script_families)
 
 
-# -- against the original's commands (RUN_SCRIPTS.md) --------------------------------------------
+# -- against the original's commands (../shared/spec/RUN_SCRIPTS.md) --------------------------------------------
 
 def spec_commands():
-    """{(kind, dataset, run name or method/family): argv} of the 132 commands of RUN_SCRIPTS.md."""
+    """{(kind, dataset, run name or method/family): argv} of the 132 commands of ../shared/spec/RUN_SCRIPTS.md."""
     if not SPEC.is_file():
         pytest.skip("../shared/spec is absent")
     out, dataset = {}, None

@@ -1,4 +1,4 @@
-"""Class-balanced pair sampling (PROTOCOL.md section 3)."""
+"""Class-balanced pair sampling (docs/protocol.md section 3)."""
 import pytest
 import torch
 

@@ -205,7 +205,7 @@ def test_class_file_of_no_known_class_is_named_once(damaged):
 
 
 def test_class_files_left_out_of_the_lists_are_dropped_silently(damaged):
-    """PROTOCOL.md 1: the real cls_split test-unseen folders hold classes their .txt leaves out."""
+    """docs/protocol.md 1: the real cls_split test-unseen folders hold classes their .txt leaves out."""
     root, family = damaged
     folder = root / FOLDER / "audio" / "stage_2_test_unseen"
     listed = {n.lower() for n in read_class_list(root / SPLIT / "stage_2_test_unseen.txt")}
@@ -307,7 +307,7 @@ def test_vggish_codes_divided_by_255_warn_once_per_folder(temporal):
         written = cache.stat().st_mtime_ns
         assert messages == [f"{first}: float audio features all within [0, 1] (as are 1 more of the {n_files} .pkl "
                             f"files of its folder), but this folder's VGGish audio is stored as uint8 codes 0..255, "
-                            f"which TCaF divides by 255 (TCAF.md 1): codes already divided by 255 would end near 0; "
+                            f"which TCaF divides by 255 (docs/tcaf.md 1): codes already divided by 255 would end near 0; "
                             f"re-export them as uint8 codes (the values times 255)"], (load, messages)
         i = train.urls.index(name_of(blob, 0))                      # read as they are: the user decides
         x, _ = train.audio.gather(torch.tensor([i]))

@@ -1,7 +1,7 @@
 """Data the successors' original codes accept, loaded, trained on and evaluated with one warning per
 split folder (issue 17): SeLaVi videos whose audio and video token counts differ (TCaF pads each
-modality on its own, TCAF.md 2) and CLIP/CLAP class files listing more video names than feature
-rows (ClipClap pairs audio and video rows by position and never reads the names, CLIPCLAP.md 1.4,
+modality on its own, docs/tcaf.md 2) and CLIP/CLAP class files listing more video names than feature
+rows (ClipClap pairs audio and video rows by position and never reads the names, docs/clipclap.md 1.4,
 3). What is truly inconsistent stays a one-line `UserError` naming the file."""
 import logging
 import pickle
@@ -190,7 +190,7 @@ def test_tcaf_trains_and_evaluates_on_unequal_selavi_counts(uneven_root, tmp_pat
 # -- CLIP/CLAP: class files listing more video names than rows --------------------------------------
 
 def drop_rows(path: Path, rows, extra_names=0):
-    """ClipClap's splitting (CLIPCLAP.md 1.4): `rows` left out of 'features', every name kept (and
+    """ClipClap's splitting (docs/clipclap.md 1.4): `rows` left out of 'features', every name kept (and
     `extra_names` more appended)."""
     blob = load_pkl(path)
     blob["features"] = [x for k, x in enumerate(blob["features"]) if k not in rows]

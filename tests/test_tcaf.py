@@ -1,7 +1,7 @@
-"""TCaF (TCAF.md): collation against hand-built batches, the network's shapes, mask and input
+"""TCaF (docs/tcaf.md): collation against hand-built batches, the network's shapes, mask and input
 transforms, the state_dict of the six published configurations, the losses on hand-checked
 cases, one epoch on a tiny temporal split (loss, BatchNorm statistics), the validation loss, and
-evaluation against a direct transcription of TCAF.md 7."""
+evaluation against a direct transcription of docs/tcaf.md 7."""
 import json
 import math
 from pathlib import Path
@@ -25,7 +25,7 @@ from src.steps import Steps, train_epoch, validation_loss
 KEYS_JSON = Path(__file__).resolve().parents[2] / "shared" / "reference" / "tcaf_checkpoint_keys.json"
 D_A, D_V, C = 6, 10, 4
 
-# TCAF.md 9: family, D_a, D_v, enc hidden, embedding_dropout, decoder_dropout, additional_dropout, depth,
+# docs/tcaf.md 9: family, D_a, D_v, enc hidden, embedding_dropout, decoder_dropout, additional_dropout, depth,
 # heads, dim_head, transformer_dropout, transformer_embedding_dropout, lr, scheduler, seqlen mode
 BEST = {
     "best_main_ucf": ("main", 512, 512, 256, 0.4, 0.2, 0.1, 5, 8, 64, 0.3, 0.2, 5e-5, False, "max"),
@@ -35,7 +35,7 @@ BEST = {
     "best_cls_anet": ("cls", 128, 4096, 512, 0.3, 0.1, 0.1, 6, 8, 64, 0.4, 0.2, 7e-5, True, "fixed"),
     "best_cls_vggsound": ("cls", 128, 4096, 512, 0.2, 0.2, 0.1, 8, 8, 64, 0.5, 0.1, 6e-5, False, "max"),
 }
-# TCAF.md 8: keys and parameters (counted once) of the original class.
+# docs/tcaf.md 8: keys and parameters (counted once) of the original class.
 COUNTS = {"best_main_ucf": (144, 4_521_764), "best_main_anet": (177, 5_161_908),
           "best_main_vggsound": (177, 8_848_308), "best_cls_ucf": (155, 7_269_972),
           "best_cls_anet": (155, 7_269_972), "best_cls_vggsound": (177, 8_655_028)}
@@ -71,7 +71,7 @@ def sequences(lengths, width, base=0.0) -> Sequences:
 
 
 def pad_by_hand(seqs: Sequences, idx, length=None, starts=None):
-    """The padded batch and mask of TCAF.md 2 written with Python loops."""
+    """The padded batch and mask of docs/tcaf.md 2 written with Python loops."""
     rows = []
     for b, i in enumerate(idx):
         x = seqs.values[seqs.offsets[i]: seqs.offsets[i] + seqs.lengths[i]]
@@ -211,7 +211,7 @@ def test_forward_and_get_embeddings_shapes():
 
 
 def test_seconds_and_positions_agree_at_rate_one_and_differ_for_cls():
-    """forward uses the collator's seconds, get_embeddings integer positions (TCAF.md 3.4)."""
+    """forward uses the collator's seconds, get_embeddings integer positions (docs/tcaf.md 3.4)."""
     model = small().eval()
     t, _ = tokens(model, [3, 5], [4, 6])
     with torch.no_grad():
@@ -470,10 +470,10 @@ def test_validation_loss_is_the_eval_mode_loss_of_every_val_sample_once():
     assert got == pytest.approx(total / 9, rel=1e-6)
 
 
-# -- evaluation (TCAF.md 7) ------------------------------------------------------------------------
+# -- evaluation (docs/tcaf.md 7) ------------------------------------------------------------------------
 
 def transcribed_distances(model, split, bs, fixed_len=None, rates=(1.0, 1.0)):
-    """TCAF.md 7 written out: θ_o of batches of `bs` padded by hand (fixed: the centre cut), get_embeddings
+    """docs/tcaf.md 7 written out: θ_o of batches of `bs` padded by hand (fixed: the centre cut), get_embeddings
     in eval mode with integer positions; θ_w = W_proj(text) in eval mode; plain L2 cdist."""
     model.eval()
     out = []

@@ -1,4 +1,4 @@
-"""TCaF in the toolkit: its best configurations as data (TCAF.md §9), stage 1 -> stage 2 -> evaluation
+"""TCaF in the toolkit: its best configurations as data (docs/tcaf.md §9), stage 1 -> stage 2 -> evaluation
 on the synthetic temporal benchmark, resume, original-format TCaF run folders, mismatched inputs."""
 import json
 import re

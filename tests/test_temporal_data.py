@@ -1,4 +1,4 @@
-"""Temporal features (TCAF.md 1): `.pkl` token sequences read into `Sequences`, their splits,
+"""Temporal features (docs/tcaf.md 1): `.pkl` token sequences read into `Sequences`, their splits,
 cache and validation, and the synthetic temporal benchmark (`python -m src.synthetic --temporal`)."""
 import argparse
 import logging

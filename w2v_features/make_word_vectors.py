@@ -1,5 +1,5 @@
 """Build `word_embeddings_{dataset}_normed.npy`, a pickled dict `{manual name: float32[D]}` of
-unit vectors, for the class names of a mapping csv (FEATURES.md, "Word vectors").
+unit vectors, for the class names of a mapping csv (docs/features.md, "Word vectors").
 
     # as the released files were made: fastText wiki.en.bin, the whole name as one token
     python w2v_features/make_word_vectors.py --model wiki.en.bin \

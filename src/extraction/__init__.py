@@ -1,4 +1,4 @@
-"""What the feature extractors share (FEATURES.md; user guide: docs/extraction.md).
+"""What the feature extractors share (docs/features.md; user guide: docs/extraction.md).
 
 - `decode`: PyAV decoding in one pass (frames through a per-frame function, optional
   constant frame-rate conversion; audio as int16), `Failure` for a video to skip;

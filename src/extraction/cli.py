@@ -61,9 +61,9 @@ def add_run_args(parser: argparse.ArgumentParser, batch_help: str) -> None:
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the random weights under --random_init (same on every rank)")
     g.add_argument("--match_published", action="store_true",
-                   help="reproduce every [published quirk] of FEATURES.md, to rebuild the "
+                   help="reproduce every [published quirk] of docs/features.md, to rebuild the "
                         "released features (default: the corrected pipeline); SeLaVi's per-window "
-                        "features then follow TCaF's window rule (TCAF.md 1); C3D/VGGish also "
+                        "features then follow TCaF's window rule (docs/tcaf.md 1); C3D/VGGish also "
                         "resample the audio with resampy 0.2.2's kaiser_best filter, regenerated "
                         "from its design (close to, not proven bit-identical with, resampy 0.2.2: "
                         "see docs/extraction.md)")

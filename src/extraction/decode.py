@@ -1,4 +1,4 @@
-"""Decoding with PyAV, written once for every extractor (FEATURES.md).
+"""Decoding with PyAV, written once for every extractor (docs/features.md).
 
     decoded = decode(path, frame_fn=resize, fps=25, audio=AudioSpec(rate=None, mono=False))
     decoded.frames      # [frame_fn(rgb) for every output frame], in order

@@ -3,7 +3,7 @@
     items = list_videos("UCF101/")                 # {root}/{ClassName}/{video}.{avi,mp4,...}
     items = list_videos("vggsound/", "list.csv")   # rows `video,class`, paths under root
 
-Classes are numbered by their index in the sorted class list (FEATURES.md, Output). The
+Classes are numbered by their index in the sorted class list (docs/features.md, Output). The
 order of the list is the order of every output (folder layout: by class, then file name;
 csv: the csv's row order), whatever the number of ranks that extract it.
 """

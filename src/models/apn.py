@@ -1,4 +1,4 @@
-"""APN: attribute-prototype style regression onto the word vectors (MODELS.md, "APN")."""
+"""APN: attribute-prototype style regression onto the word vectors (docs/models.md, "APN")."""
 from typing import Dict, Tuple
 
 import torch

@@ -1,4 +1,4 @@
-"""AVCA: audio-visual cross-attention with language (MODELS.md, "AVCA")."""
+"""AVCA: audio-visual cross-attention with language (docs/models.md, "AVCA")."""
 from typing import Dict, Tuple
 
 import torch
@@ -24,7 +24,7 @@ class AVCA(GZSLModel):
                  additional_triplets_loss: bool = False, first_additional_triplet: float = 1.0,
                  second_additional_triplet: float = 1.0, reg_loss: bool = False, text_dim: int = WORD_DIM):
         super().__init__()
-        # Creation order is MODELS.md's (it fixes the default initialisation under a seed).
+        # Creation order is docs/models.md's (it fixes the default initialisation under a seed).
         # text_dim (T): the class vectors' width (300 word2vec, 1536 CLIP+CLAP); the audio and video
         # are encoded to it, attend to each other in it, and are reconstructed in it.
         self.A_enc = EmbeddingNet(input_size_audio, text_dim, embedding_dropout, momentum, embeddings_hidden_size)

@@ -1,4 +1,4 @@
-"""AVGZSLNet: triplet embeddings with a cross-modal decoder (MODELS.md, "AVGZSLNet").
+"""AVGZSLNet: triplet embeddings with a cross-modal decoder (docs/models.md, "AVGZSLNet").
 
 The model when no model flag is given.
 """

@@ -223,7 +223,7 @@ def adam_or_sam(optimizer: str, params, **kwargs) -> torch.optim.Optimizer:
 
 
 def plateau(optimizer):
-    """PROTOCOL.md section 3: PyTorch defaults besides mode='max', patience=3. On SAM's base
+    """docs/protocol.md section 3: PyTorch defaults besides mode='max', patience=3. On SAM's base
     optimiser (the original's; the same parameter groups)."""
     if isinstance(optimizer, SAM):
         optimizer = optimizer.base_optimizer

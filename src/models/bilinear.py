@@ -1,6 +1,6 @@
 """DEVISE, ALE and SJE: one bilinear compatibility model, three ranking losses.
 
-MODELS.md, "DEVISE, ALE, SJE". The three share `DeviseModel` (class name in run folders:
+docs/models.md, "DEVISE, ALE, SJE". The three share `DeviseModel` (class name in run folders:
 `DeviseModel_score.pt`, state_dict `bilinear.weight [T, D_v + D_a]`, T = text_dim the class
 vectors' width, 300 for word2vec) and differ only in the loss, which the builder passes in as a
 function.
@@ -16,7 +16,7 @@ from .base import GZSLModel, PairBatch, distance_matrix, loss_and_parts
 from .dropout import Dropout
 from .registry import register_model, text_dim
 
-RANK_MARGIN = 0.1        # MODELS.md: the ranking losses' margin is fixed (not --margin)
+RANK_MARGIN = 0.1        # docs/models.md: the ranking losses' margin is fixed (not --margin)
 ALE_MAX_CLASSES = 700    # the original tabulated L(r) up to 700 classes
 
 

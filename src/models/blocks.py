@@ -15,7 +15,7 @@ class EmbeddingNet(nn.Module):
     """[Linear, BN, ReLU, Dropout] (+ [Linear, BN(momentum), ReLU, Dropout] with `hidden`).
 
     `hidden` 0 or None means no hidden layer. `momentum` is used by the second BatchNorm of
-    the hidden-layer form only (MODELS.md); the others use PyTorch's default 0.1.
+    the hidden-layer form only (docs/models.md); the others use PyTorch's default 0.1.
     `use_bn=False` drops the FIRST BatchNorm of the hidden-layer form only, as the original's
     `use_bn` (ClipClap's `--embeddings_batch_norm False`): Linear, ReLU, Dropout, Linear, BN, ReLU,
     Dropout, keys `fc.0.*`, `fc.3.*`, `fc.4.*`; the no-hidden form keeps its BatchNorm.

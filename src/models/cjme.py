@@ -1,4 +1,4 @@
-"""CJME: coordinated joint embeddings with modality attention (MODELS.md, "CJME")."""
+"""CJME: coordinated joint embeddings with modality attention (docs/models.md, "CJME")."""
 from typing import Dict, Tuple
 
 import torch
@@ -32,7 +32,7 @@ def attention_weighted_triplet(alpha: Tensor, l_a: Tensor, l_v: Tensor, broadcas
     """mean((1 - α)·l_a + α·l_v) per sample; alpha [B, 1], l_a, l_v [B].
 
     `broadcast` reproduces the original's [B, 1] x [B] -> [B, B] product **[original defect]**
-    (MODELS.md, CJME), which equals mean(1 - α)·mean(l_a) + mean(α)·mean(l_v).
+    (docs/models.md, CJME), which equals mean(1 - α)·mean(l_a) + mean(α)·mean(l_v).
     """
     if broadcast:
         return ((1 - alpha) * l_a + alpha * l_v).mean()                        # (B, B) -> ()
@@ -108,5 +108,5 @@ def cjme(args) -> CJME:
     return CJME(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
                 hidden_size=args.embeddings_hidden_size, dropout=args.dropout_baselines,
                 use_bn=args.embedding_use_bn, margin=args.margin,
-                # [original defect] MODELS.md, CJME: α [B, 1] times per-sample losses [B].
+                # [original defect] docs/models.md, CJME: α [B, 1] times per-sample losses [B].
                 broadcast_attention_loss=getattr(args, "reproduce_original", False), text_dim=text_dim(args))

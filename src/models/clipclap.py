@@ -1,4 +1,4 @@
-"""ClipClap-GZSL (Kurzendörfer et al., CVPRW 2024), CLIPCLAP.md: TCaF's training and evaluation with
+"""ClipClap-GZSL (Kurzendörfer et al., CVPRW 2024), docs/clipclap.md: TCaF's training and evaluation with
 a small MLP in place of the transformer, on one CLIP image vector and one WavCaps (CLAP) audio
 vector per video, with [CLIP 512 || WavCaps 1024] class embeddings.
 
@@ -8,7 +8,7 @@ vector per video, with [CLIP 512 || WavCaps 1024] class embeddings.
 
 The reconstruction target u = W_enc(w) is learned, its gradient flowing too [published
 behaviour]. Evaluation: L2 distances between θ_o and W_proj(W_enc(w_c)) over the calibration
-grid linspace(0, 5, 76) (CLIPCLAP.md 7). State_dict names are the original's (56 keys,
+grid linspace(0, 5, 76) (docs/clipclap.md 7). State_dict names are the original's (56 keys,
 `ClipClap_model_*.pt` run-folder files).
 """
 import logging
@@ -62,7 +62,7 @@ def vector_batch(split, idx: Tensor) -> VectorBatch:
 
 
 class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-folder file names)
-    """ClipClap (CLIPCLAP.md 4-5). One mode, reported as `both`. `modality` and `word_embeddings`
+    """ClipClap (docs/clipclap.md 4-5). One mode, reported as `both`. `modality` and `word_embeddings`
     choose the inputs (published: both and both; the others are the original's variants; with one
     modality the class-vector part is that modality's, `class_vector_part`): `clip_width` splits
     the class vector into its CLIP and WavCaps parts. `embeddings_batch_norm=False` builds O_proj,
@@ -90,7 +90,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
                  "video": input_size_video}[modality]
         w_dim = len(range(text_dim)[self.text_slice])
         bn = bool(embeddings_batch_norm)
-        # creation order = CLIPCLAP.md 4 (it fixes the default initialisation under a seed)
+        # creation order = docs/clipclap.md 4 (it fixes the default initialisation under a seed)
         self.O_enc = EmbeddingNet(o_dim, HIDDEN, ENC_DROPOUT)
         self.W_enc = EmbeddingNet(w_dim, HIDDEN, ENC_DROPOUT)
         self.O_proj = EmbeddingNet(HIDDEN, JOINT_DIM, decoder_dropout, hidden=decoder_hidden_size, use_bn=bn)
@@ -116,7 +116,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
 
     # -- training --------------------------------------------------------------------------------
     def loss_parts(self, b: VectorBatch) -> Dict[str, Tensor]:
-        """The three losses (CLIPCLAP.md 5), modules in the original's order (it decides the dropout
+        """The three losses (docs/clipclap.md 5), modules in the original's order (it decides the dropout
         draws and the BatchNorm updates): O_enc, O_proj, D_o, W_enc, W_proj, D_w, then the class matrix."""
         theta_o = self.O_proj(self.O_enc(self.inputs(b.audio, b.video)))       # (B, 64)
         rho_o = self.D_o(theta_o)                                              # (B, 512)
@@ -135,7 +135,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
     @torch.no_grad()
     def after_optimizer_step(self, batch: VectorBatch) -> None:
         """The extra get_embeddings pass in train mode after each step, output discarded [published
-        behaviour] (TCAF.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws
+        behaviour] (docs/tcaf.md 6): BatchNorm statistics of O_enc, O_proj, W_enc, W_proj, dropout draws
         (under --optimizer adam-sam the momenta are 0 here: the statistics stay, src.steps.sam_step)."""
         self.get_embeddings(batch.audio, batch.video, batch.text)
 
@@ -145,7 +145,7 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
         opt = adam_or_sam(self.optimizer_name, self.parameters(), lr=lr, weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 
-    # -- evaluation (CLIPCLAP.md 7) ---------------------------------------------------------------
+    # -- evaluation (docs/clipclap.md 7) ---------------------------------------------------------------
     @torch.no_grad()
     def eval_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
         return self.get_embeddings(audio, video, text)
@@ -172,7 +172,7 @@ def add_arguments(parser, entry_point: str) -> None:
     reads TCaF's (src/models/tcaf.py), as its code grew from TCaF's."""
     if entry_point != "main.py":
         return
-    g = parser.add_argument_group("ClipClap (--clipclap; CLIPCLAP.md)")
+    g = parser.add_argument_group("ClipClap (--clipclap; docs/clipclap.md)")
     g.add_argument("--use_wavcaps_embeddings", type=bool_value, nargs="?", const=True, default=True,
                    help="class vectors [CLIP || WavCaps] (the published True; False is not implemented)")
     g.add_argument("--modality", default="both", choices=["both", "audio", "video"],
@@ -201,7 +201,7 @@ VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda mode
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
                 add_arguments=add_arguments, ignored_flags=("data_parallel",),
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
-                     "embeddings (CLIPCLAP.md; needs the CLIP/CLAP features)")
+                     "embeddings (docs/clipclap.md; needs the CLIP/CLAP features)")
 def clipclap(args) -> ClipClap_model:
     if getattr(args, "use_wavcaps_embeddings", True) is False:
         raise UserError("--use_wavcaps_embeddings False is not implemented: the published runs use True "

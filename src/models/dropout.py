@@ -10,7 +10,7 @@ comparison into a bool tensor and the bool-to-float cast are each about six time
 float pass (the mask for 256 x 512 elements: 75 us after the random words instead of 330). The words come from
 torch's default CPU generator, so `--seed` and `--resume` (which saves that generator) keep
 their exactness; the masks differ from `bernoulli_`'s (training is not bit-comparable to the
-original's anyway, PROTOCOL.md). On CUDA (a fused kernel) and in eval mode it is `F.dropout`.
+original's anyway, docs/protocol.md). On CUDA (a fused kernel) and in eval mode it is `F.dropout`.
 `FAST_MASKS = False` (or `set_fast_masks(False)`) restores PyTorch's masks everywhere.
 """
 import math

@@ -1,4 +1,4 @@
-"""f-VAEGAN-D2 (Xian et al., CVPR 2019) in the two-stage protocol (MODELS.md "f-VAEGAN-D2").
+"""f-VAEGAN-D2 (Xian et al., CVPR 2019) in the two-stage protocol (docs/models.md "f-VAEGAN-D2").
 
 A conditional VAE-GAN learns to generate the audio-visual feature of a sample,
 x = L2normalise(concat(a, v)) (audio first), from its class's word vector w. It is scored like
@@ -18,13 +18,13 @@ stage 1 (`choose_classifier_epochs`: GZSL by calibrated HM, ZSL by ZSL accuracy)
 weights, and carried to the stage-2 model by get_evaluation.py (`adopt_stage_1_choices`).
 
 Training: an epoch is `--n_batches` critic batches of `--bs` samples drawn by the class-balanced
-sampler (PROTOCOL.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
-the last critic batch. The VAE term is `vae_weight * (BCE + KL)` summed over the batch (MODELS.md).
+sampler (docs/protocol.md 3); after every `--critic_iter` critic steps, one encoder/generator step on
+the last critic batch. The VAE term is `vae_weight * (BCE + KL)` summed over the batch (docs/models.md).
 Both steps are the trainer's (`EpochInputs.steps`): --amp and --cuda_graph apply to them, --compile
 to the encoder/generator step (the critic's gradient penalty, a second derivative, is not one
 torch.compile can differentiate).
 
-Departures from the original script (MODELS.md):
+Departures from the original script (docs/models.md):
 - [original defect] its stray `break` trained one critic and one generator step per epoch; the
   original's epochs under `--reproduce_original`.
 - [original defect] it chose the epoch (and the classifiers' epochs) on its evaluation split, the
@@ -52,7 +52,7 @@ from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
 
-ENC_HIDDEN, GEN_HIDDEN, CRITIC_HIDDEN = 300, 512, 512    # MODELS.md
+ENC_HIDDEN, GEN_HIDDEN, CRITIC_HIDDEN = 300, 512, 512    # docs/models.md
 GP_LAMBDA = 10.0        # gradient-penalty weight of both critics
 D2_WEIGHT = 1.0         # the unconditional critic's loss next to the conditional one's
 
@@ -91,7 +91,7 @@ class Critic(nn.Module):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, CRITIC_HIDDEN), nn.LeakyReLU(0.2), nn.Linear(CRITIC_HIDDEN, 1))
         for m in self.net:
-            if isinstance(m, nn.Linear):        # MODELS.md: critics N(0, 0.02), zero bias
+            if isinstance(m, nn.Linear):        # docs/models.md: critics N(0, 0.02), zero bias
                 nn.init.normal_(m.weight, 0.0, 0.02)
                 nn.init.zeros_(m.bias)
 
@@ -108,7 +108,7 @@ def bce_sum(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def vae_loss(recon: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> Tuple[Tensor, Tensor]:
-    """(BCE, KL), each summed over the batch and the dimensions (MODELS.md: not divided by B)."""
+    """(BCE, KL), each summed over the batch and the dimensions (docs/models.md: not divided by B)."""
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     return bce_sum(recon, x), kl
 
@@ -123,7 +123,7 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
 
 def train_softmax(x: Tensor, y: Tensor, num_classes: int, epochs: int, batch_size: int, lr: float,
                   generator: torch.Generator, on_epoch=None) -> Tuple[Tensor, Tensor]:
-    """Linear softmax classifier on x [N, D] -> labels y [N] (MODELS.md: N(0, 0.02) init, zero
+    """Linear softmax classifier on x [N, D] -> labels y [N] (docs/models.md: N(0, 0.02) init, zero
     bias, Adam(lr, beta1 0.5)); randomness from `generator` only. Returns W [C, D], b [C];
     `on_epoch(epoch, W, b)` is called after each epoch (W, b live: clone to keep them)."""
     dev = x.device
@@ -327,7 +327,7 @@ class FVAEGAN(GZSLModel):
         x = self.features(split.audio, split.video)
         if self._real is None and bool((x < 0).any()):
             log.warning("f-VAEGAN-D2: the features have negative values, which its Sigmoid generator "
-                        "cannot produce (MODELS.md); expect poor unseen-class features")
+                        "cannot produce (docs/models.md); expect poor unseen-class features")
         self._real = RealData(x, split.labels, split.text)
 
     def real_data(self, device) -> RealData:
@@ -434,7 +434,7 @@ class FVAEGAN(GZSLModel):
 
     # -- training ----------------------------------------------------------------------------
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
-        """Adam(lr, betas (0.5, 0.999)) for each of E, G, D, D2; no scheduler (MODELS.md)."""
+        """Adam(lr, betas (0.5, 0.999)) for each of E, G, D, D2; no scheduler (docs/models.md)."""
         return OptimizerSet({name: adam(getattr(self, name).parameters(), lr=lr, betas=(0.5, 0.999))
                              for name in ("E", "G", "D", "D2")}), None
 
@@ -450,7 +450,7 @@ def gan_epoch(inp: EpochInputs) -> Dict[str, float]:
     model.attach_training_data(inp.train)
     x = model.features(inp.train.audio, inp.train.video)                    # (N, D)
     w = inp.train.text[inp.train.labels]                                    # (N, T)
-    if inp.reproduce_original:     # [original defect] MODELS.md: a stray break, one step per epoch
+    if inp.reproduce_original:     # [original defect] docs/models.md: a stray break, one step per epoch
         n_batches, critic_iter = 1, 1
     else:
         n_batches, critic_iter = inp.n_batches, model.critic_iter
@@ -498,7 +498,7 @@ def add_arguments(parser, entry_point: str) -> None:
     """f-VAEGAN-D2's flags (main.py)."""
     if entry_point != "main.py":
         return
-    g = parser.add_argument_group("f-VAEGAN-D2 (--fvaegan; MODELS.md \"f-VAEGAN-D2\")")
+    g = parser.add_argument_group("f-VAEGAN-D2 (--fvaegan; docs/models.md \"f-VAEGAN-D2\")")
     g.add_argument("--syn_num", type=positive_int, default=1000,
                    help="generated features per unseen class for the softmax classifier")
     g.add_argument("--critic_iter", type=positive_int, default=5,
@@ -529,7 +529,7 @@ def finalize_args(args) -> None:
 @register_model("fvaegan", flag="fvaegan", class_name="FVAEGAN", defaults={"bs": 64}, epoch_fn=gan_epoch,
                 val_loss_fn=reconstruction_val_loss,
                 add_arguments=add_arguments, finalize_args=finalize_args, callbacks=selection_callbacks,
-                help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (MODELS.md)")
+                help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (docs/models.md)")
 def fvaegan(args) -> FVAEGAN:
     if getattr(args, "z_score_inputs", False):
         raise UserError("--fvaegan does not take --z_score_inputs: it L2-normalises concat(audio, video) "

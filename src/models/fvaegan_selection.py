@@ -1,5 +1,5 @@
 """[original defect] `main.py --fvaegan --test_selection`: the original f-VAEGAN-D2 script's own
-choice, kept to reproduce the seed's table (MODELS.md "f-VAEGAN-D2"). After every epoch the model
+choice, kept to reproduce the seed's table (docs/models.md "f-VAEGAN-D2"). After every epoch the model
 is scored on the run's evaluation split (val in stage 1, test in stage 2) as the original did: GZSL
 by the classifier's argmax (no calibration) at its best classifier epoch by HM on that split, ZSL
 by the ZSL classifier at its best epoch there; the epoch with the best GZSL HM is kept in

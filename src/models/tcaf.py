@@ -1,4 +1,4 @@
-"""TCaF: temporal and cross-modal attention (Mercea et al., ECCV 2022), TCAF.md.
+"""TCaF: temporal and cross-modal attention (Mercea et al., ECCV 2022), docs/tcaf.md.
 
 A video is two token sequences (audio, video; `Sequences` of a temporal split). Each token is
 encoded to 300-d (A_enc, V_enc), joined with a modality + time embedding and projected back to
@@ -13,10 +13,10 @@ of width text_dim: 300 for word2vec, 1536 for CLIP+CLAP).
 
 Pieces, in the order of the file:
 - `Collation`, `collate`: a batch of a split's sequences padded (and, in `fixed` mode, cut) on the
-  device (TCAF.md 2); `TemporalBatch`: what `training_step` takes.
+  device (docs/tcaf.md 2); `TemporalBatch`: what `training_step` takes.
 - the network: `AudioVisualEmbedding`, `CrossModalAttention`, the transformer, the model
-  (construction order, and so initialisation, as TCAF.md 3; state_dict keys as 8).
-- the losses (TCAF.md 4), Adam with weight decay (5; or SAM around it, `--optimizer adam-sam`,
+  (construction order, and so initialisation, as docs/tcaf.md 3; state_dict keys as 8).
+- the losses (docs/tcaf.md 4), Adam with weight decay (5; or SAM around it, `--optimizer adam-sam`,
   src/models/sam.py), the extra forward pass after each step (6), how its training and
   validation-loss batches are built (`TEMPORAL_BATCHES`: the trainer's epoch and validation loss
   run on them), and evaluation (7).
@@ -45,7 +45,7 @@ from .registry import register_model, text_dim
 
 JOINT_DIM = 64                    # dim_out, fixed in the original (src/utils_improvements.py)
 TOKEN_DIM = 300                   # transformer_dim: the token width (not the class vectors' text_dim)
-ADAM_WEIGHT_DECAY = 1e-5          # TCAF.md 5 (coupled L2, as torch.optim.Adam)
+ADAM_WEIGHT_DECAY = 1e-5          # docs/tcaf.md 5 (coupled L2, as torch.optim.Adam)
 
 
 def modality_rates(family: FeatureFamily) -> Tuple[float, float]:
@@ -54,10 +54,10 @@ def modality_rates(family: FeatureFamily) -> Tuple[float, float]:
 
 
 CLS_RATES = modality_rates(FAMILIES["cls_temporal"])      # (0.96, 0.64): one VGGish example, one C3D clip
-SELAVI_RATES = modality_rates(FAMILIES["main_temporal"])  # (1.0, 1.0): SeLaVi windows, one second apart (TCAF.md 1)
+SELAVI_RATES = modality_rates(FAMILIES["main_temporal"])  # (1.0, 1.0): SeLaVi windows, one second apart (docs/tcaf.md 1)
 
 
-# -- collation (TCAF.md 2) --------------------------------------------------------------------------
+# -- collation (docs/tcaf.md 2) --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Collation:
@@ -180,7 +180,7 @@ def temporal_batch(split, idx: Tensor, collation: Collation,
     return TemporalBatch(*tokens, text=split.text[labels], label=labels, class_text=split.text)
 
 
-# -- the network (TCAF.md 3) ------------------------------------------------------------------------
+# -- the network (docs/tcaf.md 3) ------------------------------------------------------------------------
 
 class AudioVisualEmbedding(nn.Module):
     """Per token of modality m at time t: e = modal_embedding[m] + time(t) + pad_embedding[0] where
@@ -221,7 +221,7 @@ class AudioVisualEmbedding(nn.Module):
 
 def cross_modal_mask(audio_valid: Tensor, video_valid: Tensor) -> Tensor:
     """(B, N, N) bool over [cls, audio tokens, video tokens]: query i may attend key j iff both are
-    valid and they are not two audio or two video tokens (TCAF.md 3.6)."""
+    valid and they are not two audio or two video tokens (docs/tcaf.md 3.6)."""
     b, t_a = audio_valid.shape
     valid = torch.cat((audio_valid.new_ones(b, 1), audio_valid, video_valid), dim=1)     # (B, N)
     kind = torch.cat((torch.zeros(1, dtype=torch.long), torch.ones(t_a, dtype=torch.long),
@@ -280,7 +280,7 @@ class SequenceTransformer(nn.Module):
         return x
 
 
-# -- the losses (TCAF.md 4) -------------------------------------------------------------------------
+# -- the losses (docs/tcaf.md 4) -------------------------------------------------------------------------
 
 def tcaf_losses(theta_o: Tensor, rho_o: Tensor, theta_w: Tensor, rho_w: Tensor, w: Tensor,
                 theta_classes: Tensor, label: Tensor, rec: bool = True, reg: bool = True,
@@ -300,7 +300,7 @@ EMBEDDING_ALIASES = ("position_encoder_block.", "audiovisual_embeddings.")
 
 
 class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's class name (run-folder file names)
-    """TCaF (TCAF.md 3). One mode: the L2 distance between θ_o and θ_w, reported as `both`."""
+    """TCaF (docs/tcaf.md 3). One mode: the L2 distance between θ_o and θ_w, reported as `both`."""
     modes = ("both",)
 
     def __init__(self, *, input_size_audio: int, input_size_video: int, embeddings_hidden_size: int,
@@ -315,7 +315,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         super().__init__()
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {optimizer!r}: expected one of {OPTIMIZERS}")
-        # creation order = TCAF.md 3 (it fixes the default initialisation under a seed); text_dim, the
+        # creation order = docs/tcaf.md 3 (it fixes the default initialisation under a seed); text_dim, the
         # class vectors' width: W_proj's input, and D_w's and D_o's outputs (both reconstruct w)
         self.A_enc = EmbeddingNet(input_size_audio, TOKEN_DIM, embedding_dropout, hidden=embeddings_hidden_size)
         self.V_enc = EmbeddingNet(input_size_video, TOKEN_DIM, embedding_dropout, hidden=embeddings_hidden_size)
@@ -379,26 +379,26 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
                            rec=on["rec"], reg=on["reg"], ce=on["ce"])
 
     def training_step(self, batch: TemporalBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """loss = l_rec + l_reg + l_ce (TCAF.md 4) of a TemporalBatch."""
+        """loss = l_rec + l_reg + l_ce (docs/tcaf.md 4) of a TemporalBatch."""
         return loss_and_parts(self.loss_parts(batch))
 
     @torch.no_grad()
     def after_optimizer_step(self, batch: TemporalBatch) -> None:
         """The extra get_embeddings pass after each step, in the current (train) mode, output discarded
         [published behaviour]: it moves the BatchNorm statistics of A_enc, V_enc, O_proj and W_proj
-        and draws dropout masks (TCAF.md 6; under --optimizer adam-sam the momenta are 0 here, so the
+        and draws dropout masks (docs/tcaf.md 6; under --optimizer adam-sam the momenta are 0 here, so the
         statistics stay: src.steps.sam_step)."""
         self.get_embeddings(batch.audio, batch.audio_mask, batch.video, batch.video_mask, batch.text)
 
     def configure_optimizers(self, lr: float, lr_scheduler: bool = False):
         """Adam(lr, betas (0.9, 0.999), eps 1e-8, weight decay 1e-5) over every parameter (the shared
         embedding module once), with "adam-sam" SAM around it; ReduceLROnPlateau(max, patience 3) with
-        lr_scheduler (TCAF.md 5), on Adam."""
+        lr_scheduler (docs/tcaf.md 5), on Adam."""
         opt = adam_or_sam(self.optimizer_name, self.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8,
                           weight_decay=ADAM_WEIGHT_DECAY)
         return opt, (plateau(opt) if lr_scheduler else None)
 
-    # -- evaluation (TCAF.md 7) ------------------------------------------------------------------
+    # -- evaluation (docs/tcaf.md 7) ------------------------------------------------------------------
     @torch.no_grad()
     def sample_embeddings(self, audio: Union[Sequences, Tensor], video: Union[Sequences, Tensor]) -> Tensor:
         """θ_o (N, 64) in batches of eval_bs collated with the test collation (integer positions)."""
@@ -421,7 +421,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         """{"both": L2 distances (N, C) between θ_o and θ_w} (squared with `squared`)."""
         return {"both": distance_matrix(*self.eval_embeddings(audio, video, text), squared)}
 
-    # -- checkpoints (TCAF.md 8) -----------------------------------------------------------------
+    # -- checkpoints (docs/tcaf.md 8) -----------------------------------------------------------------
     def complete_state_dict(self, state: dict) -> dict:
         """A checkpoint with the embedding's tensors under one of its two names gets them under the
         other too (published checkpoints have both; write both, accept either)."""
@@ -440,7 +440,7 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
         return super().load_state_dict(self.complete_state_dict(state_dict), strict=strict, assign=assign)
 
 
-# -- its batches (TCAF.md 6) --------------------------------------------------------------------------
+# -- its batches (docs/tcaf.md 6) --------------------------------------------------------------------------
 
 def train_batch(model: Multimodal_Sequence_Transformer, split, pos: Tensor, neg: Tensor, z_score: bool = False,
                 generator: Optional[torch.Generator] = None) -> TemporalBatch:
@@ -463,7 +463,7 @@ TEMPORAL_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda mo
 
 # -- the builder ------------------------------------------------------------------------------------
 
-# The switches of the published configurations (TCAF.md 3), the only ones implemented: flag -> value.
+# The switches of the published configurations (docs/tcaf.md 3), the only ones implemented: flag -> value.
 # A flag that is absent or None takes this value. (--optimizer adam-sam is implemented: src/models/sam.py.)
 PUBLISHED_SWITCHES = {
     "transformer_use_embedding_net": True, "transformer_use_class_token": True, "use_cross_attention": True,
@@ -485,11 +485,11 @@ def check_published_switches(args) -> None:
     if wrong:
         got = ", ".join(f"--{k} {v}" for k, v in wrong.items())
         need = " ".join(f"--{k} {PUBLISHED_SWITCHES[k]}" for k in wrong)
-        raise UserError(f"--new_model_sequence implements TCaF's published configuration only (TCAF.md 3); got "
+        raise UserError(f"--new_model_sequence implements TCaF's published configuration only (docs/tcaf.md 3); got "
                         f"{got}: pass {need}, or a published config (--cfg config/best/best_cls/best_ucf.yaml)")
     if getattr(args, "z_score_inputs", False):
         raise UserError("--new_model_sequence does not take --z_score_inputs: TCaF scales audio by 1/255 and "
-                        "L2-normalises video over time (TCAF.md 3.1)")
+                        "L2-normalises video over time (docs/tcaf.md 3.1)")
     if not any(flag_value(args, k, True) for k in LOSS_FLAGS):
         raise UserError("--new_model_sequence needs at least one of --rec_loss, --reg_loss, --cross_entropy_loss "
                         "(the published configurations use all three)")
@@ -513,7 +513,7 @@ def add_arguments(parser, entry_point: str) -> None:
         g.add_argument("--batch_seqlen_test_maxlen", type=positive_int, default=None)
         g.add_argument("--batch_seqlen_test_trim", default=None, choices=["random", "center"])
         return
-    g = parser.add_argument_group("TCaF (--new_model_sequence; TCAF.md)")
+    g = parser.add_argument_group("TCaF (--new_model_sequence; docs/tcaf.md)")
     for flag, kind, default, help_ in (
             ("transformer_dim", positive_int, 300, "token width"),
             ("transformer_depth", positive_int, 5, "transformer layers"),
@@ -581,7 +581,7 @@ def finalize_args(args) -> None:
                                                                 "transformer_embedding_time_embed_type")},
                           **{k: True for k in LOSS_FLAGS}},
                 add_arguments=add_arguments, ignored_flags=IGNORED_FLAGS, finalize_args=finalize_args,
-                help="TCaF: temporal and cross-modal attention over token sequences (TCAF.md; "
+                help="TCaF: temporal and cross-modal attention over token sequences (docs/tcaf.md; "
                      "needs temporal features, *_non_averaged)")
 def tcaf(args) -> Multimodal_Sequence_Transformer:
     check_published_switches(args)

@@ -1,4 +1,4 @@
-"""CLIP / WavCaps features from raw videos (CLIPCLAP.md 1), on videos made here and random
+"""CLIP / WavCaps features from raw videos (docs/clipclap.md 1), on videos made here and random
 weights: the frame rules (default and --match_published per dataset: index, BGR, UCF's
 inversion), the audio (librosa-like loading at 32 kHz, the centre 10 s), and the CLI end to
 end with a failure, an interruption and its resume. The networks are built once for the

@@ -1,4 +1,4 @@
-"""CLIP ViT-B/32 and WavCaps HTSAT-BERT (spec CLIPCLAP.md 1.1-1.3, 2): state_dict layouts of the
+"""CLIP ViT-B/32 and WavCaps HTSAT-BERT (docs/clipclap.md 1.1-1.3, 2): state_dict layouts of the
 published files, strict loading and its errors, the log-mel front end against torch.stft and a
 direct numpy computation, HTS-AT's 256x256 image, pre-processing, embedding shapes and norms.
 Networks are randomly initialised; BERT is a tiny configuration except where bert-base itself

@@ -1,4 +1,4 @@
-"""Splitting a CLIP/CLAP pickle into ClipClap's layout (CLIPCLAP.md 1.4): one vector per video in
+"""Splitting a CLIP/CLAP pickle into ClipClap's layout (docs/clipclap.md 1.4): one vector per video in
 `cls_features_non_averaged/{audio,video}/{split}/{Class}.pkl`, names aligned with the features
 after a skipped video (empty image feature), the class embeddings copied into text/, the
 original's shards read as one, and the result read back by the data layer."""

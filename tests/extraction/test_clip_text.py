@@ -1,4 +1,4 @@
-"""ClipClap's class text embeddings (CLIPCLAP.md 2): the templates as the reference lists them,
+"""ClipClap's class text embeddings (docs/clipclap.md 2): the templates as the reference lists them,
 UCF's class-name rule and csv, the per-prompt normalise / mean / renormalise against a hand
 computation with a fake encoder, the .npy dict format, and the CLI on random networks."""
 import csv

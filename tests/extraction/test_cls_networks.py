@@ -1,5 +1,5 @@
 """C3D and VGGish: pre-processing values (published quirk included), log-mel against a direct
-numpy computation of FEATURES.md's recipe, networks, weights, PCA and quantisation."""
+numpy computation of docs/features.md's recipe, networks, weights, PCA and quantisation."""
 import math
 
 import numpy as np
@@ -71,7 +71,7 @@ def test_c3d_shapes_keys_and_weights(tmp_path):
 
 
 def direct_log_mel(x):
-    """FEATURES.md's recipe written out frame by frame, independent of the implementation."""
+    """docs/features.md's recipe written out frame by frame, independent of the implementation."""
     hz_to_mel = lambda f: 1127.0 * math.log(1.0 + f / 700.0)  # noqa: E731
     lo, hi = hz_to_mel(125.0), hz_to_mel(7500.0)
     edges = [lo + (hi - lo) * i / 65 for i in range(66)]

@@ -1,4 +1,4 @@
-"""TCaF's temporal features from raw videos (TCAF.md 1), random weights: SeLaVi's per-window
+"""TCaF's temporal features from raw videos (docs/tcaf.md 1), random weights: SeLaVi's per-window
 pickle under both window rules (the averaged output unchanged), C3D/VGGish's per-clip pickle,
 and both split into the `*_non_averaged` layout and read back by the data layer."""
 import csv
@@ -41,7 +41,7 @@ def test_temporal_window_rules():
     # default: the averaged feature's own consecutive one-second windows
     assert temporal_window_starts(300, 30) == window_starts(300, 30) == list(range(0, 300, 30))
     assert temporal_window_starts(59, 30) == [0]
-    # [published quirk], TCAF.md 1: K = int(F / r), start_i = int(max(F - r, 0) * 100 i / (1000 (K // 10 + 1)))
+    # [published quirk], docs/tcaf.md 1: K = int(F / r), start_i = int(max(F - r, 0) * 100 i / (1000 (K // 10 + 1)))
     # 10 s at 30 fps: K = 10, delta = 270, 1000 * 2: 13.5 i -> every 0.45 s, the first 5 s covered
     assert temporal_window_starts(300, 30, True) == [0, 13, 27, 40, 54, 67, 81, 94, 108, 121]
     # 2.2 s at 25 fps: K = 2, delta = 30, 1000 * 1: 3 i
