@@ -284,12 +284,6 @@ def parse_with_config(make_parser, argv=None) -> Tuple[argparse.Namespace, set]:
     return args, set(values) | command_line_fields(make_parser, argv)
 
 
-def parse_main_args(argv=None) -> argparse.Namespace:
-    """main.py's flags, finalised: --cfg first (as defaults), then the command line."""
-    args, given = parse_with_config(get_main_parser, argv)
-    return finalize_main_args(args, given)
-
-
 def get_eval_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="get_evaluation.py",
