@@ -14,12 +14,13 @@ collected here from the registry (`add_arguments`, `finalize_args` of its entry)
 methods share are defined here.
 """
 import argparse
+import copy
 import re
 import textwrap
 from pathlib import Path
 from typing import Optional, Tuple
 
-from .families import DATASETS, FAMILIES, family_of_args, folder_family
+from .families import DATASETS, FAMILIES, WORD_DIM, family_of_args, folder_family
 from .errors import ArgumentParser, UserError, command_line_fields
 from .models import get_entry, list_models, model_flags, model_hooks
 from .models.flags import (IGNORED, bool_value, dropout, momentum, nonnegative_float, nonnegative_int, number_type,
@@ -347,6 +348,7 @@ def resolve_model_name(args: argparse.Namespace, given=()) -> str:
     flags of the code it grew from (`inherited_flags`: ClipClap's configs and args.pkl hold TCaF's
     `new_model_sequence: true`), which do not choose a model there."""
     flags = model_flags()
+    # an original codebase's Namespace lacks the flags of the models it did not have (`upgrade_run_args`)
     chosen = [name for flag, (name, _) in flags.items() if getattr(args, flag, False)]
     codebase = codebase_model(given)
     if codebase is not None:
@@ -361,9 +363,72 @@ def resolve_model_name(args: argparse.Namespace, given=()) -> str:
 def requested_model(args: argparse.Namespace, given) -> Optional[str]:
     """get_evaluation.py: the model its command line or --cfg names (`given`: the fields set there),
     or None when they name none (the run's own model is evaluated)."""
-    if not any(getattr(args, flag, False) for flag in model_flags()) and codebase_model(given) is None:
+    if not any(vars(args)[flag] for flag in model_flags()) and codebase_model(given) is None:
         return None
     return resolve_model_name(args, given)
+
+
+# -- a saved run's arguments (args.pkl), upgraded once where they are loaded -------------------------
+
+# The fields every run's args.pkl holds (the original codes' too): without one it is damaged.
+RUN_FIELDS = ("root_dir", "feature_extraction_method", "input_size_audio", "input_size_video")
+ORIGINS = ("avca", "tcaf", "clipclap", "project")
+# A field a saved run lacks takes the value the code that wrote it behaved with: these, else main.py's
+# default (then the model's, as `finalize_main_args` fills them). Every origin:
+ABSENT_VALUES = {
+    "distance_fn": "L2Loss",            # plain L2 distances in training and evaluation
+    "z_score_inputs": False,            # no standardisation of the inputs
+    "zero_shot_split": "",              # the feature family's split (filled once the family is known)
+    "retrain_all": False,               # a stage-1 run
+    "eval_bs": 64, "optimizer": "adam",                 # TCaF's and ClipClap's evaluation batches, optimiser
+    "use_wavcaps_embeddings": True, "modality": "both", "word_embeddings": "both",   # ClipClap's published
+    "embeddings_batch_norm": True,
+}
+# ... and a run of an original codebase (no `reproduce_original` field): its defects are what it did
+# (word vectors paired by sorted word2vec name, docs/protocol.md).
+ORIGINAL_VALUES = {"reproduce_original": True}
+
+
+def run_origin(saved: argparse.Namespace) -> str:
+    """Which code wrote a saved Namespace (its raw fields): "project" (it has this project's
+    `reproduce_original`), "clipclap" (ClipClap's own fields, `codebase_model`), "tcaf" (TCaF's model
+    flag, which AVCA's code never had), else "avca" (the original AVCA code)."""
+    fields = vars(saved)
+    if "reproduce_original" in fields:
+        return "project"
+    if codebase_model(fields) == "clipclap":
+        return "clipclap"
+    return "tcaf" if "new_model_sequence" in fields else "avca"
+
+
+def upgrade_run_args(saved: argparse.Namespace, source="args.pkl") -> argparse.Namespace:
+    """A run's saved arguments as this version reads them: every field of main.py's parser present,
+    absent ones taking the value the code that wrote them behaved with (ABSENT_VALUES, ORIGINAL_VALUES,
+    else main.py's and the model's defaults); `origin` (ORIGINS) and `model_name` decided from the raw
+    fields; `feature_family` and `text_dim` as recorded (None when the run predates them: the family is
+    decided from the data folder, `two_stage.with_family`; the width from the data). `source` names the
+    file in a UserError (a field of RUN_FIELDS missing)."""
+    raw = vars(saved)
+    missing = [k for k in RUN_FIELDS if k not in raw]
+    if missing:
+        raise UserError(f"{source} lacks the fields {', '.join(missing)}: it is damaged or not a main.py run's; "
+                        f"train the run again or restore the file")
+    origin = raw.get("origin") or run_origin(saved)
+    # its model flags, or the codebase its fields tell (a project Namespace holds every model file's fields)
+    model_name = raw.get("model_name") or resolve_model_name(saved, given=raw if origin != "project" else ())
+    parser = get_main_parser()
+    table = {**ABSENT_VALUES, **(ORIGINAL_VALUES if origin != "project" else {})}
+    absent = {a.dest: table.get(a.dest, a.default) for a in parser._actions
+              if a.dest != "help" and a.dest not in raw}
+    model_defaults = {**MODEL_DEPENDENT_DEFAULTS, **get_entry(model_name).defaults}
+    absent.update({k: model_defaults[k] for k, v in absent.items() if v is None and k in model_defaults})
+    args = argparse.Namespace(**{**raw, **absent, "origin": origin, "model_name": model_name,
+                                 "feature_family": raw.get("feature_family"), "text_dim": raw.get("text_dim")})
+    filled = copy.copy(args)
+    for finalize_args in model_hooks("finalize_args"):      # the model files' defaults of their flags left None
+        finalize_args(filled)
+    vars(args).update({k: vars(filled)[k] for k in absent})
+    return args
 
 
 def non_default_fields(args: argparse.Namespace) -> set:
@@ -379,17 +444,19 @@ def finalize_main_args(args: argparse.Namespace, given=None) -> argparse.Namespa
     given = non_default_fields(args) if given is None else set(given)
     args.model_name = resolve_model_name(args, given)
     for name, value in {**MODEL_DEPENDENT_DEFAULTS, **get_entry(args.model_name).defaults}.items():
-        if getattr(args, name) is None:
+        if vars(args)[name] is None:
             setattr(args, name, value)
     if args.dataset_name is None:
         args.dataset_name = infer_dataset_name(args.root_dir)
     # the feature family, decided once (the only look at the folder's contents) and recorded in args.pkl
-    args.feature_family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family.key
+    family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family
+    args.feature_family = family.key
+    args.text_dim = family.text_width if family.vectors else WORD_DIM     # its class vectors' width, as the data's
     if not args.zero_shot_split:
         args.zero_shot_split = default_zero_shot_split(args)
     for name in ("epochs", "bs", "n_batches"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name} must be >= 1, got {getattr(args, name)}")
+        if vars(args)[name] < 1:
+            raise UserError(f"--{name} must be >= 1, got {vars(args)[name]}")
     for finalize_args in model_hooks("finalize_args"):      # every model file's own flags
         finalize_args(args)
     check_data_claims(args, given)
@@ -413,7 +480,7 @@ def check_data_claims(args: argparse.Namespace, given) -> None:
         raise UserError(f"--selavi {bool(args.selavi)} contradicts --feature_extraction_method {folder}, which holds "
                         f"{family.networks} features: pass --selavi {family.selavi} (TCaF's best_main configs say "
                         f"True, its best_cls ones False), or the other feature folder")
-    if getattr(args, "input_size", None) is not None:
+    if args.input_size is not None:
         raise UserError(f"--input_size {args.input_size}: no model reads it (the original code's args.pkl files hold "
                         f"null); the feature widths are --input_size_audio and --input_size_video")
 

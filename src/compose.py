@@ -27,8 +27,7 @@ log = logging.getLogger("avgzsl")
 
 def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     device = resolve_device(args.device)
-    args.device = device.type
-    configure_threads(getattr(args, "num_threads", 0))
+    configure_threads(args.num_threads)
     setup_logging(None, args.verbose)
     kept = KeptRecords()             # the data's and the model's warnings, for train.log once it exists
     log.addHandler(kept)
@@ -45,7 +44,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     args.text_dim = built.text_dim = dataset.text_dim   # the class vectors' width: 300 (word2vec) or 1536 (CLIP+CLAP)
     if not family.key:                 # a folder name of no family: once it is found
         check_features(entry, family, dataset.feature_dir)
-    entry.check_optimizer(getattr(args, "optimizer", None), args.compile or args.amp or args.cuda_graph)
+    entry.check_optimizer(args.optimizer, args.compile or args.amp or args.cuda_graph)
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
@@ -65,7 +64,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     config = TrainConfig(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed,
                          z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
                          retrain_all=args.retrain_all, reproduce_original=args.reproduce_original,
-                         compile=args.compile, amp=args.amp, cuda_graph=getattr(args, "cuda_graph", False),
+                         compile=args.compile, amp=args.amp, cuda_graph=args.cuda_graph,
                          # [original defect] the original validated with plain L2 whatever --distance_fn said.
                          squared=args.distance_fn == "SquaredL2Loss" and not args.reproduce_original)
     return Trainer(model=model, optimizer=optimizer, scheduler=scheduler, train=train, val=val, run=run,
@@ -89,7 +88,7 @@ def as_built(args: argparse.Namespace, entry, family) -> Tuple[argparse.Namespac
     files carry from TCaF (`new_model_sequence: true`) are named as not choosing TCaF."""
     notes = [f"--{flag} comes with {entry.name}'s configuration, whose code does not read it as a model choice: "
              f"training {entry.name} ({entry.class_name}), as that code does"
-             for flag in entry.inherited_flags if getattr(args, flag, False)]
+             for flag in entry.inherited_flags if vars(args)[flag]]
     sizes = (args.input_size_audio, args.input_size_video)
     if not (entry.vectors and family.vectors and sizes != (family.audio_width, family.video_width)):
         return args, notes
@@ -103,7 +102,7 @@ def as_built(args: argparse.Namespace, entry, family) -> Tuple[argparse.Namespac
 
 def runs_dir(args: argparse.Namespace) -> Path:
     """Where the run folders go: --log_dir (TCaF's name), else {dump_path}/runs."""
-    return Path(args.log_dir) if getattr(args, "log_dir", None) else Path(args.dump_path) / "runs"
+    return Path(args.log_dir) if args.log_dir else Path(args.dump_path) / "runs"
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace):
         train(_stage(args, stage_2, retrain_all=True, epochs=epochs))
     if args.run in ("all", "eval"):
         # --run eval: the folders given (TCaF's --load_path_stage_A/B), else this run's two stages
-        paths = [getattr(args, f"load_path_stage_{k}", None) for k in "AB"]
+        paths = [args.load_path_stage_A, args.load_path_stage_B]
         if args.run == "eval" and any(paths) and not all(paths):
             raise UserError("--run eval takes both --load_path_stage_A and --load_path_stage_B (or neither: the "
                             f"stages of --exp_name, {runs_dir(args) / stage_1} and {runs_dir(args) / stage_2})")
@@ -151,7 +150,7 @@ def run(args: argparse.Namespace):
         eval_args = get_eval_parser().parse_args(
             ["--load_path_stage_A", str(stages[0]), "--load_path_stage_B", str(stages[1]),
              *(["--root_dir", str(args.root_dir)] if given else []), *(["--device", args.device] if args.device else []),
-             *(["--eval_name", args.eval_name] if getattr(args, "eval_name", None) else [])])
+             *(["--eval_name", args.eval_name] if args.eval_name else [])])
         eval_args.model_name = args.model_name
         return report(eval_args, evaluate_runs(eval_args))
     return None

@@ -413,7 +413,7 @@ def _concat(parts: List[Union[torch.Tensor, Sequences]]) -> Union[torch.Tensor, 
 def dataset_from_args(args, pairing: Optional[str] = None) -> AVGZSLDataset:
     """The dataset a main.py / args.pkl Namespace describes."""
     if pairing is None:
-        pairing = "original" if getattr(args, "reproduce_original", False) else "correct"
+        pairing = "original" if args.reproduce_original else "correct"
     return AVGZSLDataset(args.root_dir, args.dataset_name, args.feature_extraction_method,
                          args.zero_shot_split, pairing=pairing,
                          input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,

@@ -211,8 +211,8 @@ def grid(args) -> List[Cell]:
     methods, families = grid_axes(args)
     extra = list(shlex.split(args.main_args))
     for name in ("epochs", "n_batches", "device"):
-        if getattr(args, name) is not None:
-            extra += [f"--{name}", str(getattr(args, name))]
+        if vars(args)[name] is not None:
+            extra += [f"--{name}", str(vars(args)[name])]
     # absolute: the cells' subprocesses run in the repository root
     data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
     return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra))

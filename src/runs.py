@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from .args import get_main_parser, ignored_flags
+from .args import ignored_flags, run_origin, upgrade_run_args
 from .errors import UserError
 from .models import model_flags
 from .io_utils import atomic_pickle, atomic_torch_save, atomic_write_text, cpu_snapshot, remove_temp_files
@@ -70,11 +70,11 @@ class RunFolder:
                             f"resume_state.pt): pass --overwrite to train it again")
 
     def written_by_the_original(self) -> bool:
-        """args.pkl without this project's fields (the original's main.py wrote it)."""
+        """args.pkl written by an original codebase's main.py (`run_origin` of its fields)."""
         if not self.args_path.is_file():
             return False
         try:
-            return not hasattr(self.load_args(), "reproduce_original")
+            return run_origin(self.read_saved_args()) != "project"
         except UserError:
             return False
 
@@ -129,7 +129,10 @@ class RunFolder:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     def save_args(self, args: argparse.Namespace) -> None:
+        """args.pkl, and the same fields readable in args.json (paths as strings, sorted keys)."""
         atomic_pickle(args, self.args_path)
+        fields = {k: str(v) if isinstance(v, pathlib.PurePath) else v for k, v in vars(args).items()}
+        atomic_write_text(json.dumps(fields, indent=1, sort_keys=True, default=str) + "\n", self.path / "args.json")
 
     def save_checkpoint(self, path: Path, model, optimizer, epoch: int, metric: str, writer=None, **extra) -> None:
         """Write a checkpoint (through a BackgroundWriter when given: the state is snapshotted
@@ -189,6 +192,12 @@ class RunFolder:
 
     # -- reading -------------------------------------------------------------------------
     def load_args(self) -> argparse.Namespace:
+        """The run's arguments, upgraded (`upgrade_run_args`): every field of main.py's present, and its
+        `origin` and `model_name`."""
+        return upgrade_run_args(self.read_saved_args(), source=self.args_path)
+
+    def read_saved_args(self) -> argparse.Namespace:
+        """args.pkl as written (the fields of the code that wrote it)."""
         if not self.args_path.is_file():
             raise UserError(f"{self.path} is not a run folder: no args.pkl")
         try:
@@ -216,20 +225,18 @@ def _comparable(value):
 
 
 def resume_differences(args: argparse.Namespace, saved: argparse.Namespace) -> list:
-    """[(name, value now, value of the run)] of the flags that may not change on --resume. A flag the
-    run's args.pkl lacks (an older version) counts as its default."""
-    parser = get_main_parser()
+    """[(name, value now, value of the run)] of the flags that may not change on --resume. `saved`: the
+    run's upgraded arguments (`RunFolder.load_args`: a flag its args.pkl lacks, from an older version,
+    holds the value that version trained with); the feature family is not compared when the run
+    predates its record."""
     skip = set(RESUME_MAY_CHANGE) | ignored_flags() | set(model_flags())    # the model: by model_name
     diffs = []
     for name, new in sorted(vars(args).items()):
-        if name in skip:
+        if name in skip or name not in vars(saved):
             continue
-        if hasattr(saved, name):
-            old = getattr(saved, name)
-        else:
-            old = parser.get_default(name)
-            if old is None:
-                continue
+        old = vars(saved)[name]
+        if name in ("feature_family", "text_dim") and old is None:      # not recorded then
+            continue
         if _comparable(new) != _comparable(old):
             diffs.append((name, new, old))
     return diffs

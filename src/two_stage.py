@@ -22,37 +22,28 @@ from .runtime import configure_threads, resolve_device
 
 log = logging.getLogger("avgzsl")
 
-# args.pkl fields the evaluation reads (every original and project run has them)
-NEEDED_FIELDS = ("root_dir", "feature_extraction_method", "input_size_audio", "input_size_video")
-
 
 def run_setting(args) -> Dict[str, str]:
-    """What a run was trained on and as, from its args.pkl: the values both stages must share."""
-    return {"--dataset_name": str(getattr(args, "dataset_name", None)),
-            "--feature_extraction_method": Path(str(getattr(args, "feature_extraction_method", "main_features"))).name,
-            "--zero_shot_split": getattr(args, "zero_shot_split", "") or default_zero_shot_split(args),
-            "--input_size_audio": str(getattr(args, "input_size_audio", None)),
-            "--input_size_video": str(getattr(args, "input_size_video", None)),
-            "model": run_model(args),
-            "--reproduce_original": str(bool(getattr(args, "reproduce_original", True))),
-            "--distance_fn": str(getattr(args, "distance_fn", "L2Loss")),
-            "--z_score_inputs": str(bool(getattr(args, "z_score_inputs", False)))}
-
-
-def run_model(args: argparse.Namespace) -> str:
-    """The model a run's args.pkl was trained as: this project's `model_name`, else (the original
-    codes' Namespaces) its model flags or the codebase its fields tell (ClipClap's, whose args.pkl
-    also holds TCaF's `new_model_sequence: true`)."""
-    return getattr(args, "model_name", None) or resolve_model_name(args, given=vars(args))
+    """What a run was trained on and as, from its upgraded args.pkl (`RunFolder.load_args`): the values
+    both stages must share."""
+    return {"--dataset_name": str(args.dataset_name),
+            "--feature_extraction_method": Path(str(args.feature_extraction_method)).name,
+            "--zero_shot_split": args.zero_shot_split or default_zero_shot_split(args),
+            "--input_size_audio": str(args.input_size_audio),
+            "--input_size_video": str(args.input_size_video),
+            "model": args.model_name,
+            "--reproduce_original": str(bool(args.reproduce_original)),
+            "--distance_fn": str(args.distance_fn),
+            "--z_score_inputs": str(bool(args.z_score_inputs))}
 
 
 def evaluated_model(eval_args, args: argparse.Namespace, run_a: RunFolder, run_b: RunFolder) -> str:
     """The run's own model; a model flag (command line or --cfg) that names another is refused in one
     line naming both, unless the run's args.pkl names no model (all flags off, as an AVGZSLNet run)
     and stage A holds the named model's checkpoint, not its own (a released model's args.pkl)."""
-    own = run_model(args)
-    asked = getattr(eval_args, "model_name", None)
-    if asked is None and any(getattr(eval_args, flag, False) for flag in model_flags()):
+    own = args.model_name
+    asked = getattr(eval_args, "model_name", None)      # set by main.py --run; get_evaluation.py's parser has none
+    if asked is None and any(vars(eval_args)[flag] for flag in model_flags()):
         asked = resolve_model_name(eval_args)          # a Namespace built in code, with a model flag
     if asked is None or asked == own:
         return own
@@ -63,7 +54,7 @@ def evaluated_model(eval_args, args: argparse.Namespace, run_a: RunFolder, run_b
     def named(name):
         entry = get_entry(name)
         return f"{name} ({'--' + entry.flag if entry.flag else 'no model flag'}, {entry.class_name}_*.pt)"
-    raise UserError(f"the model flag{' of --cfg ' + str(eval_args.cfg) if getattr(eval_args, 'cfg', None) else ''} "
+    raise UserError(f"the model flag{' of --cfg ' + str(eval_args.cfg) if eval_args.cfg else ''} "
                     f"names {named(asked)}, but {run_b.path} holds a {named(own)} run ({run_b.args_path}): drop the "
                     f"flag (a run's own model is evaluated), or pass the run folders of a {asked} training")
 
@@ -82,9 +73,8 @@ def with_family(args: argparse.Namespace) -> argparse.Namespace:
     """A run's args with its feature family (`feature_family`: a run saved before it was recorded gets the
     family of its folder and dataset folder) and a CLIP/CLAP run's input sizes its family's: ClipClap's code
     builds its model for them whatever its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
-    if not hasattr(args, "feature_family"):         # saved before the family was recorded
-        args.feature_family = folder_family(getattr(args, "feature_extraction_method", ""), getattr(
-            args, "root_dir", None), getattr(args, "dataset_name", None)).family.key
+    if args.feature_family is None:         # saved before the family was recorded
+        args.feature_family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family.key
     family = FAMILIES.get(args.feature_family)
     if family is not None and family.vectors:
         args.input_size_audio, args.input_size_video = family.audio_width, family.video_width
@@ -99,25 +89,21 @@ def stage_b_args(eval_args) -> argparse.Namespace:
         if not run.path.is_dir():
             raise UserError(f"{flag} {run.path} does not exist")
     args = run_b.load_args()
-    if not getattr(args, "retrain_all", False):
+    if not args.retrain_all:
         raise UserError(f"{run_b.args_path}: the stage-B run was not trained with --retrain_all; "
                         f"--load_path_stage_B must be the stage-2 run folder")
-    missing = [k for k in NEEDED_FIELDS if not hasattr(args, k)]
-    if missing:
-        raise UserError(f"{run_b.args_path} lacks the fields {', '.join(missing)}: it is damaged or not a "
-                        f"main.py run's; retrain stage 2 or restore the file")
     if run_a.args_path.is_file():          # the authors' released models may come without it
         # what each run was trained on, before the command line's values go in
         check_same_setting(with_family(run_a.load_args()), run_a.args_path,
                            with_family(copy.copy(args)), run_b.args_path)
-    trained_on, asked = getattr(args, "dataset_name", None), getattr(eval_args, "dataset_name", None)
+    trained_on, asked = args.dataset_name, eval_args.dataset_name
     if asked is not None and trained_on in DATASETS and asked != trained_on:
         raise UserError(f"--dataset_name {asked}, but the runs were trained on {trained_on} ({run_b.args_path}): "
                         f"drop --dataset_name, or pass the run folders of a {asked} training")
-    vars(args).update({k: getattr(eval_args, k) for k in ("dataset_name", "root_dir", *evaluation_overrides())
-                       if getattr(eval_args, k, None) is not None})
+    given = {k: vars(eval_args)[k] for k in ("dataset_name", "root_dir", *evaluation_overrides())}
+    vars(args).update({k: v for k, v in given.items() if v is not None})
     with_family(args)
-    if not getattr(args, "zero_shot_split", ""):          # the original's default was ""
+    if not args.zero_shot_split:          # the original's default was ""
         args.zero_shot_split = default_zero_shot_split(args)
     if not Path(args.root_dir).is_dir():
         raise UserError(f"the dataset folder {args.root_dir} of {run_b.args_path} does not exist here: "
@@ -186,14 +172,13 @@ def evaluate_pair(eval_args) -> Evaluation:
     """evaluate_runs, keeping the models and splits (get_evaluation.py --plots draws from them)."""
     args = stage_b_args(eval_args)
     run_a, run_b = RunFolder(eval_args.load_path_stage_A), RunFolder(eval_args.load_path_stage_B)
-    original_run = not hasattr(args, "reproduce_original")      # written by the original code
     model_name = evaluated_model(eval_args, args, run_a, run_b)
     check_run_data(get_entry(model_name), args, run_b, moved="root_dir" in vars(eval_args) and eval_args.root_dir)
-    reproduce = original_run or eval_args.reproduce_original or getattr(args, "reproduce_original", False)
+    reproduce = eval_args.reproduce_original or args.reproduce_original     # an original codebase's run: True
     device = resolve_device(eval_args.device)
     configure_threads()
-    squared = getattr(args, "distance_fn", "L2Loss") == "SquaredL2Loss"
-    z_score = getattr(args, "z_score_inputs", False)
+    squared = args.distance_fn == "SquaredL2Loss"
+    z_score = args.z_score_inputs
 
     dataset = dataset_from_args(args, pairing="original" if reproduce else "correct")
     val, test = dataset.split("val").to(device), dataset.split("test").to(device)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_pair_batch
-from src.args import get_main_parser, resolve_model_name
+from src.args import finalize_main_args, get_main_parser, resolve_model_name
 from src.models.avgzslnet import l2_distance
 from src.models.base import PairBatch
 from src.models.bilinear import ale_loss, devise_loss, harmonic_numbers, sje_loss
@@ -31,7 +31,7 @@ BASELINES = {
 
 
 def parse(*argv):
-    return get_main_parser().parse_args(["--root_dir", "x", *SMALL, *argv])
+    return finalize_main_args(get_main_parser().parse_args(["--root_dir", "x", "--dataset_name", "UCF", *SMALL, *argv]))
 
 
 def build(*argv, seed=0):

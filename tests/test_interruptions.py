@@ -246,7 +246,7 @@ def test_resume_with_other_model_flags_is_refused(reference, tiny_root, tmp_path
 
 
 def test_flags_that_may_change_on_resume(tiny_root, tmp_path):
-    from src.args import finalize_main_args, get_main_parser
+    from src.args import finalize_main_args, get_main_parser, upgrade_run_args
     from src.runs import resume_differences
 
     def parse(*extra):
@@ -256,11 +256,11 @@ def test_flags_that_may_change_on_resume(tiny_root, tmp_path):
     assert resume_differences(parse("--epochs", "9", "--resume", "--overwrite", "--device", "cuda", "--verbose",
                                      "--root_dir", tmp_path / "moved", "--dump_path", tmp_path / "elsewhere",
                                      "--debug_comment", "ignored flag"), saved) == []
-    names = lambda *extra: [d[0] for d in resume_differences(parse(*extra), saved)]
+    names = lambda *extra: [d[0] for d in resume_differences(parse(*extra), upgrade_run_args(saved))]
     assert names("--seed", "1") == ["seed"]
     assert names("--lr", "0.01", "--bs", "32") == ["bs", "lr"]
     assert names("--momentum", "0.5") == ["momentum"]
-    # a flag missing from an older args.pkl counts as its default
+    # a flag missing from an older args.pkl counts as its default (the upgrade at loading fills it)
     del saved.z_score_inputs
     assert names() == [] and names("--z_score_inputs") == ["z_score_inputs"]
 

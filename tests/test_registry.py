@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.args import get_main_parser, resolve_model_name
+from src.args import finalize_main_args, get_main_parser, resolve_model_name
 from src.models.base import GZSLModel
 from src.models.registry import create_model, get_entry, list_models, model_flags
 
@@ -50,7 +50,7 @@ SAME_KEYS_AS = {"--devise": ("--ale", "--sje")}
 
 
 def build(argv):
-    args = get_main_parser().parse_args(["--root_dir", "x", *argv])
+    args = finalize_main_args(get_main_parser().parse_args(["--root_dir", "x", "--dataset_name", "UCF", *argv]))
     name = resolve_model_name(args)
     return name, create_model(name, args)
 
@@ -81,7 +81,8 @@ def test_state_dict_matches_the_original(reference, config):
 @pytest.mark.parametrize("name", list_models())
 def test_registered_model_answers_the_interface(name):
     entry = get_entry(name)
-    args = get_main_parser().parse_args(["--root_dir", "x", *([f"--{entry.flag}"] if entry.flag else [])])
+    args = finalize_main_args(get_main_parser().parse_args(["--root_dir", "x", "--dataset_name", "UCF",
+                                                            *([f"--{entry.flag}"] if entry.flag else [])]))
     assert resolve_model_name(args) == name
     model = create_model(name, args)
     assert isinstance(model, GZSLModel)

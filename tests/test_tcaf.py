@@ -2,15 +2,16 @@
 transforms, the state_dict of the six published configurations, the losses on hand-checked
 cases, one epoch on a tiny temporal split (loss, BatchNorm statistics), the validation loss, and
 evaluation against a direct transcription of docs/tcaf.md 7."""
+import argparse
 import json
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from src.args import finalize_main_args, get_main_parser
 from src.data import SplitData
 from src.errors import UserError
 from src.models import create_model, get_entry
@@ -41,10 +42,13 @@ COUNTS = {"best_main_ucf": (144, 4_521_764), "best_main_anet": (177, 5_161_908),
           "best_cls_anet": (155, 7_269_972), "best_cls_vggsound": (177, 8_655_028)}
 
 
-def best_args(config: str) -> SimpleNamespace:
-    """The argparse fields of a published configuration (config/best/*.yaml over default.yaml)."""
+def best_args(config: str) -> argparse.Namespace:
+    """main.py's arguments of a published configuration (config/best/*.yaml over default.yaml)."""
     fam, d_a, d_v, h, e_drop, d_drop, a_drop, depth, heads, dim_head, t_drop, emb_drop, lr, sched, mode = BEST[config]
-    return SimpleNamespace(
+    args = finalize_main_args(get_main_parser().parse_args(
+        ["--root_dir", "x", "--dataset_name", "UCF", "--new_model_sequence",
+         "--feature_extraction_method", f"{fam}_features_non_averaged"]))
+    vars(args).update(dict(
         feature_extraction_method=Path(f"{fam}_features_non_averaged"), input_size_audio=d_a, input_size_video=d_v,
         embeddings_hidden_size=h, embedding_dropout=e_drop, decoder_hidden_size=512, decoder_dropout=d_drop,
         additional_dropout=a_drop, transformer_depth=depth, transformer_heads=heads, transformer_dim_head=dim_head,
@@ -53,7 +57,8 @@ def best_args(config: str) -> SimpleNamespace:
         batch_seqlen_train=mode, batch_seqlen_train_maxlen=60, batch_seqlen_train_trim="random",
         batch_seqlen_test=mode, batch_seqlen_test_maxlen=300, batch_seqlen_test_trim="center",
         rec_loss=True, reg_loss=True, cross_entropy_loss=True, eval_bs=64, lr=lr, lr_scheduler=sched,
-        z_score_inputs=False, **PUBLISHED_SWITCHES)
+        z_score_inputs=False, **PUBLISHED_SWITCHES))
+    return args
 
 
 def small(seed=0, **kw) -> Multimodal_Sequence_Transformer:

@@ -10,7 +10,7 @@ import torch
 
 import test_models_registry as checks
 from conftest import random_pair_split
-from src.args import finalize_main_args, get_main_parser, resolve_model_name
+from src.args import finalize_main_args, get_main_parser, resolve_model_name, upgrade_run_args
 from src.families import WORD_DIM
 from src.models import create_model, get_entry, list_models
 from src.models.base import GZSLModel
@@ -35,8 +35,8 @@ def parse(name, d_a=D_A, d_v=D_V):
 
 
 def build(name, dim, seed=0, **sizes) -> GZSLModel:
-    """`name` built for class vectors of width `dim` (None: an args.pkl of a run made before
-    args.text_dim existed)."""
+    """`name` built for class vectors of width `dim` (None: the width main.py's arguments record,
+    word2vec's 300 here)."""
     args = parse(name, **sizes)
     if dim is not None:
         args.text_dim = dim
@@ -56,13 +56,10 @@ def name(request):
 
 
 def test_text_dim_of_a_namespace():
-    class Args:
-        pass
-
-    args = Args()
-    assert text_dim(args) == WORD_DIM == 300          # an args.pkl made before text_dim existed
-    args.text_dim = None
-    assert text_dim(args) == 300
+    args = parse("avca")
+    assert args.text_dim == text_dim(args) == WORD_DIM == 300     # recorded with the (word2vec) family
+    del args.text_dim                                 # an args.pkl made before text_dim was recorded:
+    assert upgrade_run_args(args).text_dim is None    # None at loading; the evaluation sets the data's
     args.text_dim = CLIP_CLAP_DIM
     assert text_dim(args) == CLIP_CLAP_DIM
 

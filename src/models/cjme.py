@@ -109,4 +109,4 @@ def cjme(args) -> CJME:
                 hidden_size=args.embeddings_hidden_size, dropout=args.dropout_baselines,
                 use_bn=args.embedding_use_bn, margin=args.margin,
                 # [original defect] docs/models.md, CJME: α [B, 1] times per-sample losses [B].
-                broadcast_attention_loss=getattr(args, "reproduce_original", False), text_dim=text_dim(args))
+                broadcast_attention_loss=args.reproduce_original, text_dim=text_dim(args))

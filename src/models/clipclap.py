@@ -203,17 +203,17 @@ VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda mode
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
                      "embeddings (docs/clipclap.md; needs the CLIP/CLAP features)")
 def clipclap(args) -> ClipClap_model:
-    if getattr(args, "use_wavcaps_embeddings", True) is False:
+    if args.use_wavcaps_embeddings is False:
         raise UserError("--use_wavcaps_embeddings False is not implemented: the published runs use True "
                         "([CLIP || WavCaps] class embeddings); choose a part with --word_embeddings clip|wavcaps")
-    if getattr(args, "z_score_inputs", False):
+    if args.z_score_inputs:
         raise UserError("--clipclap does not take --z_score_inputs (the original has no normalisation)")
     return ClipClap_model(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
                           text_dim=text_dim(args), decoder_hidden_size=args.decoder_hidden_size,
                           decoder_dropout=args.decoder_dropout, additional_dropout=args.additional_dropout,
-                          modality=getattr(args, "modality", "both") or "both",
-                          word_embeddings=getattr(args, "word_embeddings", "both") or "both",
+                          modality=args.modality or "both",
+                          word_embeddings=args.word_embeddings or "both",
                           rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
                           cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs,
-                          embeddings_batch_norm=getattr(args, "embeddings_batch_norm", None) is not False,
-                          optimizer=getattr(args, "optimizer", None) or "adam")
+                          embeddings_batch_norm=args.embeddings_batch_norm is not False,
+                          optimizer=args.optimizer or "adam")

@@ -531,11 +531,11 @@ def finalize_args(args) -> None:
                 add_arguments=add_arguments, finalize_args=finalize_args, callbacks=selection_callbacks,
                 help="f-VAEGAN-D2: a feature-generating VAE-GAN with a softmax classifier (docs/models.md)")
 def fvaegan(args) -> FVAEGAN:
-    if getattr(args, "z_score_inputs", False):
+    if args.z_score_inputs:
         raise UserError("--fvaegan does not take --z_score_inputs: it L2-normalises concat(audio, video) "
                         "and generates features in (0, 1)")
     return FVAEGAN(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
                    latent_size=args.latent_size, gan_weight=args.gan_weight, vae_weight=args.vae_weight,
                    critic_iter=args.critic_iter, syn_num=args.syn_num, cls_epochs=args.cls_epochs,
-                   cls_lr=args.cls_lr, seed=args.seed, trained_on_train_val=bool(getattr(args, "retrain_all", False)),
+                   cls_lr=args.cls_lr, seed=args.seed, trained_on_train_val=bool(args.retrain_all),
                    text_dim=text_dim(args))

@@ -19,7 +19,6 @@ registration order), `finalize_args` fills and checks its flags once the model i
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
-from ..families import WORD_DIM
 from ..errors import UserError
 from .base import PAIRS, Batches
 
@@ -133,10 +132,10 @@ def model_hooks(name: str) -> list:
 
 
 def text_dim(args) -> int:
-    """The width of the class vectors a Namespace's model is built for: `args.text_dim` (set from
-    the data's feature family when training: 300 for word2vec, 1536 for CLIP+CLAP), 300 for the
-    args.pkl of runs made before it existed."""
-    return int(getattr(args, "text_dim", None) or WORD_DIM)
+    """The width of the class vectors a Namespace's model is built for: `args.text_dim`, recorded with
+    the feature family when the arguments are finalised (300 for word2vec, 1536 for CLIP+CLAP; the
+    evaluation sets the data's, for runs saved before it was recorded)."""
+    return int(args.text_dim)
 
 
 def create_model(name: str, args):

@@ -475,7 +475,7 @@ LOSS_FLAGS = ("rec_loss", "reg_loss", "cross_entropy_loss")      # absent or Non
 
 
 def flag_value(args, name: str, published):
-    value = getattr(args, name, None)
+    value = vars(args)[name]
     return published if value is None else value
 
 
@@ -487,7 +487,7 @@ def check_published_switches(args) -> None:
         need = " ".join(f"--{k} {PUBLISHED_SWITCHES[k]}" for k in wrong)
         raise UserError(f"--new_model_sequence implements TCaF's published configuration only (docs/tcaf.md 3); got "
                         f"{got}: pass {need}, or a published config (--cfg config/best/best_cls/best_ucf.yaml)")
-    if getattr(args, "z_score_inputs", False):
+    if args.z_score_inputs:
         raise UserError("--new_model_sequence does not take --z_score_inputs: TCaF scales audio by 1/255 and "
                         "L2-normalises video over time (docs/tcaf.md 3.1)")
     if not any(flag_value(args, k, True) for k in LOSS_FLAGS):
@@ -570,7 +570,7 @@ def add_arguments(parser, entry_point: str) -> None:
 def finalize_args(args) -> None:
     """TCaF's switches left None by the chosen model's defaults take the original's."""
     for name, value in ORIGINAL_DEFAULTS.items():
-        if getattr(args, name) is None:
+        if vars(args)[name] is None:
             setattr(args, name, value)
 
 
@@ -599,5 +599,5 @@ def tcaf(args) -> Multimodal_Sequence_Transformer:
         seqlen_train=args.batch_seqlen_train, seqlen_train_maxlen=args.batch_seqlen_train_maxlen,
         seqlen_train_trim=args.batch_seqlen_train_trim, seqlen_test=args.batch_seqlen_test,
         seqlen_test_maxlen=args.batch_seqlen_test_maxlen, seqlen_test_trim=args.batch_seqlen_test_trim,
-        rate_audio=rate_audio, rate_video=rate_video, eval_bs=getattr(args, "eval_bs", 64),
-        text_dim=text_dim(args), optimizer=getattr(args, "optimizer", None) or "adam")
+        rate_audio=rate_audio, rate_video=rate_video, eval_bs=args.eval_bs,
+        text_dim=text_dim(args), optimizer=args.optimizer or "adam")
