@@ -12,6 +12,10 @@ into one registry name by `resolve_model_name`, once; nothing after that reads t
 The flags of one method (f-VAEGAN-D2's, TCaF's, ClipClap's) are defined in its model file and
 collected here from the registry (`add_arguments`, `finalize_args` of its entry); the flags several
 methods share are defined here.
+
+A run's saved arguments (args.pkl: of this project's versions, of the original AVCA, TCaF and ClipClap
+code) are upgraded once where they are loaded, by `upgrade_run_args`: every field of the parser present,
+with its origin and model; the code after it reads plain attributes.
 """
 import argparse
 import copy
@@ -391,14 +395,12 @@ ORIGINAL_VALUES = {"reproduce_original": True}
 
 def run_origin(saved: argparse.Namespace) -> str:
     """Which code wrote a saved Namespace (its raw fields): "project" (it has this project's
-    `reproduce_original`), "clipclap" (ClipClap's own fields, `codebase_model`), "tcaf" (TCaF's model
-    flag, which AVCA's code never had), else "avca" (the original AVCA code)."""
+    `reproduce_original`), the codebase its own fields tell (`codebase_model`: "clipclap"), "tcaf" (TCaF's
+    model flag, which AVCA's code never had), else "avca" (the original AVCA code)."""
     fields = vars(saved)
     if "reproduce_original" in fields:
         return "project"
-    if codebase_model(fields) == "clipclap":
-        return "clipclap"
-    return "tcaf" if "new_model_sequence" in fields else "avca"
+    return codebase_model(fields) or ("tcaf" if "new_model_sequence" in fields else "avca")
 
 
 def upgrade_run_args(saved: argparse.Namespace, source="args.pkl") -> argparse.Namespace:

@@ -1,11 +1,13 @@
 """Run folders (docs/protocol.md "Run folder"): args.pkl, checkpoints, and reading original ones.
 
-    runs/{exp_name}/args.pkl  train.log  metrics.jsonl  {Model}_score.pt  {Model}_loss.pt
+    runs/{exp_name}/args.pkl  args.json  train.log  metrics.jsonl  {Model}_score.pt  {Model}_loss.pt
     runs/{exp_name}/checkpoints/{Model}_score_ckpt_{epoch}.pt     (--save_checkpoints)
     runs/{exp_name}/checkpoints/resume_state.pt                   (this project: --resume)
     runs/{exp_name}.lock                                          (while a training holds the folder)
 
-A checkpoint is a dict: epoch (epoch index + 1), model, optimizer, metric ("score"/"loss").
+A checkpoint is a dict: epoch (epoch index + 1), model, optimizer, metric ("score"/"loss"). args.json
+is args.pkl's fields, readable; a run's arguments are read back through `load_args`, which upgrades
+those of older versions and of the original codebases (`src.args.upgrade_run_args`).
 """
 import argparse
 import errno
