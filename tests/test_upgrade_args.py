@@ -10,7 +10,7 @@ import pytest
 from original_runs import parsed, reference_namespace
 from src.args import ABSENT_VALUES, ORIGINS, get_main_parser, upgrade_run_args
 from src.errors import UserError
-from src.runs import RunFolder
+from src.runs import RunFolder, resume_differences
 from test_original_runs import original_namespace
 
 
@@ -74,6 +74,9 @@ def test_an_older_project_namespace():
     assert (args.rec_loss, args.use_self_attention) == (True, False)
     assert args.feature_family is None and args.text_dim is None
     assert upgrade_run_args(args) == args                # upgrading twice changes nothing
+    # --resume with the same flags: nothing differs (the family and width it predates are not compared)
+    assert resume_differences(now, args) == []
+    assert [d[0] for d in resume_differences(argparse.Namespace(**{**vars(now), "eval_bs": 32}), args)] == ["eval_bs"]
 
 
 def test_the_table_holds_what_absent_fields_meant():
