@@ -168,17 +168,6 @@ def test_clipclap_run_all_beats_chance(clip_root, tmp_path):
     assert round(result["beta"] * 15) == pytest.approx(result["beta"] * 15, abs=1e-4)   # on the 0..5 / 76 grid
 
 
-def test_avca_on_clip_features_beats_chance(clip_root, tmp_path):
-    cmds = cell_commands("avca", "UCF", "clip", clip_root.parent.parent, dump_path=tmp_path)
-    small = ["--epochs", "3", "--n_batches", "10", "--device", "cpu"]
-    for cmd in cmds[:2]:
-        run_cli(cmd[0], *cmd[1:], *small)
-    proc = run_cli(cmds[2][0], *cmds[2][1:], "--device", "cpu")
-    assert float(re.search(LINE, proc.stdout).group(1)) > 20, proc.stdout
-    args = pickle.loads((tmp_path / "runs" / "attention_ucf_all_clip" / "args.pkl").read_bytes())
-    assert args.text_dim == 1536 and args.input_size_audio == 1024
-
-
 def test_an_original_clipclap_run_folder_evaluates(clip_root, tmp_path):
     """ClipClap's own run folders: its Namespace (no --clipclap, TCaF's flag on, the config's 128/4096 input
     sizes, pathlib paths), `module.`-prefixed checkpoints; get_evaluation with its --cfg gives a direct

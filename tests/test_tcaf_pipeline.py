@@ -1,12 +1,11 @@
-"""TCaF in the toolkit: its best configurations as data (docs/tcaf.md §9), stage 1 -> stage 2 -> evaluation
-on the synthetic temporal benchmark, resume, original-format TCaF run folders, mismatched inputs."""
-import json
+"""TCaF in the toolkit: its best configurations as data (docs/tcaf.md §9), resume, original-format TCaF
+run folders, mismatched inputs (its two stages and evaluation beating chance: tests/test_end_to_end.py)."""
 import re
 
 import pytest
 
 from conftest import ROOT, run_cli
-from original_runs import reference_namespace, LINE, assert_direct_evaluation, parsed, write_original_runs
+from original_runs import reference_namespace, assert_direct_evaluation, parsed, write_original_runs
 from src.recipes import cell_commands
 
 SPEC = ROOT.parent / "shared" / "spec" / "TCAF.md"
@@ -43,19 +42,6 @@ def test_the_recipes_hold_tcaf_md_best_configurations():
         assert str(a.feature_extraction_method) == f"{fam}_features_non_averaged"
         assert (a.decoder_hidden_size, a.batch_seqlen_train_maxlen, a.batch_seqlen_test_maxlen) == (512, 60, 300)
 
-
-@pytest.mark.parametrize("family", ["main_temporal", "cls_temporal"])
-def test_two_stages_and_evaluation_beat_chance(family, temporal_root, tmp_path):
-    """The run script's own commands (best configuration, made small), in one `--run all`."""
-    base = cell_commands("tcaf", "UCF", family, temporal_root.parent)[0][1:]
-    base = base[:base.index("--exp_name")]
-    proc = run_cli("main.py", *base, *SMALL, "--exp_name", "t", "--dump_path", tmp_path, "--run", "all")
-    hm = float(re.search(LINE, proc.stdout).group(1))
-    assert hm > 20, proc.stdout           # chance on the tiny test split: about 6
-    stage_2 = tmp_path / "runs" / "t_stage_2"
-    assert list(stage_2.glob("checkpoints/Multimodal_Sequence_Transformer_score_ckpt_*.pt"))
-    result = json.loads((stage_2 / "evaluation.json").read_text())
-    assert result["model"] == "tcaf" and result["mode"] == "both"
 
 
 def test_resume_equals_an_uninterrupted_run(temporal_root, tmp_path):
