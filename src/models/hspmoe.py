@@ -416,12 +416,12 @@ def hspmoe_kwargs(v: dict) -> dict:
     a component weight left None is --semantic_distill_weight; DP/RP by the distill mode)."""
     w_dp, w_rp = (v[k] if v[k] is not None else v["semantic_distill_weight"]
                   for k in ("semantic_distribution_weight", "semantic_relation_weight"))
-    mode = v["semantic_distill_mode"]
+    distill, mode = bool(v["semantic_distill_loss"]), v["semantic_distill_mode"]
     return dict(hypersphere=bool(v["semantic_hyperspherical"]), tau=float(v["semantic_hyperspherical_temperature"]),
-                dp=bool(v["semantic_distill_loss"]) and mode in ("distribution", "both"), dp_weight=float(w_dp),
-                rp=bool(v["semantic_distill_loss"]) and mode in ("relation", "both"), rp_weight=float(w_rp),
+                dp=distill and mode in ("distribution", "both") and w_dp > 0, dp_weight=float(w_dp),
+                rp=distill and mode in ("relation", "both") and w_rp > 0, rp_weight=float(w_rp),
                 distill_temperature=float(v["semantic_distill_temperature"]),
-                hup=bool(v["semantic_hup_loss"]), hup_weight=float(v["semantic_hup_weight"]),
+                hup=bool(v["semantic_hup_loss"]) and v["semantic_hup_weight"] > 0, hup_weight=float(v["semantic_hup_weight"]),
                 hup_temperature=float(v["semantic_hup_temperature"]),
                 hup_cross_class_only=bool(v["semantic_hup_cross_class_only"]), hup_mode=v["semantic_hup_mode"],
                 hup_margin=float(v["semantic_hup_margin"]),
