@@ -235,7 +235,7 @@ def test_the_moe_by_hand():
     mixed = unit_rows(sum(weights[:, k:k + 1] * experts[k] for k in range(3)))
     assert torch.allclose(pi, weights, atol=1e-6) and torch.allclose(m, mixed, atol=1e-6)
     assert torch.allclose(out, unit_rows(0.7 * unit_rows(s) + 0.3 * mixed), atol=1e-6)
-    assert torch.allclose(moe(s, v, a, mix_weight=2.0, temperature=0.5)[0], mixed, atol=1e-6)             # λ clamped to 1
+    assert torch.allclose(moe(s, v, a, mix_weight=2.0, temperature=0.5)[0], mixed, atol=1e-6)     # λ clamped to 1
 
 
 def test_the_model_losses_by_hand():
@@ -289,7 +289,7 @@ def test_the_model_losses_by_hand():
 
 
 def test_the_radial_modes():
-    """Off in the recipe (the script's default is ce with α 0.5): r(θ) = 1 + α (clamp(|θ| / mean|θ|, 0.5, 2) - 1)."""
+    """Off in the recipe (the script's default: ce, α 0.5): r(θ) = 1 + α (clamp(|θ| / mean|θ|, 0.5, 2) - 1)."""
     theta = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 0.5]])           # radii 5, 1, 0.5; mean 13/6
     r = hspmoe.radial_scale(theta, 0.5)
     rel = torch.tensor([5.0, 1.0, 0.5]) / (6.5 / 3)
@@ -382,14 +382,14 @@ def test_a_few_steps_lower_the_loss():
     assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == 2_776_131
     b = batch(b=16, c=4)
     losses = []
-    for _ in range(25):
+    for _ in range(12):
         loss, _ = model.training_step(b)
         opt.zero_grad()
         loss.backward()
         opt.step()
         model.after_optimizer_step(b)
         losses.append(loss.item())
-    assert sum(losses[-5:]) / 5 < 0.8 * losses[0]
+    assert sum(losses[-3:]) / 3 < 0.7 * losses[0]
     assert model.semantic_consensus.router[0].weight.grad.abs().sum() > 0
 
 

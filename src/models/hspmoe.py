@@ -1,7 +1,7 @@
 """HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL, code only, no paper), HSPMOE.md: ClipClap (CLIPCLAP.md) with
 
     hypersphere   s̃ = normalize(θ_o), c = normalize(θ_w): CE on cosines / τ, and the evaluation distances
-    DP            T² · KL(softmax(n(x)·n(t)ᵀ / T) || softmax(n(s̃)·n(c)ᵀ / T))   (x, t the raw CLIP/CLAP vectors)
+    DP            T² · KL(softmax(n(x)·n(t)ᵀ / T) || softmax(n(s̃)·n(c)ᵀ / T))   (x, t: raw CLIP/CLAP vectors)
     RP            mse of the off-diagonal in-batch cosine matrices of s̃ and of x
     HUP           max(log-mean-exp over cross-class pairs of -t·||n(s̃_i) - n(s̃_j)||², + 4t, 0)
     AV-MoE        s̃ = normalize((1 - λ) n(θ_o) + λ m), m the router-weighted direction of three experts
@@ -246,7 +246,8 @@ class HSPMoE(ClipClap_model):
             self._modules = {k: self._modules[k] for k in order if k in self._modules}     # state_dict order
         self.losses_on.update(dp=bool(dp) and dp_weight > 0, rp=bool(rp) and rp_weight > 0,
                               hup=bool(hup) and hup_weight > 0)
-        self.tau, self.dp_weight, self.rp_weight, self.distill_temperature = tau, dp_weight, rp_weight, distill_temperature
+        self.tau, self.distill_temperature = tau, distill_temperature
+        self.dp_weight, self.rp_weight = dp_weight, rp_weight
         self.hup_weight, self.hup_temperature, self.hup_mode = hup_weight, hup_temperature, hup_mode
         self.hup_cross_class_only, self.hup_margin = hup_cross_class_only, hup_margin
         self.far_adapted_weight, self.far_scale_raw = far_adapted_weight, far_scale_raw
@@ -286,7 +287,7 @@ class HSPMoE(ClipClap_model):
 
     # -- training (HSPMOE.md 3) ---------------------------------------------------------------------
     def ce_loss(self, s: Tensor, c: Tensor, theta_o: Tensor, theta_c: Tensor, label: Tensor) -> Tensor:
-        """CE(s̃·cᵀ / τ, y); radial "ce" mode: the cosines times r(θ_o) r(θ_c)ᵀ; τ = 1 without the hypersphere."""
+        """CE(s̃·cᵀ / τ, y); radial "ce": the cosines times r(θ_o) r(θ_c)ᵀ; τ 1 without the hypersphere."""
         scores = s @ c.t()
         if self.hypersphere and self.radial_mode == "ce" and self.radial_alpha > 0:
             scores = scores * radial_scale(theta_o, self.radial_alpha) * radial_scale(theta_c, self.radial_alpha).t()
@@ -421,7 +422,8 @@ def hspmoe_kwargs(v: dict) -> dict:
                 dp=distill and mode in ("distribution", "both") and w_dp > 0, dp_weight=float(w_dp),
                 rp=distill and mode in ("relation", "both") and w_rp > 0, rp_weight=float(w_rp),
                 distill_temperature=float(v["semantic_distill_temperature"]),
-                hup=bool(v["semantic_hup_loss"]) and v["semantic_hup_weight"] > 0, hup_weight=float(v["semantic_hup_weight"]),
+                hup=bool(v["semantic_hup_loss"]) and v["semantic_hup_weight"] > 0,
+                hup_weight=float(v["semantic_hup_weight"]),
                 hup_temperature=float(v["semantic_hup_temperature"]),
                 hup_cross_class_only=bool(v["semantic_hup_cross_class_only"]), hup_mode=v["semantic_hup_mode"],
                 hup_margin=float(v["semantic_hup_margin"]),
