@@ -1,4 +1,4 @@
-"""HSP-MoE's model core (HSPMOE.md 2-6): state_dict keys and size, the original's construction order,
+"""HSP-MoE's model core (docs/hspmoe.md 2-6): state_dict keys and size, the original's construction order,
 each loss term and FAR against a hand computation on small tensors, each ablation switch changing only
 its own term, a few steps lowering the loss, and the training-free CLIP/CLAP row's distances."""
 import math
@@ -50,7 +50,7 @@ def flags_of(switches) -> dict:
     return {**hspmoe.hspmoe_kwargs(RECIPE), **{s: s in switches for s in SWITCHES}}
 
 
-# -- state_dict, size, construction order (HSPMOE.md 2.1, 2.5) ----------------------------------------
+# -- state_dict, size, construction order (docs/hspmoe.md 2.1, 2.5) ----------------------------------------
 
 MOE_SHAPES = {
     "video_router_proj": [(64, 512), (64,)], "audio_router_proj": [(64, 1024), (64,)],
@@ -121,7 +121,7 @@ def test_without_the_moe_the_initial_weights_are_clipclaps():
 
 
 def test_with_the_moe_the_original_construction_order():
-    """O_enc, W_enc, semantic_consensus, O_proj, D_o, W_proj, D_w drawn in that order (HSPMOE.md 2.1), and the
+    """O_enc, W_enc, semantic_consensus, O_proj, D_o, W_proj, D_w drawn in that order (docs/hspmoe.md 2.1), and the
     generator left where that order leaves it."""
     torch.manual_seed(5)
     ref = torch.nn.Module()
@@ -146,7 +146,7 @@ def test_with_the_moe_the_original_construction_order():
             assert not torch.equal(v, clipclap[k])
 
 
-# -- the terms by hand (HSPMOE.md 3.1, 4.1) -------------------------------------------------------------
+# -- the terms by hand (docs/hspmoe.md 3.1, 4.1) -------------------------------------------------------------
 
 def unit_rows(x):
     return x / x.pow(2).sum(1, keepdim=True).sqrt()
@@ -240,7 +240,7 @@ def test_the_moe_by_hand():
 
 def test_the_model_losses_by_hand():
     """The recipe (every component on) in train mode, dropout off: each part from the model's own modules
-    and the formulas of HSPMOE.md 3.1 in plain operations."""
+    and the formulas of docs/hspmoe.md 3.1 in plain operations."""
     torch.manual_seed(0)
     model = no_dropout(HSPMoE(**flags_of(SWITCHES))).train()
     b = batch()
@@ -310,7 +310,7 @@ def test_the_radial_modes():
     assert torch.allclose(s[:4], model.sample_embeddings(b.audio[:4], b.video[:4]))
 
 
-# -- the six switches (HSPMOE.md 5.2) -------------------------------------------------------------------
+# -- the six switches (docs/hspmoe.md 5.2) -------------------------------------------------------------------
 
 CHANGES = {      # what each switch changes, all else equal (AV-MoE: every term reading s̃)
     "hypersphere": {"ce", "eval"}, "dp": {"dp"}, "rp": {"rp"}, "hup": {"hup"}, "far": {"eval"},
@@ -363,7 +363,7 @@ def test_everything_off_is_clipclap():
     assert {k: parts[k] for k in ref} == ref and parts["dp"] == parts["rp"] == parts["hup"] == 0.0
     assert torch.equal(model.eval().eval_distances(b.audio, b.video, b.class_text)["both"],
                        clipclap.eval().eval_distances(b.audio, b.video, b.class_text)["both"])
-    # the MoE with the hypersphere off: built, never called (HSPMOE.md 2.1)
+    # the MoE with the hypersphere off: built, never called (docs/hspmoe.md 2.1)
     torch.manual_seed(2)
     idle = no_dropout(hspmoe.hspmoe(namespace(semantic_consensus_routing=True, semantic_consensus_weight=0.5)))
     assert sum(p.numel() for p in idle.semantic_consensus.parameters()) == 538_307
@@ -393,7 +393,7 @@ def test_a_few_steps_lower_the_loss():
     assert model.semantic_consensus.router[0].weight.grad.abs().sum() > 0
 
 
-# -- flags, recipe, builder (HSPMOE.md 5) ---------------------------------------------------------------
+# -- flags, recipe, builder (docs/hspmoe.md 5) ---------------------------------------------------------------
 
 def test_flags_recipe_and_rows():
     assert [f.name for f in FLAGS] == list(RECIPE)
@@ -424,7 +424,7 @@ def test_builder_errors():
     hspmoe.hspmoe(namespace(**{**RECIPE, "semantic_far_fusion": False, "word_embeddings": "clip"}))
 
 
-# -- the training-free row (HSPMOE.md 6) ----------------------------------------------------------------
+# -- the training-free row (docs/hspmoe.md 6) ----------------------------------------------------------------
 
 def test_the_frozen_row_by_hand():
     b = batch(b=5, c=3, seed=7)
@@ -445,6 +445,6 @@ def test_the_frozen_row_by_hand():
         model.training_step(b)
     with pytest.raises(ValueError, match="width"):
         raw_distances(x, b.class_text[:, :512])
-    # FAR with weight 0 and no rescale is this row exactly (HSPMOE.md 6)
+    # FAR with weight 0 and no rescale is this row exactly (docs/hspmoe.md 6)
     assert torch.equal(hspmoe.far_distances(torch.rand(5, 3), x, b.class_text, 0.0, False),
                        frozen_distances(b.audio, b.video, b.class_text))

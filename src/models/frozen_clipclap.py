@@ -1,4 +1,4 @@
-"""The training-free CLIP/CLAP row (HSPMOE.md section 6): no model, the frozen encoders' own zero-shot
+"""The training-free CLIP/CLAP row (docs/hspmoe.md section 6): no model, the frozen encoders' own zero-shot
 matching, evaluated with the same calibrated stacking as every method (β on val, applied on test).
 
     x̂_i = normalize([CLIP video_i (512) || WavCaps audio_i (1024)])     whole 1536-vector, video first
@@ -33,7 +33,7 @@ def frozen_distances(audio: Tensor, video: Tensor, text: Tensor, squared: bool =
 
 class FrozenClipClap(GZSLModel):
     """No parameters and nothing to train: `eval_distances` is `frozen_distances`. Calibration
-    grid as ClipClap's, linspace(0, 5, 76) (CLIPCLAP.md 7)."""
+    grid as ClipClap's, linspace(0, 5, 76) (docs/clipclap.md 7)."""
     modes = ("both",)
     calibration = (0.0, 5.0, 76)
     trainable = False

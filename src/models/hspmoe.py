@@ -1,4 +1,4 @@
-"""HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL, code only, no paper), HSPMOE.md: ClipClap (CLIPCLAP.md) with
+"""HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL, code only, no paper), docs/hspmoe.md: ClipClap (docs/clipclap.md) with
 
     hypersphere   s̃ = normalize(θ_o), c = normalize(θ_w): CE on cosines / τ, and the evaluation distances
     DP            T² · KL(softmax(n(x)·n(t)ᵀ / T) || softmax(n(s̃)·n(c)ᵀ / T))   (x, t: raw CLIP/CLAP vectors)
@@ -15,8 +15,8 @@ Each of the six components is a constructor switch; all off, the model is ClipCl
 weights at the same seed, same losses). The original keeps ClipClap's class name, so its run
 folders hold `ClipClap_model_*.pt` (`CLASS_NAME`); only the `semantic_*` / `av_fusion_*` fields of
 their args.pkl tell them apart (`FLAGS`, the original's flag names and config defaults). `RECIPE`
-is the README's full model (its script's defaults train another model, HSPMOE.md 5.1), `ABLATIONS`
-the README's ablation rows (HSPMOE.md 5.2).
+is the README's full model (its script's defaults train another model, docs/hspmoe.md 5.1), `ABLATIONS`
+the README's ablation rows (docs/hspmoe.md 5.2).
 """
 import logging
 import math
@@ -42,7 +42,7 @@ HUP_MODES = ("uniformity", "preserve")
 DISTILL_MODES = ("distribution", "relation", "both")
 
 
-# -- modules (HSPMOE.md 2.2, 2.4) -------------------------------------------------------------------
+# -- modules (docs/hspmoe.md 2.2, 2.4) -------------------------------------------------------------------
 
 def _expert(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.LayerNorm(hidden), nn.GELU(), Dropout(dropout),
@@ -50,7 +50,7 @@ def _expert(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequen
 
 
 class HypersphericalConsensusRouting(nn.Module):
-    """AV-MoE (HSPMOE.md 2.2): experts on the raw [v || a], v and a, mixed by a softmax router on the
+    """AV-MoE (docs/hspmoe.md 2.2): experts on the raw [v || a], v and a, mixed by a softmax router on the
     normalised projections of v and a; the mixed direction is averaged with the student's."""
 
     def __init__(self, video_dim: int = VIDEO_DIM, audio_dim: int = AUDIO_DIM, semantic_dim: int = JOINT_DIM,
@@ -84,7 +84,7 @@ class HypersphericalConsensusRouting(nn.Module):
 
 class AVFusionBlock(nn.Module):
     """The original's optional gated audio-visual fusion before O_enc (`--av_fusion_module`, off in the
-    README recipe; HSPMOE.md 2.4): v' = LN(v + drop(σ(G_v[v || A→V(a)]) · A→V(a))), a' likewise."""
+    README recipe; docs/hspmoe.md 2.4): v' = LN(v + drop(σ(G_v[v || A→V(a)]) · A→V(a))), a' likewise."""
 
     def __init__(self, video_dim: int = VIDEO_DIM, audio_dim: int = AUDIO_DIM, dropout: float = 0.1):
         super().__init__()
@@ -105,7 +105,7 @@ class AVFusionBlock(nn.Module):
                 self.audio_norm(audio + self.dropout(g_a * c_a)))
 
 
-# -- the losses and FAR as functions (HSPMOE.md 3.1, 4.1) -------------------------------------------
+# -- the losses and FAR as functions (docs/hspmoe.md 3.1, 4.1) -------------------------------------------
 
 def radial_scale(theta: Tensor, alpha: float) -> Union[Tensor, float]:
     """r(θ) = 1 + α (clamp(||θ|| / mean_batch(||θ||), 0.5, 2) - 1) [B, 1], the mean detached; 1 when α <= 0."""
@@ -174,7 +174,7 @@ def hup_loss(s: Tensor, labels: Optional[Tensor], temperature: float = 2.0, cros
 
 def far_distances(d_adapted: Tensor, x: Tensor, t: Tensor, adapted_weight: float = 0.5, scale_raw: bool = True,
                   squared: bool = False) -> Tensor:
-    """FAR (HSPMOE.md 4.1): w·D_ad + (1 - w)·D_raw, D_raw the distances [N, C] between the normalised raw
+    """FAR (docs/hspmoe.md 4.1): w·D_ad + (1 - w)·D_raw, D_raw the distances [N, C] between the normalised raw
     features x [N, D] and class vectors t [C, D] (`raw_distances`), rescaled by mean(D_ad)/mean(D_raw)
     with `scale_raw` (means over every entry: over the whole split when d_adapted is the split's);
     w clamped to [0, 1], D_ad itself when w = 1. Widths that differ are an error (the original
@@ -197,10 +197,10 @@ def _redraw(*modules: nn.Module) -> None:
                 m.reset_parameters()
 
 
-# -- the model (HSPMOE.md 2-4) ---------------------------------------------------------------------
+# -- the model (docs/hspmoe.md 2-4) ---------------------------------------------------------------------
 
 class HSPMoE(ClipClap_model):
-    """ClipClap plus the six switches (HSPMOE.md 5.2): `hypersphere` (τ `tau`), `dp` / `rp` / `hup`
+    """ClipClap plus the six switches (docs/hspmoe.md 5.2): `hypersphere` (τ `tau`), `dp` / `rp` / `hup`
     (weights `dp_weight`, `rp_weight`, `hup_weight`; a switch with weight 0 is off), `far`
     (`far_adapted_weight`, `far_scale_raw`) and `av_moe` (`moe_weight` λ, `moe_temperature`); the
     weights' defaults are the README recipe's. Also the original's options off in the recipe:
@@ -234,7 +234,7 @@ class HSPMoE(ClipClap_model):
             raise ValueError("FAR compares the raw features with the class vectors: their widths must match "
                              "(modality both needs word_embeddings both)")
         if self.moe or fusion:
-            # the original builds them between W_enc and O_proj (HSPMOE.md 2.1): the draws again in that order
+            # the original builds them between W_enc and O_proj (docs/hspmoe.md 2.1): the draws again in that order
             torch.set_rng_state(rng)
             _redraw(self.O_enc, self.W_enc)
             if fusion:
@@ -254,7 +254,7 @@ class HSPMoE(ClipClap_model):
         self.moe_weight, self.moe_temperature = moe_weight, moe_temperature
         self.radial_mode, self.radial_alpha = radial_mode, radial_alpha
 
-    # -- embeddings (HSPMOE.md 2.3) ----------------------------------------------------------------
+    # -- embeddings (docs/hspmoe.md 2.3) ----------------------------------------------------------------
     def encoder_input(self, audio: Tensor, video: Tensor) -> Tensor:
         """What O_enc reads: ClipClap's [v || a], or the AV fusion's [v' || a'] when it is built."""
         if "av_fusion" in self._modules:
@@ -285,7 +285,7 @@ class HSPMoE(ClipClap_model):
         """s̃ [B, 64] of the samples and c [C, 64] of the class vectors `text`."""
         return self.sample_embeddings(audio, video), self.class_direction(self.class_embedding(text))
 
-    # -- training (HSPMOE.md 3) ---------------------------------------------------------------------
+    # -- training (docs/hspmoe.md 3) ---------------------------------------------------------------------
     def ce_loss(self, s: Tensor, c: Tensor, theta_o: Tensor, theta_c: Tensor, label: Tensor) -> Tensor:
         """CE(s̃·cᵀ / τ, y); radial "ce": the cosines times r(θ_o) r(θ_c)ᵀ; τ 1 without the hypersphere."""
         scores = s @ c.t()
@@ -317,7 +317,7 @@ class HSPMoE(ClipClap_model):
                 "hup": self.hup_weight * hup_loss(s, b.label, self.hup_temperature, self.hup_cross_class_only,
                                                   self.hup_mode, x, self.hup_margin) if aux and on["hup"] else zero}
 
-    # -- evaluation (HSPMOE.md 4) -------------------------------------------------------------------
+    # -- evaluation (docs/hspmoe.md 4) -------------------------------------------------------------------
     @torch.no_grad()
     def eval_embeddings(self, audio: Tensor, video: Tensor, text: Tensor) -> Tuple[Tensor, Tensor]:
         """As get_embeddings; in radial "norm" mode the samples in batches of eval_bs (the mean radius is
@@ -339,7 +339,7 @@ class HSPMoE(ClipClap_model):
         return {"both": d}
 
 
-# -- flags, the README recipe and its ablation rows (HSPMOE.md 5) ----------------------------------
+# -- flags, the README recipe and its ablation rows (docs/hspmoe.md 5) ----------------------------------
 
 class Flag(NamedTuple):
     name: str
@@ -381,7 +381,7 @@ FLAGS = (
     Flag("av_fusion_dropout", float, 0.1, "dropout of the AV fusion and of the AV-MoE"),
 )
 
-RECIPE = {         # README section 6.2 / commands.sh: the full model (HSPMOE.md 5.1 "README full model")
+RECIPE = {         # README section 6.2 / commands.sh: the full model (docs/hspmoe.md 5.1 "README full model")
     "semantic_hyperspherical": True, "semantic_hyperspherical_temperature": 0.1,
     "semantic_radial_mode": "none", "semantic_radial_alpha": 0.0,
     "semantic_distill_loss": True, "semantic_distill_weight": 0.0, "semantic_distribution_weight": 0.001,
@@ -394,7 +394,7 @@ RECIPE = {         # README section 6.2 / commands.sh: the full model (HSPMOE.md
 }
 
 _NO_FAR_NO_MOE = {"semantic_far_fusion": False, "semantic_consensus_routing": False}
-ABLATIONS = {      # the README's ablation rows on the recipe (HSPMOE.md 5.2; the rows' own command lines are n/r)
+ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.2; the rows' own command lines are n/r)
     "+ Hypersphere": {**RECIPE, **_NO_FAR_NO_MOE, "semantic_distribution_weight": 0.0,
                       "semantic_relation_weight": 0.0, "semantic_hup_weight": 0.0},
     "+ DP": {**RECIPE, **_NO_FAR_NO_MOE, "semantic_distill_mode": "distribution", "semantic_relation_weight": 0.0,
@@ -408,12 +408,12 @@ ABLATIONS = {      # the README's ablation rows on the recipe (HSPMOE.md 5.2; th
 
 def flag_values(args) -> dict:
     """The FLAGS' values on a Namespace; a field it lacks (an older args.pkl, ClipClap's) or holds as
-    None takes the config default (HSPMOE.md 4.5)."""
+    None takes the config default (docs/hspmoe.md 4.5)."""
     return {f.name: f.default if getattr(args, f.name, None) is None else getattr(args, f.name) for f in FLAGS}
 
 
 def hspmoe_kwargs(v: dict) -> dict:
-    """The switches and their settings of HSPMoE from the original's flag values (HSPMOE.md 3.1 gates:
+    """The switches and their settings of HSPMoE from the original's flag values (docs/hspmoe.md 3.1 gates:
     a component weight left None is --semantic_distill_weight; DP/RP by the distill mode)."""
     w_dp, w_rp = (v[k] if v[k] is not None else v["semantic_distill_weight"]
                   for k in ("semantic_distribution_weight", "semantic_relation_weight"))
