@@ -89,7 +89,7 @@ def zscore(x: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = None,
-                   z_score: bool = False, chunk: int = 8192) -> Dict[str, dict]:
+                   z_score: bool = False) -> Dict[str, dict]:
     """{mode: evaluate_distances(...)} of a model on a SplitData (model put in eval mode), over the
     model's calibration grid (`model.calibration`, (start, stop, steps), if it has one)."""
     was_training = model.training
@@ -97,6 +97,7 @@ def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = 
     audio, video, text = split.audio, split.video, split.text
     if z_score:
         audio, video, text = zscore(audio), zscore(video), zscore(text)
+    chunk = model.eval_chunk or len(audio)
     parts = [model.eval_distances(audio[i:i + chunk], video[i:i + chunk], text, squared)
              for i in range(0, len(audio), chunk)]
     model.train(was_training)

@@ -90,11 +90,12 @@ def tsne_plot(samples: torch.Tensor, sample_labels: torch.Tensor, classes: torch
 
 
 @torch.no_grad()
-def reported_distances(model, split, squared: bool, z_score: bool, chunk: int = 8192) -> torch.Tensor:
+def reported_distances(model, split, squared: bool, z_score: bool) -> torch.Tensor:
     model.eval()
     a, v, t = split.audio, split.video, split.text
     if z_score:
         a, v, t = zscore(a), zscore(v), zscore(t)
+    chunk = model.eval_chunk or len(a)
     return torch.cat([model.eval_distances(a[i:i + chunk], v[i:i + chunk], t, squared)[model.reported_mode]
                       for i in range(0, len(a), chunk)])
 

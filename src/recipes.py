@@ -103,6 +103,17 @@ CLIPCLAP_COMMON = ("--n_batches 300 --bs 64 --seed 42 --lr_scheduler --distance_
                    "--decoder_dropout 0.1 --additional_dropout 0.1 --embeddings_batch_norm True --rec_loss True "
                    "--reg_loss --cross_entropy_loss True --eval_bs 64 --use_wavcaps_embeddings True --modality both "
                    "--word_embeddings both --best_model_criterion score")
+# HSP-MoE's README recipe, the full model (docs/hspmoe.md §5.1): every one of its flags pinned, since
+# the original script's defaults train another model.
+# (tests/test_hspmoe.py: these are src/models/hspmoe.py's RECIPE)
+HSPMOE_RECIPE = ("--semantic_hyperspherical True --semantic_hyperspherical_temperature 0.1 --semantic_radial_mode none "
+                 "--semantic_radial_alpha 0.0 --semantic_distill_loss True --semantic_distill_weight 0.0 "
+                 "--semantic_distribution_weight 0.001 --semantic_relation_weight 0.0002 --semantic_distill_mode both "
+                 "--semantic_distill_temperature 2.0 --semantic_hup_loss True --semantic_hup_weight 0.0002 "
+                 "--semantic_hup_mode uniformity --semantic_hup_temperature 2.0 --semantic_hup_margin 0.0 "
+                 "--semantic_hup_cross_class_only True --semantic_far_fusion True --semantic_far_adapted_weight 0.5 "
+                 "--semantic_far_scale_raw True --semantic_consensus_routing True --semantic_consensus_weight 0.5 "
+                 "--semantic_consensus_temperature 1.0 --av_fusion_module False --av_fusion_dropout 0.1")
 # The averaged methods on CLIP/CLAP features (this project): each method's own flags, the main
 # family's where a method has per-family ones.
 ON_CLIP = "clip"
@@ -156,6 +167,13 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            note="ClipClap (CVPRW 2024) had its own code (`main.py --cfg config/clipclap.yaml ... --run all`); its "
                 "published settings (docs/clipclap.md §6) on the CLIP/CLAP features, under the two-stage protocol, "
                 "clipclap_* run names"),
+    Method("HSP-MoE", "hspmoe", "hspmoe", "--hspmoe", common=CLIPCLAP_COMMON, flags=HSPMOE_RECIPE,
+           per_dataset={"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
+                        "VGGSound": "--epochs 15 --lr 0.0001"},
+           original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
+           note="HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL) had its own code (ClipClap's `main.py --cfg config/clipclap.yaml "
+                "... --run all` with its --semantic_* flags); its README recipe (the full model, docs/hspmoe.md §5.1, "
+                "not its script's defaults) under the two-stage protocol, hspmoe_* run names"),
 )}
 
 

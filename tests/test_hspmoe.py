@@ -448,3 +448,34 @@ def test_the_frozen_row_by_hand():
     # FAR with weight 0 and no rescale is this row exactly (docs/hspmoe.md 6)
     assert torch.equal(hspmoe.far_distances(torch.rand(5, 3), x, b.class_text, 0.0, False),
                        frozen_distances(b.audio, b.video, b.class_text))
+
+
+def test_the_methods_table_pins_the_readme_recipe():
+    """The run scripts' flags of HSP-MoE are the README's full model, flag for flag, and parse to it."""
+    from src.args import finalize_main_args, get_main_parser
+    from src.recipes import cell_commands
+    for dataset in ("UCF", "ActivityNet", "VGGSound"):
+        args = finalize_main_args(get_main_parser().parse_args(cell_commands("hspmoe", dataset, "clip", "D")[0][1:]))
+        assert args.model_name == "hspmoe"
+        assert {k: getattr(args, k) for k in hspmoe.RECIPE} == hspmoe.RECIPE
+
+
+def test_its_users_config_builds_hspmoe_and_clipclaps_builds_clipclap():
+    """HSP-MoE's config/clipclap.yaml (ClipClap's keys plus its own, all off) chooses HSP-MoE with no model
+    flag, its components off until the command line turns them on; ClipClap's own config stays ClipClap's."""
+    from conftest import REFERENCE
+    from src.args import finalize_main_args, get_main_parser, parse_with_config
+    configs = REFERENCE / "original_configs"
+    if not (configs / "hspmoe" / "clipclap.yaml").is_file():
+        pytest.skip("../shared/reference is absent")
+
+    def model_of(cfg, *extra):
+        args, given = parse_with_config(get_main_parser, ["--cfg", str(cfg), "--root_dir", "x", "--dataset_name",
+                                                          "UCF", *extra])
+        return finalize_main_args(args, given)
+    plain = model_of(configs / "hspmoe" / "clipclap.yaml")
+    assert plain.model_name == "hspmoe" and not plain.semantic_hyperspherical and not plain.semantic_far_fusion
+    recipe = model_of(configs / "hspmoe" / "clipclap.yaml", *" ".join(
+        f"--{k} {v}" for k, v in hspmoe.RECIPE.items()).split())
+    assert {k: getattr(recipe, k) for k in hspmoe.RECIPE} == hspmoe.RECIPE
+    assert model_of(configs / "clipclap" / "clipclap.yaml").model_name == "clipclap"

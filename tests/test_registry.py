@@ -86,7 +86,9 @@ def test_registered_model_answers_the_interface(name):
     assert resolve_model_name(args) == name
     model = create_model(name, args)
     assert isinstance(model, GZSLModel)
-    assert type(model).__name__ == entry.class_name
+    # the run folders' file names: its class's name, or the original class it extends and whose name its
+    # original code kept (HSP-MoE's files are ClipClap_model_*.pt)
+    assert entry.class_name in [c.__name__ for c in type(model).__mro__ if issubclass(c, GZSLModel)][:2]
     assert model.reported_mode in model.modes
 
 

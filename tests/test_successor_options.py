@@ -350,9 +350,10 @@ def test_tcaf_trains_with_adam_sam(tiny_root, tmp_path):
 
 # -- refusals -------------------------------------------------------------------------------------------------
 
-def test_only_tcaf_and_clipclap_take_adam_sam():
+def test_only_the_successors_take_adam_sam():
+    """TCaF's code has SAM, and so do ClipClap's and HSP-MoE's, which grew from it."""
     takers = [name for name in list_models() if "adam-sam" in get_entry(name).optimizers]
-    assert takers == ["clipclap", "tcaf"]
+    assert takers == ["clipclap", "hspmoe", "tcaf"]
     for name in list_models():
         get_entry(name).check_optimizer("adam")
         get_entry(name).check_optimizer(None)

@@ -12,6 +12,8 @@ its registry builder reads them off the argparse Namespace). It answers:
   ReduceLROnPlateau(mode="max", patience=3), which the trainer steps on the val score.
 - `calibration`: the calibration (beta) grid of its published protocol as (start, stop, steps)
   of `torch.linspace` (default (0, 3, 16); ClipClap (0, 5, 76)); the evaluator reads it.
+- `eval_chunk`: how many samples one `eval_distances` call gets (default 8192); None hands it the
+  whole split at once, for distances that depend on the whole split (HSP-MoE's FAR).
 - `modes`: the keys `eval_distances` returns (default `("both",)`: one distance; AVGZSLNet and
   CJME have `("audio", "video", "both")`), and `reported_mode`, the one the paper reports (the
   epoch score and get_evaluation's line; default "both").
@@ -154,6 +156,7 @@ class GZSLModel(nn.Module):
     modes: Tuple[str, ...] = ("both",)
     reported_mode: str = "both"
     calibration: Tuple[float, float, int] = (0.0, 3.0, 16)    # the beta grid, linspace(start, stop, steps)
+    eval_chunk: Optional[int] = 8192     # samples per eval_distances call; None: the whole split at once
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         raise NotImplementedError

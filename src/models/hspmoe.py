@@ -27,11 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .base import distance_matrix
-from .clipclap import JOINT_DIM, ClipClap_model, VectorBatch
+from .base import OPTIMIZERS, distance_matrix
+from .clipclap import JOINT_DIM, VECTOR_BATCHES, ClipClap_model, VectorBatch
 from .dropout import Dropout
+from .flags import bool_value
 from .frozen_clipclap import raw_distances
-from .registry import text_dim
+from .registry import register_model, text_dim
 
 log = logging.getLogger("avgzsl")
 
@@ -210,7 +211,10 @@ class HSPMoE(ClipClap_model):
     original's); the MoE acts only with the hypersphere on (built, and in the optimiser, anyway).
     Every other keyword argument is ClipClap's. DP, RP and HUP are added in train mode only: the
     optimisation steps (the original's `use_auxiliary_losses`; the val loss, in eval mode, is
-    l_rec + l_reg + l_ce [published behaviour])."""
+    l_rec + l_reg + l_ce [published behaviour]). FAR rescales by the mean distance over the whole
+    evaluation split [published behaviour], so the evaluator hands it the split at once."""
+
+    eval_chunk = None
 
     def __init__(self, *, hypersphere: bool = False, tau: float = 0.1, dp: bool = False, dp_weight: float = 0.001,
                  rp: bool = False, rp_weight: float = 0.0002, distill_temperature: float = 2.0,
@@ -435,9 +439,28 @@ def hspmoe_kwargs(v: dict) -> dict:
                 av_fusion=bool(v["av_fusion_module"]), av_dropout=float(v["av_fusion_dropout"]))
 
 
+def add_arguments(parser, entry_point: str) -> None:
+    """HSP-MoE's flags with the original's names and its config's defaults (its config/clipclap.yaml
+    holds them all, off); it also reads ClipClap's and TCaF's, as its code grew from theirs."""
+    if entry_point != "main.py":
+        return
+    g = parser.add_argument_group("HSP-MoE (--hspmoe; docs/hspmoe.md)")
+    for f in FLAGS:
+        kind = dict(type=bool_value, nargs="?", const=True) if f.type is bool else dict(type=f.type)
+        g.add_argument(f"--{f.name}", default=f.default, choices=f.choices, help=f.help, **kind)
+
+
+@register_model("hspmoe", flag="hspmoe", class_name=CLASS_NAME, batches=VECTOR_BATCHES, vectors=True,
+                optimizers=OPTIMIZERS, namespace_fields=tuple(f.name for f in FLAGS),
+                inherited_flags=("new_model_sequence",),
+                defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
+                add_arguments=add_arguments,
+                help="HSP-MoE: ClipClap with a hypersphere, DP/RP/HUP losses, an audio-visual mixture of experts "
+                     "and FAR (docs/hspmoe.md; needs the CLIP/CLAP features; its --semantic_* flags choose the "
+                     "components, the run scripts pin the README recipe)")
 def hspmoe(args) -> HSPMoE:
     """HSP-MoE from a Namespace: ClipClap's fields as ClipClap's builder reads them, the FLAGS' as
-    `hspmoe_kwargs` (not registered yet: its registry entry comes with the landing of issue 20)."""
+    `hspmoe_kwargs`."""
     v = flag_values(args)
     for f in FLAGS:
         if f.choices and v[f.name] not in f.choices:

@@ -543,7 +543,7 @@ def add_arguments(parser, entry_point: str) -> None:
                    help="where a longer evaluation video is cut in fixed mode")
     g.add_argument("--optimizer", default="adam", choices=["adam", "adam-sam"],
                    help="adam (published), or adam-sam: SAM (rho 0.05) around Adam, two passes a step "
-                        "(TCaF and ClipClap only; not with --compile, --amp, --cuda_graph)")
+                        "(TCaF, ClipClap and HSP-MoE only; not with --compile, --amp, --cuda_graph)")
     for flag, default, help_ in (
             ("transformer_use_class_token", True, "read the class token (the best configurations)"),
             ("transformer_use_embedding_net", None,
