@@ -114,6 +114,9 @@ HSPMOE_RECIPE = ("--semantic_hyperspherical True --semantic_hyperspherical_tempe
                  "--semantic_hup_cross_class_only True --semantic_far_fusion True --semantic_far_adapted_weight 0.5 "
                  "--semantic_far_scale_raw True --semantic_consensus_routing True --semantic_consensus_weight 0.5 "
                  "--semantic_consensus_temperature 1.0 --av_fusion_module False --av_fusion_dropout 0.1")
+# ClipClap's epochs and learning rates per dataset (docs/clipclap.md §6); HSP-MoE's are the same
+CLIPCLAP_SCHEDULE = {"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
+                     "VGGSound": "--epochs 15 --lr 0.0001"}
 # The averaged methods on CLIP/CLAP features (this project): each method's own flags, the main
 # family's where a method has per-family ones.
 ON_CLIP = "clip"
@@ -161,15 +164,13 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            note="TCaF (ECCV 2022) had its own code and no run scripts in the original; its best configurations "
                 "(docs/tcaf.md §9) on the temporal features, under the two-stage protocol, tcaf_* run names"),
     Method("ClipClap", "clipclap", "clipclap", "--clipclap", common=CLIPCLAP_COMMON,
-           per_dataset={"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
-                        "VGGSound": "--epochs 15 --lr 0.0001"},
+           per_dataset=CLIPCLAP_SCHEDULE,
            original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
            note="ClipClap (CVPRW 2024) had its own code (`main.py --cfg config/clipclap.yaml ... --run all`); its "
                 "published settings (docs/clipclap.md §6) on the CLIP/CLAP features, under the two-stage protocol, "
                 "clipclap_* run names"),
     Method("HSP-MoE", "hspmoe", "hspmoe", "--hspmoe", common=CLIPCLAP_COMMON, flags=HSPMOE_RECIPE,
-           per_dataset={"UCF": "--epochs 20 --lr 0.00007", "ActivityNet": "--epochs 15 --lr 0.0001",
-                        "VGGSound": "--epochs 15 --lr 0.0001"},
+           per_dataset=CLIPCLAP_SCHEDULE,
            original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
            note="HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL) had its own code (ClipClap's `main.py --cfg config/clipclap.yaml "
                 "... --run all` with its --semantic_* flags); its README recipe (the full model, docs/hspmoe.md §5.1, "

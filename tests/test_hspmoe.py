@@ -25,7 +25,11 @@ SWITCHES = ("hypersphere", "dp", "rp", "hup", "far", "av_moe")
 
 
 def namespace(**flags) -> Namespace:
-    return Namespace(**{**CLIPCLAP_FIELDS, **flags})
+    """main.py's arguments of an HSP-MoE run on the CLIP/CLAP vectors, `flags` replaced."""
+    from src.args import finalize_main_args, get_main_parser
+    args = finalize_main_args(get_main_parser().parse_args(["--root_dir", "x", "--dataset_name", "UCF", "--hspmoe"]))
+    vars(args).update({**CLIPCLAP_FIELDS, **flags})
+    return args
 
 
 def batch(b=8, c=4, seed=1) -> VectorBatch:
@@ -326,7 +330,10 @@ def outputs(model, b):
 
 
 def differing(a, b):
-    return {k for k in a if not (torch.equal(a[k], b[k]) if k == "eval" else a[k] == b[k])}
+    """The outputs that differ beyond rounding (DP and RP normalise s̃ again: the hypersphere's own
+    normalisation changes them in the last bits only, by thread count and kernel)."""
+    return {k for k in a if not (torch.allclose(a[k], b[k], rtol=1e-6, atol=1e-7) if k == "eval"
+                                 else math.isclose(a[k], b[k], rel_tol=1e-6, abs_tol=1e-9))}
 
 
 @pytest.mark.parametrize("switch", SWITCHES)

@@ -203,17 +203,21 @@ VECTOR_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda mode
                 help="ClipClap: an MLP on CLIP image + CLAP (WavCaps) audio vectors with CLIP+CLAP class "
                      "embeddings (docs/clipclap.md; needs the CLIP/CLAP features)")
 def clipclap(args) -> ClipClap_model:
+    return ClipClap_model(**clipclap_kwargs(args, "--clipclap"))
+
+
+def clipclap_kwargs(args, model_flag: str) -> dict:
+    """ClipClap's keyword arguments from a Namespace, and its refusals (`model_flag` names the model in
+    them; HSP-MoE, grown from ClipClap, is built from them too)."""
     if args.use_wavcaps_embeddings is False:
         raise UserError("--use_wavcaps_embeddings False is not implemented: the published runs use True "
                         "([CLIP || WavCaps] class embeddings); choose a part with --word_embeddings clip|wavcaps")
     if args.z_score_inputs:
-        raise UserError("--clipclap does not take --z_score_inputs (the original has no normalisation)")
-    return ClipClap_model(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
-                          text_dim=text_dim(args), decoder_hidden_size=args.decoder_hidden_size,
-                          decoder_dropout=args.decoder_dropout, additional_dropout=args.additional_dropout,
-                          modality=args.modality or "both",
-                          word_embeddings=args.word_embeddings or "both",
-                          rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
-                          cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs,
-                          embeddings_batch_norm=args.embeddings_batch_norm is not False,
-                          optimizer=args.optimizer or "adam")
+        raise UserError(f"{model_flag} does not take --z_score_inputs (the original has no normalisation)")
+    return dict(input_size_audio=args.input_size_audio, input_size_video=args.input_size_video,
+                text_dim=text_dim(args), decoder_hidden_size=args.decoder_hidden_size,
+                decoder_dropout=args.decoder_dropout, additional_dropout=args.additional_dropout,
+                modality=args.modality or "both", word_embeddings=args.word_embeddings or "both",
+                rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
+                cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs,
+                embeddings_batch_norm=args.embeddings_batch_norm is not False, optimizer=args.optimizer or "adam")

@@ -28,11 +28,11 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 from .base import OPTIMIZERS, distance_matrix
-from .clipclap import JOINT_DIM, VECTOR_BATCHES, ClipClap_model, VectorBatch
+from .clipclap import JOINT_DIM, VECTOR_BATCHES, ClipClap_model, VectorBatch, clipclap_kwargs
 from .dropout import Dropout
 from .flags import bool_value
 from .frozen_clipclap import raw_distances
-from .registry import register_model, text_dim
+from .registry import register_model
 
 log = logging.getLogger("avgzsl")
 
@@ -413,7 +413,7 @@ ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.
 def flag_values(args) -> dict:
     """The FLAGS' values on a Namespace; a field it lacks (an older args.pkl, ClipClap's) or holds as
     None takes the config default (docs/hspmoe.md 4.5)."""
-    return {f.name: f.default if getattr(args, f.name, None) is None else getattr(args, f.name) for f in FLAGS}
+    return {f.name: f.default if vars(args).get(f.name) is None else vars(args)[f.name] for f in FLAGS}
 
 
 def hspmoe_kwargs(v: dict) -> dict:
@@ -465,23 +465,10 @@ def hspmoe(args) -> HSPMoE:
     for f in FLAGS:
         if f.choices and v[f.name] not in f.choices:
             raise UserError(f"--{f.name} {v[f.name]}: expected one of {', '.join(f.choices)}")
-    modality = getattr(args, "modality", "both") or "both"
-    word_embeddings = getattr(args, "word_embeddings", "both") or "both"
-    if v["semantic_far_fusion"] and modality == "both" and word_embeddings != "both":
+    clipclap = clipclap_kwargs(args, "--hspmoe")
+    if v["semantic_far_fusion"] and clipclap["modality"] == "both" and clipclap["word_embeddings"] != "both":
         raise UserError(f"--semantic_far_fusion compares the raw [CLIP || WavCaps] features with the class vectors: "
-                        f"it needs --word_embeddings both (got {word_embeddings}), or --semantic_far_fusion False")
-    if getattr(args, "use_wavcaps_embeddings", True) is False:
-        raise UserError("--use_wavcaps_embeddings False is not implemented: the published runs use True "
-                        "([CLIP || WavCaps] class embeddings); choose a part with --word_embeddings clip|wavcaps")
-    if getattr(args, "z_score_inputs", False):
-        raise UserError("HSP-MoE does not take --z_score_inputs (the original has no normalisation)")
-    # ClipClap's keyword arguments as src/models/clipclap.py's builder maps them
-    return HSPMoE(**hspmoe_kwargs(v), input_size_audio=args.input_size_audio,
-                  input_size_video=args.input_size_video, text_dim=text_dim(args),
-                  decoder_hidden_size=args.decoder_hidden_size, decoder_dropout=args.decoder_dropout,
-                  additional_dropout=args.additional_dropout, modality=modality, word_embeddings=word_embeddings,
-                  rec_loss=bool(args.rec_loss), reg_loss=bool(args.reg_loss),
-                  cross_entropy_loss=bool(args.cross_entropy_loss), eval_bs=args.eval_bs,
-                  embeddings_batch_norm=getattr(args, "embeddings_batch_norm", None) is not False,
-                  optimizer=getattr(args, "optimizer", None) or "adam")
+                        f"it needs --word_embeddings both (got {clipclap['word_embeddings']}), or "
+                        f"--semantic_far_fusion False")
+    return HSPMoE(**hspmoe_kwargs(v), **clipclap)
 
