@@ -486,3 +486,25 @@ def test_its_users_config_builds_hspmoe_and_clipclaps_builds_clipclap():
         f"--{k} {v}" for k, v in hspmoe.RECIPE.items()).split())
     assert {k: getattr(recipe, k) for k in hspmoe.RECIPE} == hspmoe.RECIPE
     assert model_of(configs / "clipclap" / "clipclap.yaml").model_name == "clipclap"
+
+
+def test_an_original_hspmoe_run_folder_evaluates_as_hspmoe(tiny_root, tmp_path):
+    """HSP-MoE's args.pkl as its code writes it (every field and value type of the reference: ClipClap's
+    fields, TCaF's new_model_sequence True, the config's 128/4096 input sizes, its semantic_* and av_fusion_*
+    fields at the README recipe) and ClipClap's file names: get_evaluation.py with no model flag and no --cfg
+    evaluates it as HSP-MoE, FAR and the AV-MoE included, to a direct evaluation's numbers."""
+    from conftest import run_cli
+    from original_runs import assert_direct_evaluation, parsed, reference_namespace, write_original_runs
+    from src.families import FAMILIES, dataset_root
+    from src.recipes import cell_commands
+    root = dataset_root(tiny_root.parent, "UCF", FAMILIES["clip"])
+    ours = parsed(cell_commands("hspmoe", "UCF", "clip", tiny_root.parent)[0][1:])
+    ours.text_dim = 1536
+    original = reference_namespace("hspmoe_full_stage_A")
+    assert original.semantic_far_fusion and original.semantic_consensus_routing and original.new_model_sequence
+    models = write_original_runs(tmp_path, "hspmoe", vars(original), root, "hspmoe", ours, "ClipClap_model", epoch=2)
+    assert models["B"].far and models["B"].moe
+    runs = sorted((tmp_path / "runs").iterdir())
+    proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1], "--device", "cpu")
+    got = assert_direct_evaluation(runs[1] / "evaluation.json", proc, ours, root, models)
+    assert got["model"] == "hspmoe" and got["epoch"] == 2
