@@ -88,10 +88,9 @@ def zscore(x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = None,
-                   z_score: bool = False) -> Dict[str, dict]:
-    """{mode: evaluate_distances(...)} of a model on a SplitData (model put in eval mode), over the
-    model's calibration grid (`model.calibration`, (start, stop, steps), if it has one)."""
+def split_distances(model, split, squared: bool = False, z_score: bool = False) -> Dict[str, Tensor]:
+    """{mode: [N, C]} (and "zsl", a model's own ZSL distances, if it has them) of a model on a SplitData,
+    in eval mode (its mode restored after), over `model.eval_chunk` samples a call (None: all at once)."""
     was_training = model.training
     model.eval()
     audio, video, text = split.audio, split.video, split.text
@@ -101,12 +100,17 @@ def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = 
     parts = [model.eval_distances(audio[i:i + chunk], video[i:i + chunk], text, squared)
              for i in range(0, len(audio), chunk)]
     model.train(was_training)
-    zsl_parts = [p.pop("zsl", None) for p in parts]          # a model's own ZSL distances, if any
-    zsl_dist = None if zsl_parts[0] is None else torch.cat(zsl_parts)
+    return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+
+def evaluate_model(model, split, squared: bool = False, beta: Optional[float] = None,
+                   z_score: bool = False) -> Dict[str, dict]:
+    """{mode: evaluate_distances(...)} of a model on a SplitData (`split_distances`), over the
+    model's calibration grid (`model.calibration`, (start, stop, steps), if it has one)."""
+    dist = split_distances(model, split, squared, z_score)
+    zsl_dist = dist.pop("zsl", None)          # a model's own ZSL distances, if any
     grid = beta_grid(*model.calibration) if getattr(model, "calibration", None) else None
-    return {mode: evaluate_distances(torch.cat([p[mode] for p in parts]), split.labels, split.seen_mask, beta,
-                                     zsl_dist, grid)
-            for mode in parts[0]}
+    return {mode: evaluate_distances(d, split.labels, split.seen_mask, beta, zsl_dist, grid) for mode, d in dist.items()}
 
 
 def combined_beta(results: Dict[str, dict]) -> float:

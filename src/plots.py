@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from .evaluate import BETA_GRID, beta_grid, gzsl_scores, zscore  # noqa: E402
+from .evaluate import BETA_GRID, beta_grid, gzsl_scores, split_distances, zscore  # noqa: E402
 from .io_utils import atomic_path  # noqa: E402
 from .models import get_entry  # noqa: E402
 from .two_stage import Evaluation  # noqa: E402
@@ -89,17 +89,6 @@ def tsne_plot(samples: torch.Tensor, sample_labels: torch.Tensor, classes: torch
     return save_png(fig, path)
 
 
-@torch.no_grad()
-def reported_distances(model, split, squared: bool, z_score: bool) -> torch.Tensor:
-    model.eval()
-    a, v, t = split.audio, split.video, split.text
-    if z_score:
-        a, v, t = zscore(a), zscore(v), zscore(t)
-    chunk = model.eval_chunk or len(a)
-    return torch.cat([model.eval_distances(a[i:i + chunk], v[i:i + chunk], t, squared)[model.reported_mode]
-                      for i in range(0, len(a), chunk)])
-
-
 def save_evaluation_plots(eval_args, evaluation: Evaluation, max_points: int = 2000) -> List[Path]:
     """Both pictures of a get_evaluation.py evaluation; returns the paths written."""
     result, val, test = evaluation.result, evaluation.val, evaluation.test
@@ -110,7 +99,7 @@ def save_evaluation_plots(eval_args, evaluation: Evaluation, max_points: int = 2
 
     model_a = evaluation.model_a
     grid = beta_grid(*model_a.calibration)
-    dist = reported_distances(model_a, val, squared, z_score)
+    dist = split_distances(model_a, val, squared, z_score)[model_a.reported_mode]
     written.append(beta_curve(dist, val.labels, val.seen_mask, result["beta"], out_dir / f"{name}_beta.png",
                               f"{label}: stage-1 model (epoch {result['epoch']}) on val", grid))
 

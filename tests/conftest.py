@@ -68,6 +68,15 @@ def run_cli(*args, cwd=ROOT, check=True, env=None):
     return proc
 
 
+def cli(name):
+    """The main() of a top-level script (main.py, get_evaluation.py), to run it in this process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def main_args(root, dump, exp, *extra, epochs=2, n_batches=8, bs=64):
     return ["--root_dir", root, "--dataset_name", "UCF", "--feature_extraction_method", "main_features",
             "--zero_shot_split", "main_split", "--input_size_audio", "512", "--input_size_video", "512",

@@ -6,14 +6,13 @@ reads. A method added to the table (src/recipes.py) is tested here the moment it
 Chance on the tiny test split (16 classes, 12 seen and 4 unseen): seen, unseen and HM about 1/16,
 ZSL 1/4. The bounds below are well above chance and below what every method reached over seeds.
 """
-import importlib.util
 import json
 import re
 
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import cli
 from src.models import create_model, get_entry
 from src.recipes import METHODS, cell_commands
 from src.runs import RunFolder, load_checkpoint, load_model_state
@@ -35,13 +34,6 @@ BOUNDS = {"hm": 0.15, "zsl": 0.3}
 OWN_BOUNDS = {"fvaegan": {"hm": 0.15, "zsl": 0.0}}
 CELLS = [(method, METHODS[method].script_families[0]) for method in METHODS] + \
     [("avca", "clip")]      # and the benchmark's own method on the CLIP/CLAP features
-
-
-def cli(name):
-    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 @pytest.mark.parametrize("method,family", CELLS, ids=[f"{m}-{f}" for m, f in CELLS])

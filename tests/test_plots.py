@@ -1,11 +1,10 @@
 """src/plots.py and get_evaluation.py --plots: valid PNGs, and t-SNE skipped for models without
 `eval_embeddings`."""
-import importlib.util
 
 import matplotlib.image
 import torch
 
-from conftest import AVCA_FLAGS, ROOT, main_args
+from conftest import AVCA_FLAGS, cli, main_args
 from src.plots import beta_curve, tsne_plot
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,13 +27,6 @@ def test_pictures_from_tensors(tmp_path):
     samples = classes[labels] + 0.1 * torch.randn(20, 8, generator=g)
     valid_png(tsne_plot(samples, labels, classes, seen, tmp_path / "tsne.png", ["a", "b", "c", "d"], "t"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["beta.png", "tsne.png"]     # no temp files left
-
-
-def cli(name):
-    spec = importlib.util.spec_from_file_location(f"cli_{name}", ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
 
 
 def two_stages(root, dump, *flags):
