@@ -53,6 +53,12 @@ class RunFolder:
     def epoch_ckpt(self, class_name: str, epoch: int) -> Path:
         return self.ckpt_dir / f"{class_name}_score_ckpt_{epoch}.pt"
 
+    def latest_epoch_ckpt(self, class_name: str) -> Optional[Path]:
+        """The epoch checkpoint with the largest epoch (None: there is none)."""
+        stem = f"{class_name}_score_ckpt_"
+        epochs = {int(p.stem[len(stem):]): p for p in self.ckpt_dir.glob(f"{stem}*.pt") if p.stem[len(stem):].isdigit()}
+        return epochs[max(epochs)] if epochs else None
+
     # -- writing -------------------------------------------------------------------------
     def check_free(self, resume: bool, overwrite: bool) -> None:
         """Refuse an existing run folder unless resuming or overwriting (before any work). A run

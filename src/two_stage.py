@@ -16,7 +16,7 @@ from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
 from .io_utils import atomic_write_json
-from .models import create_model, get_entry, model_flags
+from .models import create_model, get_entry, list_models, model_flags
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import configure_threads, resolve_device
 
@@ -122,6 +122,40 @@ def check_run_data(entry, args: argparse.Namespace, run_b: RunFolder, moved) -> 
                         f"in features/{family.folder}: pass --root_dir of the data it was trained on")
 
 
+def check_original_overrides(eval_args, entry, reproduce: bool, run_b: RunFolder) -> None:
+    """Refuse an original code's flags that change the trained model at evaluation (HSP-MoE's
+    --eval_semantic_far_*, `original_overrides` of its entry) unless its evaluation is reproduced
+    (--reproduce_original, or that code's own run folder), and on a run of another model."""
+    owners = {dest: get_entry(name) for name in list_models() for dest in get_entry(name).original_overrides}
+    for dest, owner in owners.items():
+        if vars(eval_args).get(dest) is None:
+            continue
+        if dest not in entry.original_overrides:
+            raise UserError(f"--{dest} changes {owner.label} runs at evaluation, but {run_b.path} holds a {entry.label} "
+                            f"run: drop it")
+        if not reproduce:
+            raise UserError(f"--{dest} changes the trained model at evaluation, after its epoch was chosen with the "
+                            f"run's own value; a value picked by comparing test numbers is tuned on the test split "
+                            f"(an [original defect] of {owner.name}'s code): the stage-2 run's values are used, so drop "
+                            f"it, or pass --reproduce_original to evaluate as the original did")
+
+
+def stage_b_checkpoint(run: RunFolder, entry, epoch: int, reproduce: bool) -> Path:
+    """Stage 2's checkpoint of stage 1's best epoch (1-based `epoch`). Missing: an error, or, reproducing
+    an original code that did so (`latest_checkpoint_fallback`), its latest checkpoint with a warning."""
+    path = run.epoch_ckpt(entry.class_name, epoch - 1)
+    if path.is_file():
+        return path
+    latest = run.latest_epoch_ckpt(entry.class_name) if reproduce and entry.latest_checkpoint_fallback else None
+    if latest is not None:
+        log.warning("%s is missing (stage A chose epoch %d, 0-based): evaluating the latest stage-2 checkpoint %s "
+                    "instead, as %s's code did (--reproduce_original); its epoch is not stage 1's choice",
+                    path, epoch - 1, latest, entry.name)
+        return latest
+    raise UserError(f"{path} is missing: stage A chose epoch {epoch - 1} (0-based); train stage B "
+                    f"with --save_checkpoints for at least {epoch} epochs")
+
+
 def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, device):
     """The model of checkpoint `path` (built from the run's args), in eval mode, with what it needs
     at evaluation beyond its weights (its training split, for f-VAEGAN-D2's classifiers)."""
@@ -175,6 +209,7 @@ def evaluate_pair(eval_args) -> Evaluation:
     model_name = evaluated_model(eval_args, args, run_a, run_b)
     check_run_data(get_entry(model_name), args, run_b, moved="root_dir" in vars(eval_args) and eval_args.root_dir)
     reproduce = eval_args.reproduce_original or args.reproduce_original     # an original codebase's run: True
+    check_original_overrides(eval_args, get_entry(model_name), reproduce, run_b)
     device = resolve_device(eval_args.device)
     configure_threads()
     squared = args.distance_fn == "SquaredL2Loss"
@@ -191,10 +226,7 @@ def evaluate_pair(eval_args) -> Evaluation:
     log.info("Validation betas: %s", ", ".join(f"{m} {r['beta']:.4f}" for m, r in val_results.items()))
     log.info("Best beta combined: %.4f", beta)
 
-    path_b = run_b.epoch_ckpt(entry.class_name, epoch - 1)
-    if not path_b.is_file():
-        raise UserError(f"{path_b} is missing: stage A chose epoch {epoch - 1} (0-based); train stage B "
-                        f"with --save_checkpoints for at least {epoch} epochs")
+    path_b = stage_b_checkpoint(run_b, entry, epoch, reproduce)
     model_b = restore_model(model_name, args, path_b, dataset, device)
     model_b.adopt_stage_1_choices(model_a)
     test_results = evaluate_model(model_b, test, squared, beta=beta, z_score=z_score)

@@ -410,10 +410,20 @@ ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.
 }
 
 
+# get_evaluation.py's FAR overrides: replace the stage-2 run's FAR settings at evaluation. [original defect]
+# (docs/hspmoe.md 4.3): they change the model whose epoch the run's own settings chose, and a value picked by
+# comparing test lines is tuned on the test split; accepted only under --reproduce_original (`original_overrides`).
+EVAL_FAR = {f"eval_{name}": name for name in ("semantic_far_fusion", "semantic_far_adapted_weight",
+                                              "semantic_far_scale_raw")}
+
+
 def flag_values(args) -> dict:
     """The FLAGS' values on a Namespace; a field it lacks (an older args.pkl, ClipClap's) or holds as
-    None takes the config default (docs/hspmoe.md 4.5)."""
-    return {f.name: f.default if vars(args).get(f.name) is None else vars(args)[f.name] for f in FLAGS}
+    None takes the config default (docs/hspmoe.md 4.5); get_evaluation.py's FAR overrides (`EVAL_FAR`),
+    when given, replace the run's."""
+    values = {f.name: f.default if vars(args).get(f.name) is None else vars(args)[f.name] for f in FLAGS}
+    values.update({name: vars(args)[dest] for dest, name in EVAL_FAR.items() if vars(args).get(dest) is not None})
+    return values
 
 
 def hspmoe_kwargs(v: dict) -> dict:
@@ -441,7 +451,18 @@ def hspmoe_kwargs(v: dict) -> dict:
 
 def add_arguments(parser, entry_point: str) -> None:
     """HSP-MoE's flags with the original's names and its config's defaults (its config/clipclap.yaml
-    holds them all, off); it also reads ClipClap's and TCaF's, as its code grew from theirs."""
+    holds them all, off); it also reads ClipClap's and TCaF's, as its code grew from theirs.
+    get_evaluation.py takes its code's FAR overrides (`EVAL_FAR`, only with --reproduce_original)."""
+    flags = {f.name: f for f in FLAGS}
+    if entry_point == "get_evaluation.py":
+        g = parser.add_argument_group("HSP-MoE's FAR at evaluation (its code's --eval_semantic_far_*: accepted with "
+                                      "--reproduce_original only, as they tune FAR on the test split; default: the "
+                                      "stage-2 run's)")
+        for dest, name in EVAL_FAR.items():
+            f = flags[name]
+            kind = dict(type=bool_value, nargs="?", const=True) if f.type is bool else dict(type=f.type)
+            g.add_argument(f"--{dest}", default=None, help=f"replaces the run's --{name}", **kind)
+        return
     if entry_point != "main.py":
         return
     g = parser.add_argument_group("HSP-MoE (--hspmoe; docs/hspmoe.md)")
@@ -452,7 +473,8 @@ def add_arguments(parser, entry_point: str) -> None:
 
 @register_model("hspmoe", flag="hspmoe", class_name=CLASS_NAME, batches=VECTOR_BATCHES, vectors=True,
                 optimizers=OPTIMIZERS, namespace_fields=tuple(f.name for f in FLAGS),
-                inherited_flags=("new_model_sequence",),
+                inherited_flags=("new_model_sequence",), original_overrides=tuple(EVAL_FAR),
+                latest_checkpoint_fallback=True,
                 defaults={"bs": 64, "rec_loss": True, "reg_loss": True, "cross_entropy_loss": True},
                 add_arguments=add_arguments,
                 help="HSP-MoE: ClipClap with a hypersphere, DP/RP/HUP losses, an audio-visual mixture of experts "

@@ -53,6 +53,12 @@ class ModelEntry:
                                                # its flags' defaults left None, refuses them with another model
     callbacks: Optional[Callable] = None       # (args, split, resuming) -> the trainer callbacks of its runs;
                                                # split(name): a split of the run's dataset on the device
+    # [original defect]s of its original code's get_evaluation, kept only under --reproduce_original (and for
+    # that code's own run folders)
+    original_overrides: tuple = ()             # its get_evaluation.py flags (dests) that change the trained
+                                               # model at evaluation (refused otherwise)
+    latest_checkpoint_fallback: bool = False   # a missing stage-2 checkpoint of the chosen epoch: the latest
+                                               # one, with a warning (an error otherwise)
 
     @property
     def label(self) -> str:
@@ -94,7 +100,8 @@ def register_model(name: str, *, flag: Optional[str], class_name: str, help: str
                    temporal: bool = False, vectors: bool = False, first_epoch_defect: bool = False,
                    namespace_fields: tuple = (), optimizers: tuple = ("adam",), inherited_flags: tuple = (),
                    add_arguments: Optional[Callable] = None, ignored_flags: tuple = (),
-                   finalize_args: Optional[Callable] = None, callbacks: Optional[Callable] = None):
+                   finalize_args: Optional[Callable] = None, callbacks: Optional[Callable] = None,
+                   original_overrides: tuple = (), latest_checkpoint_fallback: bool = False):
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
@@ -103,7 +110,8 @@ def register_model(name: str, *, flag: Optional[str], class_name: str, help: str
                                      first_epoch_defect, tuple(namespace_fields), tuple(optimizers),
                                      tuple(inherited_flags), add_arguments=add_arguments,
                                      ignored_flags=tuple(ignored_flags), finalize_args=finalize_args,
-                                     callbacks=callbacks)
+                                     callbacks=callbacks, original_overrides=tuple(original_overrides),
+                                     latest_checkpoint_fallback=latest_checkpoint_fallback)
         return builder
     return wrap
 
