@@ -12,8 +12,10 @@ scripts (`src/recipes.py` is the one table both read).
 Runs go to {out_dir}/seed_{seed}/runs/{exp_name}/, logs to {out_dir}/logs/. Re-running the
 command skips every cell whose evaluation JSON exists, continues interrupted trainings
 (--resume) and restarts those killed before their first epoch ended (--overwrite). Tables:
-{out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables) and results_long.csv (one
-row per cell and seed), written atomically, also when some cells failed (shown as "-").
+{out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables, with the published number beside
+each cell: src/published.csv, each with its source; empty where none was published) and
+results_long.csv (one row per cell and seed), written atomically, also when some cells failed
+(shown as "-").
 
 Methods x families is a grid with holes (TCaF runs on the temporal families only, ClipClap on clip):
 a method skips the families it does not run on, with one logged line per method naming them. A
@@ -29,13 +31,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
 from .families import AVERAGED_FAMILIES, DATASETS, FAMILIES
 from .errors import ArgumentParser, UserError, command_line_fields, exit_on_user_error
 from .io_utils import atomic_write_text
+from .published import PUBLISHED_CSV, Published, load_published
 from .recipes import METHODS, cell_commands, exp_names, not_its_families
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,25 +104,48 @@ def cell_text(values: pd.Series) -> str:
     return f"{values.mean():.2f}" if len(values) == 1 else f"{values.mean():.2f} ± {values.std():.2f}"
 
 
+PUBLISHED_FIELD = {"gzsl": "hm", "zsl": "zsl"}     # a table's metric -> its field in src/published.csv
+
+
+def published_table(published: Dict[tuple, Published], methods: Sequence[str], columns: Sequence[tuple],
+                    metric: str) -> pd.DataFrame:
+    """The published numbers of a table's cells as text, "" where none was published; rows and columns
+    named as the table's (method labels, "{dataset} {family}")."""
+    field = PUBLISHED_FIELD[metric]
+    return pd.DataFrame([[f"{getattr(published[(m, d, f)], field):.2f}" if (m, d, f) in published else ""
+                          for d, f in columns] for m in methods],
+                        index=pd.Index([METHODS[m].label for m in methods], name="Method"),
+                        columns=[f"{d} {f}" for d, f in columns])
+
+
 def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Sequence[str],
-                families: Sequence[str]) -> Dict[str, str]:
+                families: Sequence[str], published: Optional[Dict[tuple, Published]] = None) -> Dict[str, str]:
     """results {(method, dataset, family, seed): evaluation JSON} -> {file name: text}.
 
     Tables of GZSL (HM) and ZSL in percent, methods as rows, dataset x family as columns
     (grouped by family: every dataset of the first family, then of the next),
-    "mean ± std" over the seeds that finished (sample std), "-" where none did."""
+    "mean ± std" over the seeds that finished (sample std), "-" where none did. Beside each
+    cell, the published number (`published`, default src/published.csv): in parentheses in
+    results.md, a "{column} published" column after it in the CSV tables; empty where none was."""
+    published = load_published() if published is None else published
     runs = pd.DataFrame([(*cell, *(100 * r[k] for k in ("seen", "unseen", "hm", "zsl")), r["beta"], r["epoch"])
                          for cell, r in results.items()], columns=LONG_COLUMNS)
-    columns = pd.MultiIndex.from_tuples([(d, f) for f in families for d in datasets])   # families as groups
+    columns = [(d, f) for f in families for d in datasets]                       # families as groups
     md, out = [], {}
     for metric, what in (("gzsl", "harmonic mean of seen and unseen"), ("zsl", "unseen only")):
         table = (runs.pivot_table(index="method", columns=["dataset", "family"], values=metric, aggfunc=cell_text)
-                 .reindex(index=list(methods), columns=columns).astype(object).fillna("-"))
-        table.index = pd.Index([METHODS[m].label for m in methods], name="Method")
-        table.columns = [f"{d} {f}" for d, f in columns]
+                 .reindex(index=list(methods), columns=pd.MultiIndex.from_tuples(columns))
+                 .astype(object).fillna("-"))
+        paper = published_table(published, methods, columns, metric)
+        table.index, table.columns = paper.index, paper.columns
+        beside = table.where(paper == "", table + " (" + paper + ")")
         md += [f"## {metric.upper()} ({what}, %)", "",
-               table.to_markdown(tablefmt="github", disable_numparse=True), ""]
-        out[f"results_{metric}.csv"] = table.to_csv(lineterminator="\r\n")
+               beside.to_markdown(tablefmt="github", disable_numparse=True), "",
+               f"In parentheses: the published number, where one was ({PUBLISHED_CSV.relative_to(REPO)} names "
+               "the source of each).", ""]
+        both = pd.concat([table, paper.add_suffix(" published")], axis=1)[
+            [c for n in paper.columns for c in (n, f"{n} published")]]
+        out[f"results_{metric}.csv"] = both.to_csv(lineterminator="\r\n")
     seeds = sorted(set(runs["seed"]))
     out["results.md"] = (f"# Audio-visual GZSL results\n\nMean ± std over seeds {', '.join(map(str, seeds)) or '-'} "
                          f"(stage-2 test numbers of get_evaluation.py).\n\n" + "\n".join(md))
@@ -272,6 +298,7 @@ def main(argv=None) -> int:
 
 def run_grid(args) -> int:
     cells = grid(args)
+    published = load_published()          # a broken file fails here, before any run
     methods = list(dict.fromkeys(c.method for c in cells))              # the rows and columns with cells
     families = [f for f in dict.fromkeys(args.families) if any(c.family == f for c in cells)]
     todo = [c for c in cells if not c.eval_json.is_file()]
@@ -285,7 +312,7 @@ def run_grid(args) -> int:
     outcome = (run_submitit(todo, args) if args.slurm else run_local(todo)) if todo else {}
     results = {(c.method, c.dataset, c.family, c.seed): json.loads(c.eval_json.read_text())
                for c in cells if c.eval_json.is_file()}
-    tables = make_tables(results, methods, list(dict.fromkeys(args.datasets)), families)
+    tables = make_tables(results, methods, list(dict.fromkeys(args.datasets)), families, published)
     write_tables(args.out_dir, tables)
     print(tables["results.md"])
     failed = [c for c, r in outcome.items() if isinstance(r, Exception)]

@@ -223,7 +223,9 @@ def test_the_reproduction_table_groups_three_families():
                                                      "epoch": 1}
     tables = make_tables(results, ["avca", "clipclap"], ["UCF", "VGGSound"], ["main", "cls", "clip"])
     header = tables["results_gzsl.csv"].splitlines()[0].split(",")
-    assert header[1:] == ["UCF main", "VGGSound main", "UCF cls", "VGGSound cls", "UCF clip", "VGGSound clip"]
-    rows = {r.split(",")[0]: r.split(",")[1:] for r in tables["results_gzsl.csv"].splitlines()[1:]}
+    measured = [i for i, h in enumerate(header) if i and not h.endswith(" published")]   # not the published numbers
+    assert [header[i] for i in measured] == ["UCF main", "VGGSound main", "UCF cls", "VGGSound cls", "UCF clip",
+                                             "VGGSound clip"]
+    rows = {r.split(",")[0]: [r.split(",")[i] for i in measured] for r in tables["results_gzsl.csv"].splitlines()[1:]}
     assert rows["AVCA"] == ["30.00", "30.00", "40.00", "40.00", "50.00", "50.00"]
     assert rows["ClipClap"] == ["-", "-", "-", "-", "60.00", "60.00"]

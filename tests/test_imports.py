@@ -15,7 +15,7 @@ LAYERS = [
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family
     {"steps"},                   # the trainer's step, epoch and validation loss (one for every model)
-    {"args", "recipes"},
+    {"args", "recipes", "published"},
     {"runs", "synthetic", "reproduce", "extraction"},
     {"train"},
     {"two_stage"},

@@ -9,6 +9,10 @@ import pandas as pd
 import pytest
 
 from src import reproduce
+from src.errors import UserError
+from src.families import DATASETS, FAMILIES
+from src.published import PUBLISHED_CSV, load_published
+from src.recipes import METHODS
 from src.reproduce import Cell, cell_text, make_tables
 
 
@@ -24,12 +28,13 @@ def md_rows(md):
 def test_tables_mean_std_and_missing_cells():
     results = {("avca", "UCF", "main", 1): fake(0.40, 0.30), ("avca", "UCF", "main", 2): fake(0.42, 0.34),
                ("ale", "UCF", "main", 1): fake(0.20, 0.10), ("avca", "UCF", "cls", 1): fake(0.5, 0.6)}
-    t = make_tables(results, ["ale", "avca"], ["UCF"], ["main", "cls"])
+    t = make_tables(results, ["ale", "avca"], ["UCF"], ["main", "cls"], published={})
     gzsl = list(csv.reader(io.StringIO(t["results_gzsl.csv"])))
-    # sample std of 40 and 42 = 1.414; one seed: no std; no seed: "-"
-    assert gzsl == [["Method", "UCF main", "UCF cls"], ["ALE", "20.00", "-"], ["AVCA", "41.00 ± 1.41", "50.00"]]
+    # sample std of 40 and 42 = 1.414; one seed: no std; no seed: "-"; nothing published: empty
+    assert gzsl == [["Method", "UCF main", "UCF main published", "UCF cls", "UCF cls published"],
+                    ["ALE", "20.00", "", "-", ""], ["AVCA", "41.00 ± 1.41", "", "50.00", ""]]
     zsl = list(csv.reader(io.StringIO(t["results_zsl.csv"])))
-    assert zsl[2] == ["AVCA", "32.00 ± 2.83", "60.00"]
+    assert zsl[2] == ["AVCA", "32.00 ± 2.83", "", "60.00", ""]
     md = t["results.md"]
     assert ["Method", "UCF main", "UCF cls"] in md_rows(md) and ["AVCA", "41.00 ± 1.41", "50.00"] in md_rows(md)
     assert md.index("## GZSL") < md.index("## ZSL")
@@ -37,6 +42,57 @@ def test_tables_mean_std_and_missing_cells():
     assert long[0][:4] == ["method", "dataset", "family", "seed"] and len(long) == 5
     assert cell_text(pd.Series([3.0])) == "3.00" and cell_text(pd.Series([40.0, 42.0])) == "41.00 ± 1.41"
 
+
+
+def test_tables_show_the_published_numbers_beside_the_measured_ones():
+    """The numbers of src/published.csv beside each cell: AVCA's published UCF numbers on both
+    families; none for f-VAEGAN-D2 on cls (it was not published there) or TCaF on main_temporal."""
+    results = {("avca", "UCF", "main", 1): fake(0.40, 0.30), ("avca", "UCF", "main", 2): fake(0.42, 0.34),
+               ("fvaegan", "UCF", "cls", 1): fake(0.2, 0.1), ("tcaf", "UCF", "main_temporal", 1): fake(0.5, 0.6),
+               ("tcaf", "UCF", "cls_temporal", 1): fake(0.5, 0.6)}
+    t = make_tables(results, ["fvaegan", "avca", "tcaf"], ["UCF"], ["main", "cls", "main_temporal", "cls_temporal"])
+    pub = load_published()
+    gzsl = {r["Method"]: r for r in csv.DictReader(io.StringIO(t["results_gzsl.csv"]))}
+    assert gzsl["AVCA"]["UCF main"] == "41.00 ± 1.41" and gzsl["AVCA"]["UCF main published"] == "27.15"
+    assert gzsl["AVCA"]["UCF cls published"] == f"{pub[('avca', 'UCF', 'cls')].hm:.2f}"
+    assert gzsl["f-VAEGAN-D2"]["UCF cls"] == "20.00" and gzsl["f-VAEGAN-D2"]["UCF cls published"] == ""
+    assert gzsl["TCaF"]["UCF main_temporal published"] == "" and gzsl["TCaF"]["UCF cls_temporal published"] != ""
+    zsl = {r["Method"]: r for r in csv.DictReader(io.StringIO(t["results_zsl.csv"]))}
+    assert zsl["AVCA"]["UCF main published"] == f"{pub[('avca', 'UCF', 'main')].zsl:.2f}" == "20.01"
+    rows = {r[0]: r for r in md_rows(t["results.md"].split("## ZSL")[0])}       # the GZSL table
+    assert rows["AVCA"][1] == "41.00 ± 1.41 (27.15)" and rows["f-VAEGAN-D2"][2] == "20.00"
+    assert rows["TCaF"][3:] == ["50.00", f"50.00 ({pub[('tcaf', 'UCF', 'cls_temporal')].hm:.2f})"]
+    assert "src/published.csv" in t["results.md"]
+
+
+def test_every_published_number_names_a_known_cell_and_its_source():
+    rows = list(csv.DictReader(open(PUBLISHED_CSV, newline="")))
+    labels = {m.label for m in METHODS.values()}
+    assert rows and all(r["method"] in labels and r["dataset"] in DATASETS and r["family"] in FAMILIES for r in rows)
+    assert all(0.0 <= float(r[k]) <= 100.0 for r in rows for k in ("hm", "zsl"))
+    assert all(r["source"].strip() for r in rows)
+    assert all(r["family"] in METHODS[k].families for (k, _, _), r in zip(load_published(), rows)), \
+        "a published number on a family its method does not run on"
+    assert len(load_published()) == len(rows), "one row per method, dataset and family"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r.update(method="Nope"), "method 'Nope' is not a method label"),
+    (lambda r: r.update(family="selavi"), "family 'selavi' is not a feature family"),
+    (lambda r: r.update(hm="101"), "hm 101.0 is not a percentage"),
+    (lambda r: r.update(zsl="n/a"), "zsl 'n/a' is not a number"),
+    (lambda r: r.update(source=" "), "no source"),
+])
+def test_a_wrong_published_row_is_refused_naming_its_line(tmp_path, edit, message):
+    row = {"method": "AVCA", "dataset": "UCF", "family": "main", "hm": "27.15", "zsl": "20.01", "source": "README"}
+    edit(row)
+    path = tmp_path / "published.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    with pytest.raises(UserError, match=f"line 2: {message}"):
+        load_published(path)
 
 def test_dry_run_prints_the_commands(tmp_path, capsys):
     assert reproduce.main(["--methods", "avca", "--datasets", "UCF", "--families", "cls", "--seeds", "7",
@@ -70,6 +126,8 @@ def test_grid_locally_and_through_submitit(tiny_root, tmp_path, capsys):
     values = [json.loads(Cell("devise", "UCF", "main", s, "", str(out)).eval_json.read_text())["hm"] for s in (1, 2)]
     mean, std = statistics.mean([100 * v for v in values]), statistics.stdev([100 * v for v in values])
     assert row[1] == f"{mean:.2f} ± {std:.2f}"
+    published = f"{load_published()[('devise', 'UCF', 'main')].hm:.2f}"              # beside it, the paper's
+    assert row[2] == published and f"{mean:.2f} ± {std:.2f} ({published})" in md
     assert (out / "logs" / "devise_ucf_val_main_seed1.log").read_text().count("$ ") == 3
 
 
@@ -77,5 +135,5 @@ def test_a_failed_cell_is_reported_and_the_tables_are_still_written(tmp_path):
     out = tmp_path / "out"
     code = reproduce.main(GRID + ["--data_dir", str(tmp_path / "missing"), "--out_dir", str(out), "--seeds", "1"])
     assert code == 1
-    assert ["DEVISE", "-"] in md_rows((out / "results.md").read_text())
+    assert [r[1].split(" (")[0] for r in md_rows((out / "results.md").read_text()) if r[0] == "DEVISE"] == ["-", "-"]
     assert "does not exist" in (out / "logs" / "devise_ucf_val_main_seed1.log").read_text()
