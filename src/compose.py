@@ -19,6 +19,7 @@ from .models import create_model, get_entry
 from .runs import RunFolder
 from .runtime import KeptRecords, configure_threads, resolve_device, seed_everything, setup_logging
 from .signals import TrainingInterrupted, stop_signals
+from .steps import fit_classifier
 from .train import Trainer, TrainConfig
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
 
@@ -49,6 +50,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
     model = create_model(args.model_name, built).to(device)
+    model.fit_classifier = fit_classifier        # an evaluation-time classifier's fit (f-VAEGAN-D2's)
     optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
     callbacks = [] if entry.callbacks is None else entry.callbacks(
         args, lambda name: val if name == "val" else dataset.split(name).to(device), resuming)

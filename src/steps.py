@@ -12,6 +12,9 @@ its loss is (`training_step`); everything here is the same for every model:
   per key with the run's options and keeps it for the run (compiled code, a captured graph).
 - `train_epoch`: `n_batches` class-balanced batches of `bs`, one step each (`run_steps`).
 - `validation_loss`: the training loss in eval mode over every val sample once.
+- `fit_classifier`: a classifier a model trains at evaluation time (f-VAEGAN-D2's softmax
+  classifiers), fitted by eager `Step`s of its loss; the model defines it and is handed this
+  function (`GZSLModel.fit_classifier`) by src/compose.py and src/two_stage.restore_model.
 
 A model with its own epoch (f-VAEGAN-D2's critic loop) runs its steps through
 `EpochInputs.steps` and so takes the same options.
@@ -84,10 +87,11 @@ def _tensors(batch) -> Dict[str, Tensor]:
 
 class Step:
     """Callable(batch) -> (loss, parts): one optimiser step of `loss_fn` on the batch (module
-    docstring); `model.after_optimizer_step(batch)` after it. `optimizer`: anything with
-    `zero_grad(set_to_none)` and `step()` (f-VAEGAN-D2's: a part of its nets)."""
+    docstring); `model.after_optimizer_step(batch)` after it (model None: no such pass, as for an
+    evaluation-time classifier). `optimizer`: anything with `zero_grad(set_to_none)` and `step()`
+    (f-VAEGAN-D2's: a part of its nets)."""
 
-    def __init__(self, model: GZSLModel, loss_fn: LossFn, optimizer, compile: bool = False,
+    def __init__(self, model: Optional[GZSLModel], loss_fn: LossFn, optimizer, compile: bool = False,
                  amp: Optional[str] = None, cuda_graph: bool = False, device_type: str = "cpu"):
         self.model, self.optimizer = model, optimizer
         self.loss_fn = fast_loss(loss_fn, compile, amp, device_type)
@@ -104,7 +108,8 @@ class Step:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.model.after_optimizer_step(batch)
+        if self.model is not None:
+            self.model.after_optimizer_step(batch)
         return loss, parts
 
     def __call__(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
@@ -203,6 +208,24 @@ def run_steps(inp: EpochInputs, make_batch: Callable[[int], object]) -> Dict[str
     if step_once.sam:       # the last step's momenta back (they are 0 until the next step's start)
         enable_running_stats(model)
     return {k: float(v) / n for k, v in sums.items()}
+
+
+def fit_classifier(classifier, x: Tensor, y: Tensor, epochs: int, batch_size: int, generator: torch.Generator,
+                   on_epoch: Optional[Callable[[int], None]] = None) -> None:
+    """Fit `classifier` on x [N, D] -> labels y [N]: `epochs` passes in batches of `batch_size`, one
+    eager `Step` of `classifier.loss((x [B, D], y [B]))` with `classifier.configure_optimizer()`
+    each; `on_epoch(epoch)` after each pass. The order is drawn from `generator` once, before the
+    first pass: every epoch visits the batches in the same order, as the original's classifier does
+    (it permutes its data once, when it is built). Runs with gradients on whatever the caller's mode."""
+    step = Step(None, classifier.loss, classifier.configure_optimizer())
+    perm = torch.randperm(len(x), generator=generator, device=x.device)               # (N,)
+    with torch.enable_grad():
+        for epoch in range(epochs):
+            for i in range(0, len(x), batch_size):
+                idx = perm[i:i + batch_size]
+                step((x[idx], y[idx]))
+            if on_epoch is not None:
+                on_epoch(epoch)
 
 
 def train_epoch(inp: EpochInputs) -> Dict[str, float]:

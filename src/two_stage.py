@@ -19,6 +19,7 @@ from .io_utils import atomic_write_json
 from .models import create_model, get_entry, list_models, model_flags
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import configure_threads, resolve_device
+from .steps import fit_classifier
 
 log = logging.getLogger("avgzsl")
 
@@ -158,9 +159,11 @@ def stage_b_checkpoint(run: RunFolder, entry, epoch: int, reproduce: bool) -> Pa
 
 def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, device):
     """The model of checkpoint `path` (built from the run's args), in eval mode, with what it needs
-    at evaluation beyond its weights (its training split, for f-VAEGAN-D2's classifiers)."""
+    at evaluation beyond its weights (its training split and the trainer's classifier fit, for f-VAEGAN-D2's
+    classifiers)."""
     args.text_dim = dataset.text_dim          # the class vectors' width (absent from older args.pkl files)
     model = create_model(model_name, args)
+    model.fit_classifier = fit_classifier        # an evaluation-time classifier's fit (f-VAEGAN-D2's)
     load_model_state(model, load_checkpoint(path)["model"], path)
     split = model.evaluation_needs_split()
     if split is not None:

@@ -21,7 +21,7 @@ from src.evaluate import evaluate_distances
 from src.models.base import EpochInputs
 from src.models.fvaegan import FVAEGAN, bce_sum, gan_epoch, gradient_penalty, train_softmax, vae_loss
 from src.sampler import PairSampler
-from src.steps import Steps
+from src.steps import Steps, fit_classifier
 
 D_A, D_V = 12, 20
 LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=\d+\.\d\d, ZSL performance=\d+\.\d\d"
@@ -32,7 +32,9 @@ def build(*extra, seed=0) -> FVAEGAN:
         ["--root_dir", "x", "--dataset_name", "UCF", "--fvaegan", "--input_size_audio", str(D_A),
          "--input_size_video", str(D_V), "--latent_size", "8", "--syn_num", "10", "--cls_epochs", "3", *extra]))
     torch.manual_seed(seed)
-    return create_model("fvaegan", args)
+    model = create_model("fvaegan", args)
+    model.fit_classifier = fit_classifier           # as src/compose.py and src/two_stage.restore_model do
+    return model
 
 
 def split(n_per_class, text, seed=0, labels=None, seen_mask=None):
@@ -133,10 +135,57 @@ def test_softmax_classifier_learns_and_is_deterministic():
     g = torch.Generator().manual_seed(0)
     x = F.normalize(torch.randn(3, 16, generator=g).repeat_interleave(40, 0) + 0.1 * torch.randn(120, 16, generator=g))
     y = torch.arange(3).repeat_interleave(40)
-    w1, b1 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5))
-    w2, b2 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5))
+    w1, b1 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5), fit_classifier)
+    w2, b2 = train_softmax(x, y, 3, 30, 20, 0.01, torch.Generator().manual_seed(5), fit_classifier)
     assert torch.equal(w1, w2) and torch.equal(b1, b2)
     assert ((x @ w1.t() + b1).argmax(1) == y).float().mean() > 0.95
+
+
+def reference_softmax(x, y, num_classes, epochs, batch_size, lr, generator):
+    """The classifier's loop written out by hand (the one the model ran before the trainer's fit):
+    W N(0, 0.02) then one order from `generator`, Adam(lr, (0.5, 0.999)) on the cross-entropy.
+    Returns W, b and their values after every epoch."""
+    weight = (torch.randn(num_classes, x.shape[1], generator=generator) * 0.02).requires_grad_()
+    bias = torch.zeros(num_classes, requires_grad=True)
+    opt = torch.optim.Adam([weight, bias], lr=lr, betas=(0.5, 0.999))
+    perm = torch.randperm(len(x), generator=generator)
+    per_epoch = []
+    for _ in range(epochs):
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            loss = F.cross_entropy(x[idx] @ weight.t() + bias, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        per_epoch.append((weight.detach().clone(), bias.detach().clone()))
+    return weight.detach(), bias.detach(), per_epoch
+
+
+def test_the_trainers_fit_gives_the_hand_written_loops_classifier():
+    """The model defines the classifier, the trainer's `fit_classifier` fits it: bit for bit the
+    hand-written loop's W and b (the last batch short), at every epoch, under no_grad as evaluation
+    calls it."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(70, 9, generator=g), torch.randint(0, 4, (70,), generator=g)
+    want_w, want_b, want_epochs = reference_softmax(x, y, 4, 5, 16, 0.01, torch.Generator().manual_seed(5))
+    got_epochs = []
+    with torch.no_grad():
+        w, b = train_softmax(x, y, 4, 5, 16, 0.01, torch.Generator().manual_seed(5), fit_classifier,
+                             on_epoch=lambda epoch, w, b: got_epochs.append((w.clone(), b.clone())))
+    assert torch.equal(w, want_w) and torch.equal(b, want_b)
+    assert len(got_epochs) == 5 and all(torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
+                                        for a, c in zip(got_epochs, want_epochs))
+    assert not torch.equal(want_epochs[0][0], want_w)              # it did train past the first epoch
+
+
+def test_a_model_without_the_trainers_fit_says_how_to_give_it():
+    m = build()
+    m.fit_classifier = None                                        # as create_model leaves it
+    text = F.normalize(torch.randn(5, 300, generator=torch.Generator().manual_seed(3)))
+    m.attach_training_data(split(6, text[[0, 2, 3]]))
+    m.eval()
+    with pytest.raises(UserError, match="fit_classifier"):
+        m.eval_distances(torch.rand(7, D_A), torch.rand(7, D_V), text)
 
 
 def test_evaluation_classifiers_real_seen_and_generated_unseen():
@@ -156,7 +205,7 @@ def test_evaluation_classifiers_real_seen_and_generated_unseen():
                                                                                 torch.ones(7))
     x_syn, pos = data.zsl
     assert torch.equal(x_syn, data.x[18:]) and pos.tolist() == [0] * 10 + [1] * 10
-    w, b = train_softmax(x_syn, pos, 2, 3, 10, m.cls_lr, m._generator("cpu", 2))
+    w, b = train_softmax(x_syn, pos, 2, 3, 10, m.cls_lr, m._generator("cpu", 2), fit_classifier)
     assert torch.allclose(d["zsl"][:, [1, 4]], -F.log_softmax(m.features(audio, video) @ w.t() + b, dim=1))
     assert not torch.allclose(d["zsl"][:, [1, 4]], d["both"][:, [1, 4]])
     # cached in eval mode, rebuilt identically (same seed) after training mode

@@ -25,12 +25,15 @@ def test_fvaegan_classifiers_shuffle_once(monkeypatch):
     """One permutation for all epochs (the original permutes its data once): the batches of every
     epoch are the same, so three epochs equal one epoch run three times over the same order."""
     from src.models import fvaegan
+    from src.steps import fit_classifier
     calls = []
     real = torch.randperm
-    monkeypatch.setattr(fvaegan.torch, "randperm", lambda *a, **k: calls.append(a) or real(*a, **k))
+    # the order is drawn by the trainer's fit_classifier, which the model is given
+    monkeypatch.setattr(torch, "randperm", lambda *a, **k: calls.append(a) or real(*a, **k))
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(50, 8, generator=g), torch.arange(50) % 5
-    fvaegan.train_softmax(x, y, 5, epochs=3, batch_size=16, lr=1e-3, generator=torch.Generator().manual_seed(1))
+    fvaegan.train_softmax(x, y, 5, epochs=3, batch_size=16, lr=1e-3, generator=torch.Generator().manual_seed(1),
+                          fit=fit_classifier)
     assert len(calls) == 1
 
 

@@ -26,6 +26,10 @@ its registry builder reads them off the argparse Namespace). It answers:
 - `evaluation_needs_split() -> split name or None`: a model whose evaluation needs data beyond
   its weights (f-VAEGAN-D2: its training split's real features) names the split, and is given
   it with `attach_training_data(split)` before `eval_distances` (default: None).
+- `fit_classifier`: the trainer's fit of a classifier a model trains at evaluation time
+  (f-VAEGAN-D2's softmax classifiers), `src.steps.fit_classifier`, set on the model by whoever
+  builds it to train or evaluate (src/compose.py, src/two_stage.restore_model); None until then. The
+  model defines the classifier (its parameters, loss and optimiser), the fit runs the loop.
 - its batches: the registry entry's `batches` (a `Batches`: how a training batch and a
   validation-loss batch are built from a split; default `PAIRS`, the `PairBatch` below; TCaF's
   token sequences and ClipClap's vectors are built in their own files). The trainer
@@ -157,6 +161,7 @@ class GZSLModel(nn.Module):
     reported_mode: str = "both"
     calibration: Tuple[float, float, int] = (0.0, 3.0, 16)    # the beta grid, linspace(start, stop, steps)
     eval_chunk: Optional[int] = 8192     # samples per eval_distances call; None: the whole split at once
+    fit_classifier: Optional[Callable] = None     # the trainer's fit of an evaluation-time classifier (docstring)
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         raise NotImplementedError

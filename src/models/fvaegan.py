@@ -5,8 +5,10 @@ x = L2normalise(concat(a, v)) (audio first), from its class's word vector w. It 
 every other model: `eval_distances` returns, for the samples of a split and the split's
 classes, the negative log-probabilities [N, C] of a linear softmax classifier (calibrated
 stacking runs on them), and under the key `zsl` those of a second classifier over the unseen
-classes alone (the ZSL column). Both classifiers are trained at evaluation time,
-deterministically from the stored `eval_seed`:
+classes alone (the ZSL column). Both classifiers (`SoftmaxClassifier`) are trained at evaluation
+time, deterministically from the stored `eval_seed`, by the fit the model is given
+(`fit_classifier`: the trainer's `src.steps.fit_classifier`, set by src/compose.py and
+src/two_stage.restore_model; the model runs no optimiser loop of its own):
 - GZSL: on the real features of the model's training classes that are classes of the split (a
   column of `text` is such a class when its word vector equals the training class's; the
   training features are `ctx.train` while fitting, and are read again from the run's dataset for
@@ -121,29 +123,43 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 
+class SoftmaxClassifier(nn.Module):
+    """The evaluation's linear softmax classifier, x [B, D] -> logits [B, C] (docs/models.md):
+    W [C, D] drawn N(0, 0.02) from `generator` when it is built, zero bias b [C], cross-entropy,
+    Adam(lr, betas (0.5, 0.999)). The model defines it; the trainer's `fit_classifier` fits it."""
+
+    def __init__(self, in_dim: int, num_classes: int, lr: float, generator: torch.Generator, device):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_classes, in_dim, generator=generator, device=device) * 0.02)
+        self.bias = nn.Parameter(torch.zeros(num_classes, device=device))
+        self.lr = lr
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight.t() + self.bias                        # (B, C)
+
+    def loss(self, batch: Tuple[Tensor, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """Cross-entropy of a batch (x [B, D], labels [B]); no parts."""
+        x, y = batch
+        return F.cross_entropy(self(x), y), {}
+
+    def configure_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr, betas=(0.5, 0.999))
+
+    def weights(self) -> Tuple[Tensor, Tensor]:
+        """W [C, D], b [C], detached (live while it is fitted: clone to keep them)."""
+        return self.weight.detach(), self.bias.detach()
+
+
 def train_softmax(x: Tensor, y: Tensor, num_classes: int, epochs: int, batch_size: int, lr: float,
-                  generator: torch.Generator, on_epoch=None) -> Tuple[Tensor, Tensor]:
-    """Linear softmax classifier on x [N, D] -> labels y [N] (docs/models.md: N(0, 0.02) init, zero
-    bias, Adam(lr, beta1 0.5)); randomness from `generator` only. Returns W [C, D], b [C];
+                  generator: torch.Generator, fit: Callable, on_epoch=None) -> Tuple[Tensor, Tensor]:
+    """A `SoftmaxClassifier` on x [N, D] -> labels y [N], fitted by `fit` (the trainer's
+    `src.steps.fit_classifier`: `epochs` passes in batches of `batch_size`); randomness from
+    `generator` only (W first, then the fit's order). Returns W [C, D], b [C];
     `on_epoch(epoch, W, b)` is called after each epoch (W, b live: clone to keep them)."""
-    dev = x.device
-    weight = (torch.randn(num_classes, x.shape[1], generator=generator, device=dev) * 0.02).requires_grad_()
-    bias = torch.zeros(num_classes, device=dev, requires_grad=True)
-    opt = torch.optim.Adam([weight, bias], lr=lr, betas=(0.5, 0.999))
-    # one shuffle, before the epoch loop: every epoch visits the batches in the same order, as the
-    # original's classifier does (it permutes its data once, when it is built)
-    perm = torch.randperm(len(x), generator=generator, device=dev)
-    with torch.enable_grad():
-        for epoch in range(epochs):
-            for i in range(0, len(x), batch_size):
-                idx = perm[i:i + batch_size]
-                loss = F.cross_entropy(x[idx] @ weight.t() + bias, y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            if on_epoch is not None:
-                on_epoch(epoch, weight.detach(), bias.detach())
-    return weight.detach(), bias.detach()
+    classifier = SoftmaxClassifier(x.shape[1], num_classes, lr, generator, x.device)
+    fit(classifier, x, y, epochs, batch_size, generator,
+        on_epoch=None if on_epoch is None else lambda epoch: on_epoch(epoch, *classifier.weights()))
+    return classifier.weights()
 
 
 def gzsl_distances(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -367,6 +383,14 @@ class FVAEGAN(GZSLModel):
         return ClassifierData(torch.cat((real.x[keep], x_syn)), torch.cat((cols[keep], y_syn)),
                               int(keep.sum()), unseen_cols)
 
+    def classifier_fit(self) -> Callable:
+        """The fit of the evaluation classifiers the model was given (`fit_classifier`)."""
+        if self.fit_classifier is None:
+            raise UserError("f-VAEGAN-D2's evaluation classifiers are fitted by the trainer's fit: set "
+                            "model.fit_classifier = src.steps.fit_classifier first (src/compose.py and "
+                            "src/two_stage.restore_model do)")
+        return self.fit_classifier
+
     def _generator(self, device, stream: int) -> torch.Generator:
         """Stream 0 generates the features, 1 trains the GZSL classifier, 2 the ZSL one."""
         return torch.Generator(device=device).manual_seed(int(self.eval_seed) + stream)
@@ -382,12 +406,13 @@ class FVAEGAN(GZSLModel):
         def watch(fn, to_distances):
             return None if fn is None else (lambda epoch, w, b: fn(epoch, to_distances(x, w, b)))
 
+        fit = self.classifier_fit()
         gzsl = train_softmax(data.x, data.y, len(text), gzsl_epochs, self.syn_num, self.cls_lr,
-                             self._generator(dev, 1), on_epoch=watch(on_gzsl, gzsl_distances))
+                             self._generator(dev, 1), fit, on_epoch=watch(on_gzsl, gzsl_distances))
         zsl = None
         if len(data.unseen_cols):
             zsl = train_softmax(*data.zsl, len(data.unseen_cols), zsl_epochs, self.syn_num, self.cls_lr,
-                                self._generator(dev, 2),
+                                self._generator(dev, 2), fit,
                                 on_epoch=watch(on_zsl, lambda x_, w, b: zsl_distances(x_, w, b, data.unseen_cols,
                                                                                        len(text))))
         return Classifiers(text.clone(), gzsl, zsl, data.unseen_cols)
