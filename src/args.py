@@ -94,11 +94,12 @@ def _add_data_flags(parser: argparse.ArgumentParser, required_root: bool) -> Non
                    help="which benchmark; default: the name of --root_dir's folder")
     g.add_argument("--feature_extraction_method", type=Path, default=Path(main.folder),
                    help=f"features/ subfolder: {main.folder} ({main.networks}, {main.widths}) or {cls.folder} "
-                        f"({cls.networks}, {cls.widths})")
+                        f"({cls.networks}, {cls.widths}); another name is read as its files say (.h5 "
+                        f"averaged, .pkl sequences or vectors)")
     g.add_argument("--zero_shot_split", default="",
                    help=f"class-split/ subfolder: {main.split} (with {main.folder}) or {cls.split} "
                         f"(with {cls.folder}); default: {main.split} for {main.folder}, "
-                        f"{cls.split} for {cls.folder}")
+                        f"{cls.split} for {cls.folder}; required with a feature folder of no family's name")
     g.add_argument("--input_size_audio", type=positive_int, default=main.audio_width,
                    help=f"audio feature width ({main.audio_width} main, {cls.audio_width} cls); checked "
                         f"against the .h5 files")
@@ -488,8 +489,18 @@ def check_data_claims(args: argparse.Namespace, given) -> None:
 
 
 def default_zero_shot_split(args) -> str:
-    """The split of the feature family's (an empty --zero_shot_split): cls_split for cls features, else main_split."""
-    return family_of_args(args).split
+    """The split of the feature family's (an empty --zero_shot_split): cls_split for cls features, else
+    main_split; a folder of no family has none: UserError naming the flag and the split folders there are."""
+    family = family_of_args(args)
+    if family.split:
+        return family.split
+    root = Path(getattr(args, "root_dir", None) or ".")
+    splits = sorted(p.name for name in ("class-split", "class_split") if (root / name).is_dir()
+                    for p in (root / name).iterdir() if p.is_dir())
+    there = f"one of {', '.join(splits)} (the folders of {root}/class-split/)" if splits else \
+        f"a folder of {root}/class-split/ (there is none)"
+    raise UserError(f"--feature_extraction_method {family.folder} is no feature family's folder, so it has no class "
+                    f"split of its own: pass main.py's --zero_shot_split (a run's args.pkl keeps it), {there}")
 
 
 def infer_dataset_name(root_dir) -> str:

@@ -147,8 +147,9 @@ class AVGZSLDataset:
         self.split_dir = find_class_split_dir(self.root)
         self.class_split_dir = self.split_dir / self.zero_shot_split
         if not self.class_split_dir.is_dir():
+            known = " or ".join(dict.fromkeys(f.split for f in FAMILIES.values()))
             raise UserError(f"missing split folder {self.class_split_dir} (--zero_shot_split "
-                            f"{self.zero_shot_split}); expected {' or '.join(f.split for f in FAMILIES.values())}")
+                            f"{self.zero_shot_split}); expected {known}")
         self.feature_dir = self.root / "features" / self.feature_method
         # the family and, when the folder's contents chose it here, what did
         self.family, self.family_evidence = (folder_family(self.feature_method, self.root, dataset_name)
@@ -156,8 +157,9 @@ class AVGZSLDataset:
         self.layout = layout_of(self.family)    # .h5 rows, .pkl token sequences (TCaF), .pkl vectors (CLIP/CLAP)
         self.temporal, self.vectors, self.ext = self.family.temporal, self.family.vectors, self.layout.ext
         if not self.feature_dir.is_dir():
+            known = " or ".join(dict.fromkeys(f.folder for f in FAMILIES.values()))
             raise UserError(f"missing feature folder {self.feature_dir} (--feature_extraction_method "
-                            f"{self.feature_method}); expected {' or '.join(f.folder for f in FAMILIES.values())}")
+                            f"{self.feature_method}); expected {known}")
         all_class = self.split_dir / "all_class.txt"
         # Class index = position in Python's case-sensitive sort of all_class.txt (docs/protocol.md 1).
         self.class_names: List[str] = sorted(set(read_class_list(all_class)))

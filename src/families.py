@@ -2,7 +2,7 @@
 
 The only copy of these constants: data loading, the flags and their help, the run-script
 recipes, the synthetic generator and the extraction/splitting CLIs all read them. A leaf
-module: it imports nothing from the project.
+module: it imports only the project's UserError.
 
 A feature family (`FeatureFamily`: its folder, split, widths, storage layout, token rates and
 class vectors) is decided once per run, by `folder_family` (the one table from folder names to
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePath
 from typing import Dict, NamedTuple, Optional, Tuple
+
+from .errors import UserError
 
 WORD_DIM = 300      # word2vec class vectors (the text width of every family but CLIP/CLAP's)
 
@@ -48,9 +50,9 @@ ALIASES: Dict[str, str] = {a: name for name, d in DATASETS.items() for a in d.al
 @dataclass(frozen=True)
 class FeatureFamily:
     key: str            # its FAMILIES key, recorded in a run's args.pkl as `feature_family` ("": a folder
-                        # name no family has, see `unnamed_family`)
+                        # name no family has, told by its files each time, see `unnamed_family`)
     folder: str         # features/{folder}/ (--feature_extraction_method)
-    split: str          # class-split/{split}/ (--zero_shot_split)
+    split: str          # class-split/{split}/ (--zero_shot_split's default; "": none, the flag must say)
     audio_width: Optional[int]      # --input_size_audio (None: not known)
     video_width: Optional[int]      # --input_size_video
     networks: str       # the extractors, for help texts
@@ -90,10 +92,8 @@ class FeatureFamily:
     @property
     def kind(self) -> str:
         """What its folder holds, for messages: e.g. "VGGish/C3D token sequences"."""
-        if not self.key:
-            return "token sequences" if self.temporal else "vectors"
         what = "token sequences" if self.temporal else "vectors, one per video" if self.vectors else "averaged features"
-        return f"{self.networks.split(',')[0]} {what}"
+        return f"{self.networks.split(',')[0]} {what}" if self.key else what
 
     @property
     def text_width(self) -> int:
@@ -155,13 +155,14 @@ class FolderFamily(NamedTuple):
 
 def folder_family(folder, root=None, dataset: Optional[str] = None) -> FolderFamily:
     """The one place that tells what a feature folder holds. `folder`: a name or a path ending in
-    it. Its name tells the family (a name of no family: `unnamed_family`), except
-    `cls_features_non_averaged`, which is TCaF's (C3D/VGGish token sequences) and ClipClap's
-    (CLIP/CLAP vectors): with the dataset folder `root` (and its dataset name), the folder is
-    ClipClap's when its contents look like ClipClap's data (`clipclap_evidence`), even where a file
-    of it is missing (the data loader then names the file), and TCaF's otherwise. This is the only
-    look at a folder's contents: the family is decided once, when a run's arguments are finalised
-    (or a saved run's are read), and carried from there (`family_of_args`)."""
+    it. Its name tells the family (FOLDERS), except `cls_features_non_averaged`, which is TCaF's
+    (C3D/VGGish token sequences) and ClipClap's (CLIP/CLAP vectors): with the dataset folder `root`
+    (and its dataset name), the folder is ClipClap's when its contents look like ClipClap's data
+    (`clipclap_evidence`), even where a file of it is missing (the data loader then names the file),
+    and TCaF's otherwise. A name of no family is told by its files alone (`unnamed_family`: in
+    {root}/features/, or the folder as given when there is no `root`). This is the only look at a folder's contents: the family is decided once, when a
+    run's arguments are finalised (or a saved run's are read), and carried from there
+    (`family_of_args`)."""
     name = PurePath(str(folder)).name
     matches = FOLDERS.get(name, ())
     if len(matches) > 1 and root is not None:
@@ -169,18 +170,60 @@ def folder_family(folder, root=None, dataset: Optional[str] = None) -> FolderFam
         if evidence:
             return FolderFamily(FAMILIES["clip"], evidence)
     if not matches:
-        return FolderFamily(unnamed_family(name))
+        # where the data loader reads it, {root}/features/{folder}; with no dataset folder, the folder as given
+        return unnamed_family(name, Path(str(folder)) if root is None else Path(root) / "features" / str(folder))
     return FolderFamily(next((f for f in matches if not f.vectors), matches[0]))
 
 
-def unnamed_family(name: str) -> FeatureFamily:
-    """The family of a feature folder whose name no family has, as its name suggests: token sequences
-    in .pkl files when it ends in `_non_averaged`, else .h5 rows; the C3D/VGGish split and token rates
-    when it contains "cls", else SeLaVi's. Its widths are not known (the files tell)."""
-    like = FAMILIES["cls_temporal" if "cls" in name else "main_temporal"]
-    return FeatureFamily("", name, like.split, None, None, "features of no known family",
-                         layout="sequences" if name.endswith("_non_averaged") else "h5",
-                         audio_rate=like.audio_rate, video_rate=like.video_rate)
+NO_FAMILY = "features of no known family"     # an unnamed family's `networks`
+
+
+def unnamed_family(name: str, feature_dir: Path) -> FolderFamily:
+    """The family of a feature folder whose name no family has, from its class files (`folder_layout`):
+    .h5 rows; .pkl token sequences (TCaF's layout); .pkl 1-d vectors (ClipClap's layout, and so its
+    class vectors, [CLIP 512 || WavCaps 1024]). Nothing else is known: its split is --zero_shot_split's
+    (split ""), its widths are the files' and its token rates 1 s apart. UserError when the folder
+    holds no class files."""
+    layout, evidence = folder_layout(feature_dir)
+    text = FAMILIES["clip"].text if layout == "vectors" else FeatureFamily.text
+    return FolderFamily(FeatureFamily("", name, "", None, None, NO_FAMILY, layout=layout, text=text), evidence)
+
+
+def folder_layout(feature_dir: Path) -> Tuple[str, str]:
+    """(layout, what in `feature_dir` shows it) of a feature folder, from its class files
+    ({audio,video}/{split}/{Class}.h5 or .pkl): "h5"; "sequences" when a .pkl file's videos are
+    [T, D] token sequences, "vectors" when they are 1-d vectors (the smallest files are looked at,
+    up to one holding a video). UserError naming the folder and the fix when it is missing, holds
+    both kinds of file, neither, or only .pkl files showing neither."""
+    known = ", ".join(FOLDERS)
+    fix = f"pass the --root_dir holding it, or a known --feature_extraction_method ({known})"
+    if not feature_dir.is_dir():
+        raise UserError(f"missing feature folder {feature_dir}, whose name is no feature family's: {fix}")
+    files = {ext: sorted((p for m in ("audio", "video") for p in (feature_dir / m).glob(f"*/*{ext}") if p.is_file()),
+                         key=lambda p: (p.stat().st_size, str(p))) for ext in (".h5", ".pkl")}
+    h5, pkl = files[".h5"], files[".pkl"]
+    if h5 and pkl:
+        raise UserError(f"{feature_dir} holds both .h5 ({h5[0].relative_to(feature_dir)}) and .pkl "
+                        f"({pkl[0].relative_to(feature_dir)}) class files: keep one kind in a feature folder")
+    if h5:
+        return "h5", f"{h5[0].relative_to(feature_dir)} is an .h5 class file"
+    if not pkl:
+        raise UserError(f"{feature_dir} holds no class file ({{audio,video}}/{{split}}/{{Class}}.h5 of averaged "
+                        f"features, or .pkl of token sequences or vectors; src/storage.py): {fix}")
+    for path in pkl:
+        ndim = _pkl_feature_ndim(path)
+        if ndim is not None:
+            break
+    else:
+        raise UserError(f"none of the {len(pkl)} .pkl class files of {feature_dir} holds a readable video (the "
+                        f"smallest: {pkl[0].relative_to(feature_dir)}): re-create them, or {fix}")
+    where = path.relative_to(feature_dir)
+    if ndim not in (1, 2):
+        raise UserError(f"{path}: its videos' features are {ndim}-d, neither [T, D] token sequences nor 1-d "
+                        f"vectors: re-create the file, or {fix}")
+    if ndim == 2:
+        return "sequences", f"{where} holds [T, D] token sequences"
+    return "vectors", f"{where} holds one 1-d vector per video"
 
 
 def family_of_args(args) -> FeatureFamily:

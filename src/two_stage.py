@@ -7,11 +7,11 @@ import copy
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Dict, Tuple
 
 from .args import default_zero_shot_split, evaluation_overrides, resolve_model_name
-from .families import DATASETS, FAMILIES, folder_family
+from .families import DATASETS, FAMILIES, FOLDERS, folder_family
 from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
@@ -75,7 +75,10 @@ def with_family(args: argparse.Namespace) -> argparse.Namespace:
     family of its folder and dataset folder) and a CLIP/CLAP run's input sizes its family's: ClipClap's code
     builds its model for them whatever its args.pkl says (its config's 128/4096, the C3D/VGGish widths)."""
     if args.feature_family is None:         # saved before the family was recorded
-        args.feature_family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family.key
+        # a name of no family is "", its files read where the data is (the dataset folder may have moved)
+        named = PurePath(str(args.feature_extraction_method)).name in FOLDERS
+        args.feature_family = (folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family.key
+                               if named else "")
     family = FAMILIES.get(args.feature_family)
     if family is not None and family.vectors:
         args.input_size_audio, args.input_size_video = family.audio_width, family.video_width
@@ -114,9 +117,10 @@ def stage_b_args(eval_args) -> argparse.Namespace:
 
 def check_run_data(entry, args: argparse.Namespace, run_b: RunFolder, moved) -> None:
     """UserError when the dataset folder the evaluation reads does not hold what the run's model trained on
-    (a TCaF run and ClipClap's CLIP/CLAP data share a feature folder name)."""
+    (a TCaF run and ClipClap's CLIP/CLAP data share a feature folder name; a folder of no family's name holds
+    what its files show)."""
     family = folder_family(args.feature_extraction_method, args.root_dir, args.dataset_name).family  # what it holds
-    need = entry.needs_other_features(family.temporal, family.vectors) if family.key else None
+    need = entry.needs_other_features(family.temporal, family.vectors)
     if need:
         where = f"--root_dir {args.root_dir}" if moved else f"its dataset folder {args.root_dir} ({run_b.args_path})"
         raise UserError(f"{run_b.path} is a {entry.name} run, which needs {need}, but {where} holds {family.kind} "

@@ -115,7 +115,6 @@ def test_modality_rates_of_the_feature_folders():
         return modality_rates(folder_family(folder).family)
     assert rates(Path("data/cls_features_non_averaged")) == CLS_RATES == (0.96, 0.64)
     assert rates("main_features_non_averaged") == SELAVI_RATES == (1.0, 1.0)
-    assert rates("/x/my_cls_tokens") == CLS_RATES          # "cls" in the folder's name
     assert rates("/cls_data/main_features_non_averaged") == SELAVI_RATES   # the name only
 
 

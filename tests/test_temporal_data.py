@@ -68,9 +68,7 @@ def test_families_table():
     main_t = folder_family("main_features_non_averaged").family
     assert main_t.same_length and (main_t.audio_rate, main_t.video_rate) == (1.0, 1.0) and main_t.widths == "512/512"
     assert not any(f.temporal or f.vectors for f in AVERAGED_FAMILIES.values())
-    mine = folder_family("my_features_non_averaged").family      # a name of no family: read as its name says
-    assert mine.temporal and not mine.key and not folder_family("cls_features").family.temporal
-    assert folder_family("my_features").family.layout == "h5"
+    assert not folder_family("cls_features").family.temporal     # a name of no family: tests/test_unnamed_folders.py
     from src.args import default_zero_shot_split
     assert default_zero_shot_split(argparse.Namespace(feature_extraction_method=Path(cls_t.folder))) == "cls_split"
     # the averaged methods' grid and scripts do not grow temporal cells
