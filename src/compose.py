@@ -2,8 +2,10 @@
 
 `build_trainer` resolves the device, loads the splits, builds the model and its optimiser,
 prepares the run folder and saves args.pkl, in fail-fast order (bad input fails before anything
-is written), and hands explicit objects to `Trainer`. `train` holds the run folder's lock for the
-whole training and turns Ctrl-C / SIGTERM into one line.
+is written), and hands explicit objects to `Trainer`. A model with nothing to train (`trainable`
+False: the frozen CLIP/CLAP row) gets no optimiser and one epoch, its validation, whatever --epochs
+says. `train` holds the run folder's lock for the whole training and turns Ctrl-C / SIGTERM into
+one line.
 """
 import argparse
 import copy
@@ -51,7 +53,9 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     seed_everything(args.seed)
     model = create_model(args.model_name, built).to(device)
     model.fit_classifier = fit_classifier        # an evaluation-time classifier's fit (f-VAEGAN-D2's)
-    optimizer, scheduler = model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler)
+    trainable = model.trainable
+    optimizer, scheduler = (model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler) if trainable
+                            else (None, None))
     callbacks = [] if entry.callbacks is None else entry.callbacks(
         args, lambda name: val if name == "val" else dataset.split(name).to(device), resuming)
     run.prepare(resuming)
@@ -60,11 +64,14 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
              "stage 2 (train+val)" if args.retrain_all else "stage 1 (train)")
     for note in notes:
         log.info(note)
+    if not trainable:
+        log.info("%s is training-free (no trainable parameters): no optimiser and no training step; its one "
+                 "epoch is a validation (--epochs %d ignored)", args.model_name, args.epochs)
     log.info("train: %d samples of %d classes; val: %d samples, %d seen + %d unseen classes", len(train),
              len(train.class_ids), len(val), int(val.seen_mask.sum()), int((~val.seen_mask).sum()))
     run.save_args(args)
-    config = TrainConfig(epochs=args.epochs, n_batches=args.n_batches, bs=args.bs, seed=args.seed,
-                         z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
+    config = TrainConfig(epochs=args.epochs if trainable else 1, n_batches=args.n_batches, bs=args.bs,
+                         seed=args.seed, z_score=args.z_score_inputs, save_checkpoints=args.save_checkpoints,
                          retrain_all=args.retrain_all, reproduce_original=args.reproduce_original,
                          compile=args.compile, amp=args.amp, cuda_graph=args.cuda_graph,
                          # [original defect] the original validated with plain L2 whatever --distance_fn said.

@@ -175,6 +175,11 @@ METHODS: Dict[str, Method] = {m.script.replace("-", ""): m for m in (
            note="HSP-MoE (XPX-LQL/HSP-MoE-AVGZSL) had its own code (ClipClap's `main.py --cfg config/clipclap.yaml "
                 "... --run all` with its --semantic_* flags); its README recipe (the full model, docs/hspmoe.md §5.1, "
                 "not its script's defaults) under the two-stage protocol, hspmoe_* run names"),
+    Method("Frozen CLIP/CLAP (training-free)", "frozen_clipclap", "frozen_clipclap", "--frozen_clipclap", common="",
+           original_families=(), extra_families=(ON_CLIP,), original_run_names=False, original_evaluation=False,
+           note="no one reported it: the frozen CLIP/CLAP encoders' own zero-shot matching (docs/hspmoe.md §6), no "
+                "training (stage 1 and stage 2 are one validation each; --epochs is ignored), beta chosen on val and "
+                "applied on test as for every method, frozen_clipclap_* run names"),
 )}
 
 

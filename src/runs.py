@@ -5,7 +5,8 @@
     runs/{exp_name}/checkpoints/resume_state.pt                   (this project: --resume)
     runs/{exp_name}.lock                                          (while a training holds the folder)
 
-A checkpoint is a dict: epoch (epoch index + 1), model, optimizer, metric ("score"/"loss"). args.json
+A checkpoint is a dict: epoch (epoch index + 1), model, optimizer (None for a model with nothing to
+train), metric ("score"/"loss"). args.json
 is args.pkl's fields, readable; a run's arguments are read back through `load_args`, which upgrades
 those of older versions and of the original codebases (`src.args.upgrade_run_args`).
 """
@@ -144,8 +145,9 @@ class RunFolder:
 
     def save_checkpoint(self, path: Path, model, optimizer, epoch: int, metric: str, writer=None, **extra) -> None:
         """Write a checkpoint (through a BackgroundWriter when given: the state is snapshotted
-        now and written while training goes on)."""
-        blob = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        now and written while training goes on); `optimizer` None (a model with nothing to train): None."""
+        blob = {"epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict() if optimizer is not None else None,
                 "metric": metric, **extra}
         if writer is None:
             atomic_torch_save(blob, path)

@@ -8,6 +8,11 @@ batches built by the model's `Batches`, one optimiser step each) unless the mode
 brings its own `epoch_fn` (f-VAEGAN-D2), which gets the same `EpochInputs`; `callbacks` are called
 after every epoch (`after_epoch(trainer, epoch)`) and at the end (`after_fit(trainer)`).
 
+A model with nothing to train (`trainable` False: the frozen CLIP/CLAP row) comes with no optimiser
+(`optimizer=None`) and one epoch (src/compose.py): that epoch is its validation alone, with no step
+and no validation loss, recorded as any epoch is (the best-score checkpoint, every epoch's under
+--save_checkpoints, the metrics line, the resume state), so its run folder is any method's.
+
 Interruptions (README "Interruptions"). Its files are written in this order, by one
 background thread: the resume state of epoch 0 before anything else, then for every epoch its
 checkpoints and then its resume state. Whatever stops the process, the folder holds a prefix of
@@ -66,6 +71,7 @@ class Trainer:
                  epoch_fn: Optional[Callable[[EpochInputs], Dict[str, float]]] = None,
                  val_loss_fn: Optional[Callable[[object, SplitData], float]] = None, callbacks: Sequence = ()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.trains = optimizer is not None      # None: nothing to train (module docstring)
         self.train, self.val, self.run, self.class_name, self.config = train, val, run, class_name, config
         self.resuming, self.callbacks = resuming, list(callbacks)
         self.batches, self.epoch_fn = batches, epoch_fn or train_epoch
@@ -176,18 +182,18 @@ class Trainer:
         start time, the seconds it trained)."""
         c, model = self.config, self.model
         t0 = time.perf_counter()
-        train_stats = self.epoch_fn(self.epoch_inputs(epoch))
+        train_stats = self.epoch_fn(self.epoch_inputs(epoch)) if self.trains else {}
         t_train = time.perf_counter() - t0
         results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
         score = results[model.reported_mode]["hm"]
-        val_loss = self.val_loss_fn(model, self.val)
+        val_loss = self.val_loss_fn(model, self.val) if self.trains else None     # no loss: no *_loss.pt
         return train_stats, results, score, val_loss, t0, t_train
 
     def record_epoch(self, epoch, train_stats, results, score, val_loss, t0, t_train) -> None:
         """Everything after an epoch's validation, up to its resume state (queued, after its checkpoints)."""
         c, run, cls, model = self.config, self.run, self.class_name, self.model
         # strictly better only; a NaN never becomes the best [original defect]
-        if math.isfinite(val_loss) and val_loss < self.best_loss:
+        if val_loss is not None and math.isfinite(val_loss) and val_loss < self.best_loss:
             self.best_loss = val_loss
             run.save_checkpoint(run.best(cls, "loss"), model, self.optimizer, epoch + 1, "loss", self.files,
                                 val_loss=val_loss)
@@ -198,7 +204,7 @@ class Trainer:
         if c.save_checkpoints:
             run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
                                 score=score)
-        lr = float(self.optimizer.param_groups[0]["lr"])      # a tensor under --cuda_graph
+        lr = float(self.optimizer.param_groups[0]["lr"]) if self.trains else None    # a tensor under --cuda_graph
         if self.scheduler is not None:
             self.scheduler.step(score)
         self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
@@ -210,21 +216,25 @@ class Trainer:
     def log_epoch(self, epoch, train_stats, val_loss, results, lr, t_train, t_epoch) -> None:
         mode, c = self.model.reported_mode, self.config
         r = results[mode]
-        log.info("epoch %d/%d  loss %.4f  val loss %.4f  val %s: seen %.4f unseen %.4f HM %.4f ZSL %.4f "
-                 "beta %.2f  lr %.2e  (%.1fs, %.0f samples/s)", epoch + 1, c.epochs,
-                 train_stats["loss"], val_loss, mode, r["seen"], r["unseen"], r["hm"], r["zsl"], r["beta"],
-                 lr, t_epoch, c.n_batches * c.bs / t_train)
+        val = (f"val {mode}: seen {r['seen']:.4f} unseen {r['unseen']:.4f} HM {r['hm']:.4f} ZSL {r['zsl']:.4f} "
+               f"beta {r['beta']:.2f}")
+        if self.trains:
+            log.info("epoch %d/%d  loss %.4f  val loss %.4f  %s  lr %.2e  (%.1fs, %.0f samples/s)", epoch + 1,
+                     c.epochs, train_stats["loss"], val_loss, val, lr, t_epoch, c.n_batches * c.bs / t_train)
+        else:
+            log.info("epoch %d/%d  training-free  %s  (%.1fs)", epoch + 1, c.epochs, val, t_epoch)
         for m, rm in results.items():
             log.debug("  %s: seen %.4f unseen %.4f HM %.4f ZSL %.4f beta %.2f", m, rm["seen"], rm["unseen"],
                       rm["hm"], rm["zsl"], rm["beta"])
         w = self.writer
         for k, v in train_stats.items():
             w.add_scalar(f"train/{k}", v, epoch)
-        w.add_scalar("val/loss", val_loss, epoch)
         for m, rm in results.items():
             for k in ("seen", "unseen", "hm", "zsl", "beta"):
                 w.add_scalar(f"val_{m}/{k}", rm[k], epoch)
-        w.add_scalar("lr", lr, epoch)
+        if self.trains:
+            w.add_scalar("val/loss", val_loss, epoch)
+            w.add_scalar("lr", lr, epoch)
         w.flush()
         line = {"epoch": epoch + 1, "train": train_stats, "val_loss": val_loss, "lr": lr, "seconds": t_epoch,
                 "val": {m: {k: rm[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} for m, rm in results.items()}}
@@ -235,7 +245,8 @@ class Trainer:
         """Queue the resume state of `start_epoch` finished epochs, after the epoch's checkpoints."""
         epoch = self.start_epoch
         blob = cpu_snapshot({
-            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "epoch": epoch, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.trains else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "best_score": self.best_score, "best_loss": self.best_loss, "rng": rng_state(),
             "sampler": self.sampler.state_dict()})
@@ -251,7 +262,8 @@ class Trainer:
         state = self.run.read_resume_state()
         load_model_state(self.model, state["model"], path)
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            if self.trains:
+                self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             self.start_epoch, self.best_score, self.best_loss = int(state["epoch"]), state["best_score"], state["best_loss"]

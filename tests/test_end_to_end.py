@@ -4,7 +4,10 @@ process on the tiny synthetic benchmark, beat chance, and leave the run folders 
 reads. A method added to the table (src/recipes.py) is tested here the moment it has a row.
 
 Chance on the tiny test split (16 classes, 12 seen and 4 unseen): seen, unseen and HM about 1/16,
-ZSL 1/4. The bounds below are well above chance and below what every method reached over seeds.
+ZSL 1/4. The bounds below are well above chance and below what every method reached over seeds. The
+training-free row (the frozen CLIP/CLAP encoders' matching) is held to none: the synthetic class
+vectors are random maps of the word vectors unrelated to the features' (src/synthetic.py), so raw
+matching is at chance there; its numbers are checked to be scores at a beta of its grid.
 """
 import json
 import re
@@ -31,7 +34,7 @@ SMALLER = {
 }
 BOUNDS = {"hm": 0.15, "zsl": 0.3}
 # f-VAEGAN-D2's ZSL (its own classifier) is not held to a bound at this size: over seeds it measured 0.10-0.36
-OWN_BOUNDS = {"fvaegan": {"hm": 0.15, "zsl": 0.0}}
+OWN_BOUNDS = {"fvaegan": {"hm": 0.15, "zsl": 0.0}, "frozen_clipclap": None}
 CELLS = [(method, METHODS[method].script_families[0]) for method in METHODS] + \
     [("avca", "clip")]      # and the benchmark's own method on the CLIP/CLAP features
 
@@ -52,7 +55,12 @@ def test_two_stages_and_the_evaluation_beat_chance(method, family, tiny_root, tm
     result = json.loads((run_b.path / "evaluation.json").read_text())
     assert result["model"] == entry.name
     bounds = OWN_BOUNDS.get(method, BOUNDS)
-    assert result["hm"] > bounds["hm"] and result["zsl"] > bounds["zsl"], (method, family, result)
+    if bounds is None:          # nothing trained, nothing to beat (module docstring)
+        grid = torch.linspace(*create_model(entry.name, run_b.load_args()).calibration).tolist()
+        assert all(0 <= result[k] <= 1 for k in ("seen", "unseen", "hm", "zsl")), result
+        assert any(abs(result["beta"] - b) < 1e-6 for b in grid), result["beta"]
+    else:
+        assert result["hm"] > bounds["hm"] and result["zsl"] > bounds["zsl"], (method, family, result)
     assert set(result["seen_classes"]) < set(result["per_class_recall"])      # the test split's classes
     # stage 1's best checkpoint names the epoch the evaluation took from stage 2, whose every epoch is kept
     best = load_checkpoint(run_a.best(entry.class_name, "score"))
@@ -68,4 +76,4 @@ def test_two_stages_and_the_evaluation_beat_chance(method, family, tiny_root, tm
     model = create_model(entry.name, args)
     load_model_state(model, best["model"], run_a.best(entry.class_name, "score"))
     assert set(model.state_dict()) == set(best["model"])
-    assert isinstance(next(iter(best["model"].values())), torch.Tensor)
+    assert all(isinstance(v, torch.Tensor) for v in best["model"].values())

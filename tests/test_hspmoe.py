@@ -1,6 +1,8 @@
 """HSP-MoE's model core (docs/hspmoe.md 2-6): state_dict keys and size, the original's construction order,
 each loss term and FAR against a hand computation on small tensors, each ablation switch changing only
-its own term, a few steps lowering the loss, and the training-free CLIP/CLAP row's distances."""
+its own term, a few steps lowering the loss, and the training-free CLIP/CLAP row: its distances, and its runs
+with nothing to train."""
+import json
 import math
 import re
 from argparse import Namespace
@@ -455,6 +457,69 @@ def test_the_frozen_row_by_hand():
     # FAR with weight 0 and no rescale is this row exactly (docs/hspmoe.md 6)
     assert torch.equal(hspmoe.far_distances(torch.rand(5, 3), x, b.class_text, 0.0, False),
                        frozen_distances(b.audio, b.video, b.class_text))
+
+
+def test_the_frozen_row_is_a_method_with_nothing_to_train(tiny_root, tmp_path, capsys):
+    """Its run script's commands: both stages build no optimiser and run no step, whatever --epochs says,
+    and write the run folder every method writes (one epoch: its validation); get_evaluation.py prints the
+    usual line, equal to calibrated stacking on the frozen distances computed here (beta on val over 0..5,
+    applied on test); --resume of the finished runs changes nothing, and a second run gives the same numbers."""
+    from conftest import cli
+    from src.data import dataset_from_args
+    from src.evaluate import beta_grid, evaluate_distances
+    from src.recipes import cell_commands
+    from src.runs import RunFolder, load_checkpoint
+
+    def stages(dump):
+        """The three commands (stage 1, stage 2 at 5 epochs on the command line; the evaluation): the result."""
+        stage_1, stage_2, evaluation = cell_commands("frozen_clipclap", "UCF", "clip", tiny_root.parent, dump_path=dump)
+        for cmd in (stage_1, stage_2):
+            cli("main")([*cmd[1:], "--epochs", "5", "--device", "cpu"])
+        capsys.readouterr()
+        cli("get_evaluation")([*evaluation[1:], "--device", "cpu"])
+        assert re.search(r"Seen performance=\d+\.\d\d, .* ZSL performance=\d+\.\d\d", capsys.readouterr().out)
+        return RunFolder(dump / "runs" / stage_1[stage_1.index("--exp_name") + 1]), \
+            RunFolder(dump / "runs" / stage_2[stage_2.index("--exp_name") + 1])
+
+    run_a, run_b = stages(tmp_path / "a")
+    files = lambda run: sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*")  # noqa: E731
+                               if p.is_file() and "tfevents" not in p.name)
+    common = ["FrozenClipClap_score.pt", "args.json", "args.pkl", "checkpoints/resume_state.pt", "metrics.jsonl",
+              "train.log"]
+    assert files(run_a) == common         # no *_loss.pt: there is no loss
+    assert files(run_b) == sorted(common + ["checkpoints/FrozenClipClap_score_ckpt_0.pt", "eval.log",
+                                            "evaluation.json"])
+    assert "training-free" in run_a.path.joinpath("train.log").read_text() and "--epochs 5 ignored" in \
+        run_a.path.joinpath("train.log").read_text()
+    (row,) = [json.loads(line) for line in run_a.metrics_path.read_text().splitlines()]
+    assert (row["epoch"], row["train"], row["val_loss"], row["lr"]) == (1, {}, None, None)
+    best = load_checkpoint(run_a.best("FrozenClipClap", "score"))
+    assert (best["epoch"], best["model"], best["optimizer"]) == (1, {}, None)
+    assert best["score"] == row["val"]["both"]["hm"]
+    assert torch.load(run_a.resume_path, weights_only=False)["optimizer"] is None
+    assert load_checkpoint(run_b.epoch_ckpt("FrozenClipClap", 0))["epoch"] == 1
+
+    # the numbers: calibrated stacking on the frozen distances (beta on val, applied on test)
+    result = json.loads((run_b.path / "evaluation.json").read_text())
+    dataset = dataset_from_args(run_b.load_args())
+    val, test = dataset.split("val"), dataset.split("test")
+    grid = beta_grid(0.0, 5.0, 76)
+    on_val = evaluate_distances(frozen_distances(val.audio, val.video, val.text), val.labels, val.seen_mask, grid=grid)
+    on_test = evaluate_distances(frozen_distances(test.audio, test.video, test.text), test.labels, test.seen_mask,
+                                 beta=on_val["beta"])
+    assert row["val"]["both"]["hm"] == pytest.approx(on_val["hm"], abs=1e-7)
+    assert (result["model"], result["epoch"], result["beta"]) == ("frozen_clipclap", 1, on_val["beta"])
+    assert all(result[k] == pytest.approx(on_test[k], abs=1e-7) for k in ("seen", "unseen", "hm", "zsl"))
+
+    # --resume of the finished runs (the script's commands again): nothing trained, nothing rewritten
+    before = {p: p.read_bytes() for run in (run_a, run_b) for p in run.path.rglob("*.pt")}
+    stages(tmp_path / "a")
+    assert {p: p.read_bytes() for p in before} == before and len(run_a.metrics_path.read_text().splitlines()) == 1
+    assert "resumed" in run_a.path.joinpath("train.log").read_text()
+    # a second run: the same numbers
+    again = json.loads((stages(tmp_path / "b")[1].path / "evaluation.json").read_text())
+    assert {k: v for k, v in again.items() if k not in ("stage_A", "stage_B")} == \
+        {k: v for k, v in result.items() if k not in ("stage_A", "stage_B")}
 
 
 def test_the_methods_table_pins_the_readme_recipe():

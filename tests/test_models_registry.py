@@ -5,7 +5,9 @@ from its registry flag with small input sizes; `CASES` only refines a model whos
 configuration needs more flags or whose optimiser steps differently (a model missing from it is
 tested with the defaults). Its batches are built by its own registry entry's `batches` from a
 small split of averaged features. A model whose evaluation needs a training split
-(`evaluation_needs_split()`) is given one made of the split's first classes.
+(`evaluation_needs_split()`) is given one made of the split's first classes. A model with nothing to
+train (`trainable` False: the frozen CLIP/CLAP row) skips the training checks and is checked to have
+nothing to train.
 """
 import io
 import math
@@ -47,6 +49,7 @@ def attach_training_split(model, split) -> None:
 class Case:
     extra: Sequence[str] = ()                                               # flags besides SMALL and the model flag
     step: Callable[[object], None] = field(default=lambda opt: opt.step())  # one optimiser step
+    text_dim: int = 300                                                     # the width of the class vectors
 
 
 CASES = {
@@ -56,6 +59,8 @@ CASES = {
     # training_step is the encoder/generator loss: step E and G (its optimiser holds one Adam per net)
     "fvaegan": Case(extra=["--latent_size", "8", "--syn_num", "10", "--cls_epochs", "2"],
                     step=lambda opt: opt.step("E", "G")),
+    # the raw [video || audio] against class vectors of the same width
+    "frozen_clipclap": Case(text_dim=D_V + D_A),
 }
 
 
@@ -72,16 +77,16 @@ def build(name, seed=0) -> GZSLModel:
     return create_model(name, args)
 
 
-def make_split(seed=0):
+def make_split(name=None, seed=0):
     """2B samples of C classes (B positives, then a negative of another class for each);
-    non-negative features (class centres plus noise), unit word vectors."""
-    return random_pair_split(B, C, D_A, D_V, seed, nonnegative=True)
+    non-negative features (class centres plus noise), unit class vectors (the width of `name`'s CASES)."""
+    return random_pair_split(B, C, D_A, D_V, seed, nonnegative=True, text_dim=CASES.get(name, Case()).text_dim)
 
 
 def make_batch(name, model, split=None):
     """The model's own training batch (its registry entry's `batches.train`) of the split's B
     positives and their negatives."""
-    split = make_split() if split is None else split
+    split = make_split(name) if split is None else split
     return get_entry(name).batches.train(model, split, torch.arange(B), torch.arange(B, 2 * B))
 
 
@@ -103,10 +108,28 @@ def name(request):
     return request.param
 
 
+def trainable(name) -> GZSLModel:
+    """`name` built, for the training checks; skipped when it has nothing to train."""
+    model = build(name)
+    if not model.trainable:
+        pytest.skip(f"{name} has nothing to train")
+    return model
+
+
+def test_trainable_says_whether_anything_is_optimised(name):
+    """`trainable` (the trainer builds an optimiser only then) is whether a parameter needs a gradient; a
+    model without one has no training step."""
+    model = build(name)
+    assert model.trainable == any(p.requires_grad for p in model.parameters())
+    if not model.trainable:
+        with pytest.raises(NotImplementedError):
+            model.training_step(make_batch(name, model))
+
+
 def test_the_trainers_epoch_and_validation_loss_run_on_its_batches(name):
     """One epoch as the trainer runs it (its `train_epoch` on the entry's batches, or the entry's own
     `epoch_fn`) through the trainer's step, then the validation loss: finite, the model in train mode."""
-    model, split, entry = build(name).train(), make_split(), get_entry(name)
+    model, split, entry = trainable(name).train(), make_split(name), get_entry(name)
     opt, _ = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     inp = EpochInputs(model=model, optimizer=opt, train=split, val=split, sampler=PairSampler(split.labels, C, seed=0),
                       epoch=0, epochs=1, n_batches=3, bs=B, z_score=False, retrain_all=True, reproduce_original=False,
@@ -125,7 +148,7 @@ def test_modes_are_declared(name):
 
 
 def test_training_step_and_backward(name):
-    model = build(name).train()
+    model = trainable(name).train()
     loss, parts = model.training_step(make_batch(name, model))
     assert loss.shape == () and torch.isfinite(loss) and loss.requires_grad
     assert parts and all(p.shape == () and not p.requires_grad and torch.isfinite(p) for p in parts.values())
@@ -137,7 +160,7 @@ def test_training_step_and_backward(name):
 
 
 def test_one_optimizer_step_changes_the_parameters(name):
-    model = build(name).train()
+    model = trainable(name).train()
     opt, sched = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     assert sched is None or callable(getattr(sched, "step", None))
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -156,7 +179,7 @@ def test_one_optimizer_step_changes_the_parameters(name):
 def test_default_optimizer_is_adam_with_plateau_on_request(name):
     """A model that keeps GZSLModel.configure_optimizers: Adam(lr), no weight decay; the plateau
     scheduler only with lr_scheduler."""
-    model = build(name)
+    model = trainable(name)
     if type(model).configure_optimizers is not GZSLModel.configure_optimizers:
         pytest.skip(f"{name} has its own configure_optimizers")
     opt, sched = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
@@ -169,7 +192,7 @@ def test_default_optimizer_is_adam_with_plateau_on_request(name):
 
 
 def test_eval_distances_one_matrix_per_declared_mode(name):
-    model, split = build(name), make_split()
+    model, split = build(name), make_split(name)
     for squared in (False, True):
         d = distances(model, split, squared)
         assert set(d) - {"zsl"} == set(model.modes), f"{name}: returns {sorted(d)}, declares {model.modes}"
@@ -183,10 +206,11 @@ def test_eval_distances_one_matrix_per_declared_mode(name):
 def test_state_dict_round_trip(name):
     """torch.save'd state_dict loads strictly into a fresh model of the same flags (other init),
     which then gives the same distances."""
-    model, split = build(name, seed=0), make_split()
-    model.train()
-    loss, _ = model.training_step(make_batch(name, model, split))     # moves the BatchNorm statistics off their init
-    loss.backward()
+    model, split = build(name, seed=0), make_split(name)
+    if model.trainable:
+        model.train()
+        loss, _ = model.training_step(make_batch(name, model, split))     # moves the BatchNorm statistics off their init
+        loss.backward()
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     fresh = build(name, seed=1)
@@ -199,7 +223,7 @@ def test_state_dict_round_trip(name):
 
 
 def test_optimizer_steps_lower_the_loss_on_a_fixed_batch(name):
-    model = build(name).train()
+    model = trainable(name).train()
     opt, sched = model.configure_optimizers(lr=1e-3, lr_scheduler=False)
     step = CASES.get(name, Case()).step
     batch = make_batch(name, model)

@@ -134,7 +134,8 @@ def test_commands_equal_the_original_run_scripts_flag_by_flag():
     # what the project runs beyond the original: f-VAEGAN-D2 (cls features, evaluation lines), TCaF, ClipClap
     # the rest: the runs of the rows with the project's own run names (f-VAEGAN-D2, TCaF, ClipClap, ...)
     own = {m.run_prefix for m in METHODS.values() if not m.original_run_names}
-    assert {k[2].split("_")[0] for k, (_, original) in ours.items() if not original} == own | {f"runs/{p}" for p in own}
+    assert {k[2].split(f"_{DATASET_TAGS[k[1]]}_")[0] for k, (_, original) in ours.items() if not original} == \
+        own | {f"runs/{p}" for p in own}        # (a prefix may hold "_": frozen_clipclap)
 
 
 def test_per_dataset_hyper_parameters():

@@ -6,4 +6,4 @@ README. A new model: its file, one import line here, its row in `src.recipes.MET
 """
 from .registry import create_model, get_entry, list_models, model_flags, model_hooks, register_model  # noqa: F401
 
-from . import avca, bilinear, apn, cjme, fvaegan, tcaf, clipclap, hspmoe, avgzslnet  # noqa: F401  (each registers its models)
+from . import avca, bilinear, apn, cjme, fvaegan, tcaf, clipclap, frozen_clipclap, hspmoe, avgzslnet  # noqa: F401  (each registers its models)

@@ -10,6 +10,9 @@ its registry builder reads them off the argparse Namespace). It answers:
 - `configure_optimizers(lr, lr_scheduler) -> (optimizer, scheduler or None)`: default Adam(lr)
   over `optimizer_parameters()` (all parameters by default) and, with `lr_scheduler`,
   ReduceLROnPlateau(mode="max", patience=3), which the trainer steps on the val score.
+- `trainable`: whether it has anything to optimise (default: a parameter that requires a
+  gradient). A model with nothing (the frozen CLIP/CLAP row) gets no optimiser and no training
+  step: the trainer validates it once, as its epoch 1 (src/train.py).
 - `calibration`: the calibration (beta) grid of its published protocol as (start, stop, steps)
   of `torch.linspace` (default (0, 3, 16); ClipClap (0, 5, 76)); the evaluator reads it.
 - `eval_chunk`: how many samples one `eval_distances` call gets (default 8192); None hands it the
@@ -162,6 +165,11 @@ class GZSLModel(nn.Module):
     calibration: Tuple[float, float, int] = (0.0, 3.0, 16)    # the beta grid, linspace(start, stop, steps)
     eval_chunk: Optional[int] = 8192     # samples per eval_distances call; None: the whole split at once
     fit_classifier: Optional[Callable] = None     # the trainer's fit of an evaluation-time classifier (docstring)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether it has anything to optimise: a parameter that requires a gradient."""
+        return any(p.requires_grad for p in self.parameters())
 
     def training_step(self, batch: PairBatch) -> Tuple[Tensor, Dict[str, Tensor]]:
         raise NotImplementedError

@@ -8,6 +8,10 @@ matching, evaluated with the same calibrated stacking as every method (β on val
 Each part is stored unit-norm, so cos(x̂_i, t̂_c) is about the mean of the CLIP and the CLAP
 cosines; it is computed literally as above. It tells how much of a CLIP/CLAP-family result the
 frozen encoders already give. HSP-MoE's FAR mixes the same distance into its own (src/models/hspmoe.py).
+
+A method like the others (`--frozen_clipclap`, its row in the methods table): with no parameter to
+train, the trainer validates it once as its epoch 1 and writes the run folder every method writes
+(src/train.py), so get_evaluation.py picks β on val and applies it on test as for any run.
 """
 from typing import Dict, Tuple
 
@@ -15,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import UserError
 from .base import GZSLModel, distance_matrix
+from .registry import register_model
 
 
 def raw_distances(x: Tensor, t: Tensor, squared: bool = False) -> Tensor:
@@ -32,8 +38,9 @@ def frozen_distances(audio: Tensor, video: Tensor, text: Tensor, squared: bool =
 
 
 class FrozenClipClap(GZSLModel):
-    """No parameters and nothing to train: `eval_distances` is `frozen_distances`. Calibration
-    grid as ClipClap's, linspace(0, 5, 76) (docs/clipclap.md 7)."""
+    """No parameters and nothing to train (`trainable` False: the trainer builds no optimiser and
+    runs no step): `eval_distances` is `frozen_distances`. Calibration grid as ClipClap's,
+    linspace(0, 5, 76) (docs/clipclap.md 7)."""
     modes = ("both",)
     calibration = (0.0, 5.0, 76)
     trainable = False
@@ -49,3 +56,15 @@ class FrozenClipClap(GZSLModel):
     @torch.no_grad()
     def eval_distances(self, audio: Tensor, video: Tensor, text: Tensor, squared: bool = False) -> Dict[str, Tensor]:
         return {"both": frozen_distances(audio, video, text, squared)}
+
+
+@register_model("frozen_clipclap", flag="frozen_clipclap", class_name="FrozenClipClap", vectors=True,
+                help="the frozen CLIP/CLAP encoders' zero-shot matching, training-free (docs/hspmoe.md 6): the "
+                     "CLIP video and WavCaps audio vectors against the CLIP and WavCaps text class vectors, each "
+                     "side concatenated and normalised (needs the CLIP/CLAP features; --epochs is ignored)")
+def frozen_clipclap(args) -> FrozenClipClap:
+    """The row from a Namespace: no keyword arguments; the raw features, so no --z_score_inputs."""
+    if args.z_score_inputs:
+        raise UserError("--frozen_clipclap compares the raw CLIP/CLAP vectors with the class vectors: it does "
+                        "not take --z_score_inputs")
+    return FrozenClipClap()

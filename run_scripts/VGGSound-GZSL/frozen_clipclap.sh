@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Frozen CLIP/CLAP (training-free) on VGGSound-GZSL: stage 1, stage 2 and get_evaluation.py on the CLIP/CLAP features ($AVGZSL_DATA/ClipClap/VGGSound).
+# Extra arguments go to every main.py command; see run_scripts/common.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+run_gzsl VGGSound frozen_clipclap "$@"
