@@ -145,6 +145,8 @@ def main():
 
         setup_logging()
         trainer = build_trainer(parse(flags, "--epochs", 1, "--exp_name", "step"), RunFolder(work / "runs" / "step"))
+        if not trainer.trains:
+            raise SystemExit(f"bench_step.py: {a.model} has nothing to train (no trainable parameter): no step to time")
         step, bs = bench_step(report, trainer, entry, a, device), trainer.config.bs
         if a.step_only:
             return
