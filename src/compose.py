@@ -30,8 +30,10 @@ log = logging.getLogger("avgzsl")
 
 def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     device = resolve_device(args.device)
-    configure_threads(args.num_threads)
+    threads = configure_threads(args.num_threads)
     setup_logging(None, args.verbose)
+    if device.type == "cpu":         # the numbers depend on it (README "Reproducibility")
+        log.info("CPU threads: %d%s", threads, "" if args.num_threads else " (--num_threads 0: the machine's default)")
     kept = KeptRecords()             # the data's and the model's warnings, for train.log once it exists
     log.addHandler(kept)
     resuming = run.claim(args.resume, args.overwrite)

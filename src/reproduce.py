@@ -4,6 +4,7 @@ evaluation of each, then GZSL (HM) and ZSL tables (mean +- std over seeds).
     python -m src.reproduce --data_dir avgzsl_benchmark_datasets --out_dir reproduction
     python -m src.reproduce --methods avca ale --datasets UCF --families main --seeds 1 2 \\
         --data_dir DIR --out_dir DIR --epochs 2 --n_batches 5                     # a smoke grid
+    python -m src.reproduce ... --jobs 4 --threads 2                              # 4 cells at once here
     python -m src.reproduce ... --slurm --slurm_partition gpu --slurm_time 600    # one Slurm job per cell
 
 A cell (method, dataset, family, seed) runs main.py (stage 1), main.py --retrain_all
@@ -11,7 +12,11 @@ A cell (method, dataset, family, seed) runs main.py (stage 1), main.py --retrain
 scripts (`src/recipes.py` is the one table both read).
 Runs go to {out_dir}/seed_{seed}/runs/{exp_name}/, logs to {out_dir}/logs/. Re-running the
 command skips every cell whose evaluation JSON exists, continues interrupted trainings
-(--resume) and restarts those killed before their first epoch ended (--overwrite). Tables:
+(--resume) and restarts those killed before their first epoch ended (--overwrite). Locally,
+--jobs cells run at once (default: one per CPU on the CPU, up to 4 on a GPU), each with --threads
+CPU threads (default: the CPUs divided among the jobs; the numbers depend on it, not on --jobs),
+under one progress line; each cell's wall time, peak memory and threads go to
+{out_dir}/logs/{run}_seed{seed}.usage.json and results_long.csv. Tables:
 {out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables, with the published number beside
 each cell: src/published.csv, each with its source; empty where none was published) and
 results_long.csv (one row per cell and seed), written atomically, also when some cells failed
@@ -29,17 +34,24 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .families import AVERAGED_FAMILIES, DATASETS, FAMILIES
 from .errors import ArgumentParser, UserError, command_line_fields, exit_on_user_error
-from .io_utils import atomic_write_text
+from .io_utils import atomic_write_json, atomic_write_text
+from .models.flags import positive_int
 from .published import PUBLISHED_CSV, Published, load_published
 from .recipes import METHODS, cell_commands, exp_names, not_its_families
+from .runtime import available_cpus, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("avgzsl.reproduce")
@@ -56,6 +68,7 @@ class Cell:
     data_dir: str
     out_dir: str
     extra: tuple = ()
+    threads: int = 0            # OMP_NUM_THREADS of its runs (main.py's and get_evaluation's); 0: theirs
 
     @property
     def dump_path(self) -> Path:
@@ -69,34 +82,80 @@ class Cell:
     def log_path(self) -> Path:
         return Path(self.out_dir) / "logs" / f"{exp_names(self.method, self.dataset, self.family)[0]}_seed{self.seed}.log"
 
+    @property
+    def usage_path(self) -> Path:
+        """Its wall time and peak memory (see run_cell), beside its log: kept when its runs are redone."""
+        return self.log_path.with_suffix(".usage.json")
+
     def __str__(self) -> str:
         return f"{self.method} {self.dataset} {self.family} seed {self.seed}"
 
 
+def run_command(argv: List[str], logf, env: dict) -> Tuple[int, float, float]:
+    """One subprocess, its output to `logf`: (exit code, wall seconds, peak resident memory in MB).
+    os.wait4 gives the child's own peak (getrusage(RUSAGE_CHILDREN) would be the largest of all the
+    children so far, those of other cells running at the same time included)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, env=env)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:                   # Ctrl-C: stop the child too
+        proc.kill()
+        proc.wait()
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)      # reaped here: Popen must not wait again
+    return proc.returncode, time.monotonic() - start, usage.ru_maxrss / 1024      # Linux: ru_maxrss in KiB
+
+
+def read_usage(cell: Cell) -> dict:
+    try:
+        return json.loads(cell.usage_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def run_cell(cell: Cell) -> dict:
     """Stage 1, stage 2 and the evaluation of one cell (subprocesses); returns the evaluation JSON.
-    A top-level function, so that submitit can pickle it."""
+    Writes {log}.usage.json after each command: the cell's wall time (summed over the commands, also
+    over the tries of an interrupted cell), its peak memory (the largest of its processes) and its
+    threads. A top-level function, so that submitit can pickle it."""
     if cell.eval_json.is_file():
         return json.loads(cell.eval_json.read_text())
     cell.log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if cell.threads:
+        env["OMP_NUM_THREADS"] = str(cell.threads)
+    before = read_usage(cell)
+    usage = {"wall_s": 0.0, "peak_rss_mb": 0.0} if before.get("done") else before
+    usage = {"wall_s": usage.get("wall_s", 0.0), "peak_rss_mb": usage.get("peak_rss_mb", 0.0),
+             "threads": cell.threads or None, "done": False}
     with open(cell.log_path, "a") as logf:
         for cmd in cell_commands(cell.method, cell.dataset, cell.family, cell.data_dir, cell.dump_path.resolve(),
                                  cell.seed, cell.extra):
             argv = [sys.executable, str(REPO / cmd[0]), *cmd[1:]]
             logf.write("$ " + " ".join(shlex.quote(a) for a in argv) + "\n")
             logf.flush()
-            proc = subprocess.run(argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, env=env)
-            if proc.returncode != 0:
+            code, wall_s, peak_mb = run_command(argv, logf, env)
+            usage.update(wall_s=usage["wall_s"] + wall_s, peak_rss_mb=max(usage["peak_rss_mb"], peak_mb))
+            atomic_write_json(usage, cell.usage_path)
+            if code != 0:
                 logf.flush()
                 tail = "".join(Path(cell.log_path).read_text().splitlines(keepends=True)[-15:])
-                raise RuntimeError(f"{cell}: {cmd[0]} exited with {proc.returncode}; log {cell.log_path}:\n{tail}")
+                raise RuntimeError(f"{cell}: {cmd[0]} exited with {code}; log {cell.log_path}:\n{tail}")
+    atomic_write_json({**usage, "done": True}, cell.usage_path)
     return json.loads(cell.eval_json.read_text())
 
 
 # -- tables --------------------------------------------------------------------------------------
 
 LONG_COLUMNS = ["method", "dataset", "family", "seed", "seen", "unseen", "gzsl", "zsl", "beta", "epoch"]
+USAGE_COLUMNS = {"wall_s": "{:.1f}", "peak_rss_mb": "{:.0f}", "threads": "{:.0f}"}    # run_cell's usage.json
+
+
+def usage_values(result: dict) -> list:
+    """A result's "usage" (run_cell's usage.json) in USAGE_COLUMNS order, None where unknown."""
+    usage = result.get("usage") or {}
+    return [usage.get(k) for k in USAGE_COLUMNS]
 
 
 def cell_text(values: pd.Series) -> str:
@@ -128,8 +187,8 @@ def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Se
     cell, the published number (`published`, default src/published.csv): in parentheses in
     results.md, a "{column} published" column after it in the CSV tables; empty where none was."""
     published = load_published() if published is None else published
-    runs = pd.DataFrame([(*cell, *(100 * r[k] for k in ("seen", "unseen", "hm", "zsl")), r["beta"], r["epoch"])
-                         for cell, r in results.items()], columns=LONG_COLUMNS)
+    runs = pd.DataFrame([(*cell, *(100 * r[k] for k in ("seen", "unseen", "hm", "zsl")), r["beta"], r["epoch"],
+                          *usage_values(r)) for cell, r in results.items()], columns=LONG_COLUMNS + list(USAGE_COLUMNS))
     columns = [(d, f) for f in families for d in datasets]                       # families as groups
     md, out = [], {}
     for metric, what in (("gzsl", "harmonic mean of seen and unseen"), ("zsl", "unseen only")):
@@ -153,7 +212,8 @@ def make_tables(results: Dict[tuple, dict], methods: Sequence[str], datasets: Se
     long = runs.sort_values(["method", "dataset", "family", "seed"],
                             key=lambda col: col.map(order) if col.name == "method" else col)
     long = long.assign(**{k: long[k].map("{:.4f}".format) for k in ("seen", "unseen", "gzsl", "zsl")},
-                       beta=long["beta"].map("{:.6f}".format))
+                       beta=long["beta"].map("{:.6f}".format),
+                       **{k: long[k].map(lambda v, f=f: "" if pd.isna(v) else f.format(v)) for k, f in USAGE_COLUMNS.items()})
     out["results_long.csv"] = long.to_csv(index=False, lineterminator="\r\n")
     return out
 
@@ -193,6 +253,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_batches", type=int, default=None, help="override the scripts' 500 batches per epoch")
     p.add_argument("--device", default=None, help="main.py --device (default: cuda when available)")
     p.add_argument("--main_args", default="", help="more main.py flags for every training, one shell-quoted string")
+    p.add_argument("--jobs", type=positive_int, default=None,
+                   help="cells run at once here (default: one per CPU on the CPU, each with one thread; up to 4 "
+                        "sharing a GPU); not with --slurm")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads of each cell's runs (their OMP_NUM_THREADS; a --num_threads in --main_args "
+                        "wins for main.py); default: the CPUs divided among --jobs. The numbers depend on it: keep "
+                        "it to compare grids run with another --jobs")
     p.add_argument("--dry_run", action="store_true", help="print the commands of the unfinished cells and stop")
     g = p.add_argument_group("Slurm (submitit): one job per cell")
     g.add_argument("--slurm", action="store_true", help="submit the cells to Slurm instead of running them here")
@@ -234,6 +301,7 @@ def grid_axes(args) -> Tuple[List[str], List[str]]:
 
 
 def grid(args) -> List[Cell]:
+    """The cells, in table order; each with its threads (--threads, or the CPUs divided among --jobs)."""
     methods, families = grid_axes(args)
     extra = list(shlex.split(args.main_args))
     for name in ("epochs", "n_batches", "device"):
@@ -241,23 +309,113 @@ def grid(args) -> List[Cell]:
             extra += [f"--{name}", str(vars(args)[name])]
     # absolute: the cells' subprocesses run in the repository root
     data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
-    return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra))
+    threads = args.threads or given_threads(extra) or (0 if args.slurm else cell_threads(args.jobs or default_jobs(args.device)))
+    return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra), threads)
             for m in methods for d in dict.fromkeys(args.datasets) for f in families for s in dict.fromkeys(args.seeds)
             if f in METHODS[m].families]
 
 
-def run_local(cells: List[Cell]) -> Dict[Cell, object]:
-    out = {}
-    for i, cell in enumerate(cells):
-        log.info("[%d/%d] %s", i + 1, len(cells), cell)
+def given_threads(main_args: Sequence[str]) -> Optional[int]:
+    """A --num_threads N in --main_args (N > 0): the cells' threads, get_evaluation's too."""
+    flags = list(main_args)
+    for i, flag in enumerate(flags):
+        value = flag.split("=", 1)[1] if flag.startswith("--num_threads=") else (
+            flags[i + 1] if flag == "--num_threads" and i + 1 < len(flags) else None)
+        if value is not None and value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def default_jobs(device: Optional[str], cpus: Optional[int] = None) -> int:
+    """Cells at once without --jobs. On the CPU, one per CPU, each with one thread: a cell's models are
+    small, so two 1-thread cells on 2 cores finish two epochs in about the time one 1-thread epoch
+    takes (44.6 s for AVCA here), where one 2-thread cell after another takes 28 s each (README
+    "Speed"). On a GPU, up to 4 cells share it (a small model leaves it mostly idle), one per CPU at most."""
+    cpus = cpus or available_cpus()
+    return cpus if resolve_device(device).type == "cpu" else min(4, cpus)
+
+
+def cell_threads(jobs: int, cpus: Optional[int] = None) -> int:
+    """Each cell's share of the CPUs when `jobs` run at once (the --threads default)."""
+    return max(1, (cpus or available_cpus()) // jobs)
+
+
+def clock(seconds: float) -> str:
+    minutes, s = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{s:02d}" if minutes >= 60 else f"{minutes}:{s:02d}"
+
+
+class Progress:
+    """One line for the whole grid: cells done (finished or failed), running and waiting, the time
+    since the start and an estimate of the time left (the cells not done at the rate of those done).
+    On a terminal, a status line kept below the log; the line also heads each cell's log line."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.running, self.start = total, 0, 0, time.monotonic()
+        self.bar = tqdm(total=total, file=sys.stderr, bar_format="grid: {desc}", disable=not sys.stderr.isatty())
+        self.show()
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.start
+        eta = f"~{clock(elapsed / self.done * (self.total - self.done))} left" if self.done else "time left unknown"
+        return (f"{self.done}/{self.total} cells done, {self.running} running, "
+                f"{self.total - self.done - self.running} waiting; {clock(elapsed)} elapsed, {eta}")
+
+    def show(self) -> None:
+        self.bar.set_description_str(self.text())
+
+    def started(self) -> None:
+        self.running += 1
+        self.show()
+
+    def finished(self) -> None:
+        self.running, self.done = self.running - 1, self.done + 1
+        self.show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_local(cells: List[Cell], jobs: int = 1) -> Dict[Cell, object]:
+    """The cells here, `jobs` at once (a thread each, waiting on the cell's subprocesses; the
+    run-folder lock keeps two trainings off one folder), with one progress line for all."""
+    progress, out = Progress(len(cells)), {}
+    lock = threading.Lock()
+
+    def one(cell: Cell):
+        with lock:
+            progress.started()
+            log.info("[%s] started: %s", progress.text(), cell)
         try:
-            out[cell] = run_cell(cell)
-            log.info("[%d/%d] %s: GZSL %.2f ZSL %.2f", i + 1, len(cells), cell, 100 * out[cell]["hm"],
-                     100 * out[cell]["zsl"])
+            return run_cell(cell)
+        finally:
+            with lock:
+                progress.finished()
+
+    def report(future) -> None:
+        cell = futures[future]
+        try:
+            out[cell] = future.result()
+            log.info("[%s] %s: GZSL %.2f ZSL %.2f (%s)", progress.text(), cell, 100 * out[cell]["hm"],
+                     100 * out[cell]["zsl"], usage_text(read_usage(cell)))
         except Exception as err:  # noqa: BLE001 - one failed cell must not stop the grid
-            log.error("%s", err)
+            log.error("[%s] %s", progress.text(), err)
             out[cell] = err
-    return out
+
+    with logging_redirect_tqdm(), ThreadPoolExecutor(max(1, min(jobs, len(cells)))) as pool:
+        futures = {pool.submit(one, cell): cell for cell in cells}
+        try:
+            for future in as_completed(futures):
+                report(future)
+        except BaseException:            # Ctrl-C: start no other cell (the running ones got it too)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    progress.close()
+    return {cell: out[cell] for cell in cells}
+
+
+def usage_text(usage: dict) -> str:
+    return f"{usage.get('wall_s', 0):.0f} s, peak {usage.get('peak_rss_mb', 0):.0f} MB"
 
 
 def run_submitit(cells: List[Cell], args) -> Dict[Cell, object]:
@@ -292,6 +450,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.given = command_line_fields(get_parser, sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.slurm and args.jobs:
+        parser.error("--jobs runs cells on this machine; with --slurm, --slurm_parallelism throttles the jobs")
     with exit_on_user_error(parser.prog):
         return run_grid(args)
 
@@ -309,8 +469,12 @@ def run_grid(args) -> int:
                                      cell.extra):
                 print("python " + " ".join(shlex.quote(a) for a in cmd))
         return 0
-    outcome = (run_submitit(todo, args) if args.slurm else run_local(todo)) if todo else {}
-    results = {(c.method, c.dataset, c.family, c.seed): json.loads(c.eval_json.read_text())
+    if todo and not args.slurm:
+        jobs = args.jobs or default_jobs(args.device)
+        log.info("%d at once, %d CPU threads each%s", min(jobs, len(todo)), todo[0].threads,
+                 "" if args.jobs else f" (--jobs default on {available_cpus()} CPUs)")
+    outcome = (run_submitit(todo, args) if args.slurm else run_local(todo, jobs)) if todo else {}
+    results = {(c.method, c.dataset, c.family, c.seed): {**json.loads(c.eval_json.read_text()), "usage": read_usage(c)}
                for c in cells if c.eval_json.is_file()}
     tables = make_tables(results, methods, list(dict.fromkeys(args.datasets)), families, published)
     write_tables(args.out_dir, tables)

@@ -3,7 +3,13 @@ submitit's local executor (the Slurm path), re-run without retraining."""
 import csv
 import io
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,8 +18,11 @@ from src import reproduce
 from src.errors import UserError
 from src.families import DATASETS, FAMILIES
 from src.published import PUBLISHED_CSV, load_published
-from src.recipes import METHODS
+from src.recipes import METHODS, exp_names
 from src.reproduce import Cell, cell_text, make_tables
+from src.runs import RunFolder
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fake(hm, zsl):
@@ -137,3 +146,85 @@ def test_a_failed_cell_is_reported_and_the_tables_are_still_written(tmp_path):
     assert code == 1
     assert [r[1].split(" (")[0] for r in md_rows((out / "results.md").read_text()) if r[0] == "DEVISE"] == ["-", "-"]
     assert "does not exist" in (out / "logs" / "devise_ucf_val_main_seed1.log").read_text()
+
+
+GRID_4 = ["--methods", "devise", "ale", "--datasets", "UCF", "--families", "main", "--seeds", "1", "2",
+          "--epochs", "2", "--n_batches", "2", "--device", "cpu", "--threads", "1", "--main_args", "--bs 32"]
+METRICS = ["method", "dataset", "family", "seed", "seen", "unseen", "gzsl", "zsl", "beta", "epoch"]
+
+
+def long_rows(out):
+    return list(csv.DictReader(io.StringIO((out / "results_long.csv").read_text())))
+
+
+def metric_rows(out):
+    return [{k: r[k] for k in METRICS} for r in long_rows(out)]
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(tiny_root, tmp_path_factory):
+    """The four-cell grid (two methods x two seeds), one cell after another."""
+    out = tmp_path_factory.mktemp("jobs1") / "out"
+    assert reproduce.main(GRID_4 + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out), "--jobs", "1"]) == 0
+    return out
+
+
+def test_jobs_2_gives_the_numbers_of_jobs_1_with_each_cells_time_and_memory(one_at_a_time, tiny_root, tmp_path):
+    out = tmp_path / "out"
+    assert reproduce.main(GRID_4 + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out), "--jobs", "2"]) == 0
+    assert metric_rows(out) == metric_rows(one_at_a_time) and len(metric_rows(out)) == 4
+    for row in long_rows(out):
+        assert float(row["wall_s"]) > 0 and 50 < float(row["peak_rss_mb"]) < 100_000 and row["threads"] == "1", row
+    usage = json.loads(Cell("ale", "UCF", "main", 2, "", str(out)).usage_path.read_text())
+    assert usage["done"] and usage["threads"] == 1
+    before = (out / "results_long.csv").read_text()
+    assert reproduce.main(GRID_4 + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out), "--jobs", "2"]) == 0
+    assert (out / "results_long.csv").read_text() == before, "a re-run that skips every cell keeps their usage"
+
+
+def test_an_interrupted_grid_resumes_to_the_same_numbers(one_at_a_time, tiny_root, tmp_path):
+    """The grid killed (SIGKILL, its cells' trainings with it) once a first epoch has ended, then run
+    again: it ends with the numbers of the uninterrupted grid."""
+    out = tmp_path / "out"
+    argv = GRID_4 + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out), "--jobs", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "src.reproduce", *argv], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob("seed_*/runs/*/checkpoints/resume_state.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the grid ended before a first epoch"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = list(out.glob("seed_*/runs/*/evaluation.json"))
+    assert len(finished) < 4, "the grid was not interrupted"
+    assert reproduce.main(argv) == 0
+    assert metric_rows(out) == metric_rows(one_at_a_time)
+
+
+def test_two_trainings_never_share_a_run_folder_in_a_grid(tiny_root, tmp_path):
+    """A cell whose stage-1 folder another training holds fails (the run-folder lock), the others of
+    the grid run; once the folder is free, the grid's next run completes that cell."""
+    out = tmp_path / "out"
+    argv = GRID + ["--data_dir", str(tiny_root.parent), "--out_dir", str(out), "--seeds", "1", "2", "--jobs", "2"]
+    held = Cell("devise", "UCF", "main", 1, "", str(out))
+    lock = RunFolder(held.dump_path / "runs" / exp_names("devise", "UCF", "main")[0]).lock()
+    try:
+        assert reproduce.main(argv) == 1
+    finally:
+        lock.release()
+    assert "is being written by another training" in held.log_path.read_text()
+    assert not held.eval_json.exists() and Cell("devise", "UCF", "main", 2, "", str(out)).eval_json.is_file()
+    assert reproduce.main(argv) == 0 and held.eval_json.is_file()
+
+
+def test_jobs_and_threads_defaults_come_from_the_machine():
+    assert reproduce.default_jobs("cpu", cpus=2) == 2 and reproduce.default_jobs("cpu", cpus=16) == 16
+    assert reproduce.cell_threads(2, cpus=2) == 1 and reproduce.cell_threads(1, cpus=2) == 2
+    assert reproduce.cell_threads(3, cpus=16) == 5 and reproduce.cell_threads(32, cpus=16) == 1
+    assert reproduce.given_threads(["--bs", "32", "--num_threads", "3"]) == 3
+    assert reproduce.given_threads(["--num_threads=2"]) == 2 and reproduce.given_threads(["--num_threads", "0"]) is None
+    with pytest.raises(SystemExit):
+        reproduce.main(["--slurm", "--jobs", "2"])
