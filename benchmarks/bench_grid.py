@@ -1,6 +1,6 @@
 """Wall time of a smoke grid of `python -m src.reproduce` run one cell at a time (--jobs 1, each
-cell with the CPUs' threads) and with the --jobs default (one cell per CPU on the CPU, each with one
-thread), on a synthetic UCF benchmark; prints both and their ratio.
+cell with as many threads as CPUs) and with the defaults (--jobs one cell per CPU on the CPU, each with
+--threads 1), on a synthetic UCF benchmark; prints both and their ratio.
 
     python benchmarks/bench_grid.py                                  # 4 AVCA cells, 2 epochs x 50 batches
     python benchmarks/bench_grid.py --methods avca ale --seeds 1 2 --epochs 1 --n_batches 5 --preset tiny
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.reproduce import cell_threads, default_jobs  # noqa: E402
+from src.reproduce import default_jobs  # noqa: E402
 from src.runtime import available_cpus  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 
@@ -38,10 +38,11 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def timed_grid(data_dir: Path, out_dir: Path, a, jobs) -> float:
+def timed_grid(data_dir: Path, out_dir: Path, a, jobs, threads: int) -> float:
     argv = [sys.executable, "-m", "src.reproduce", "--methods", *a.methods, "--datasets", "UCF", "--families", "main",
             "--seeds", *a.seeds, "--epochs", a.epochs, "--n_batches", a.n_batches, "--device", a.device,
-            "--data_dir", str(data_dir), "--out_dir", str(out_dir), *(["--jobs", str(jobs)] if jobs else [])]
+            "--data_dir", str(data_dir), "--out_dir", str(out_dir), "--threads", str(threads),
+            *(["--jobs", str(jobs)] if jobs else [])]
     start = time.monotonic()
     done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode:
@@ -59,10 +60,10 @@ def main(argv=None) -> None:
         cpus, jobs = available_cpus(), default_jobs(a.device)
         print(f"{cpus} CPUs; grid: {' '.join(a.methods)} x seeds {' '.join(a.seeds)} on UCF main ({a.preset} "
               f"synthetic), {a.epochs} epochs x {a.n_batches} batches, {a.device}")
-        one = timed_grid(data, work / "jobs_1", a, 1)
-        print(f"--jobs 1 (threads a cell: {cell_threads(1)}): {one:.1f} s", flush=True)
-        many = timed_grid(data, work / "jobs_default", a, None)
-        print(f"--jobs default = {jobs} (threads a cell: {cell_threads(jobs)}): {many:.1f} s")
+        one = timed_grid(data, work / "jobs_1", a, 1, cpus)
+        print(f"--jobs 1 --threads {cpus}: {one:.1f} s", flush=True)
+        many = timed_grid(data, work / "jobs_default", a, None, 1)
+        print(f"--jobs default = {jobs} --threads 1: {many:.1f} s")
         print(f"ratio (--jobs 1 / default): {one / many:.2f}x")
     finally:
         if a.work_dir is None:

@@ -138,10 +138,10 @@ def get_main_parser() -> argparse.ArgumentParser:
                    help="cuda or cpu; default: cuda when available, else cpu")
     g.add_argument("--num_threads", type=number_type(int, lambda v: v >= 0, "an integer >= 0 (0: the machine's default)"),
                    default=0,
-                   help="CPU threads of torch's operations; 0: $OMP_NUM_THREADS when set, else the CPUs the "
-                        "machine's load leaves free (CPUs - 1-minute load average), 1 to half the CPUs up to 8 (2 "
-                        "on 2-3 CPUs): a 2-core machine's AVCA epoch was 1.6x faster with 2 threads idle, 2.0x "
-                        "slower with 2 threads beside another job. The numbers depend on it: give it to repeat them")
+                   help="CPU threads of torch's operations; 0: $OMP_NUM_THREADS when set (src.reproduce sets each "
+                        "cell's), else 1 on machines of up to 2 CPUs, else half the CPUs, at most 8 (measured: a "
+                        "2-core machine's AVCA epoch was 1.6x faster with 2 threads idle, 2.0x slower beside another "
+                        "job); never from the load, as the numbers depend on it")
     g.add_argument("--retrain_all", action="store_true",
                    help="stage 2: train on stage_1_train + stage_1_val (seen and unseen)")
     g.add_argument("--compile", action="store_true",

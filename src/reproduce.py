@@ -14,7 +14,7 @@ Runs go to {out_dir}/seed_{seed}/runs/{exp_name}/, logs to {out_dir}/logs/. Re-r
 command skips every cell whose evaluation JSON exists, continues interrupted trainings
 (--resume) and restarts those killed before their first epoch ended (--overwrite). Locally,
 --jobs cells run at once (default: one per CPU on the CPU, up to 4 on a GPU), each with --threads
-CPU threads (default: the CPUs divided among the jobs; the numbers depend on it, not on --jobs),
+CPU threads (default 1; the numbers depend on it, never on --jobs),
 under one progress line; each cell's wall time, peak memory and threads go to
 {out_dir}/logs/{run}_seed{seed}.usage.json and results_long.csv. Tables:
 {out_dir}/results.md, results_gzsl.csv, results_zsl.csv (the tables, with the published number beside
@@ -258,8 +258,8 @@ def get_parser() -> argparse.ArgumentParser:
                         "sharing a GPU); not with --slurm")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads of each cell's runs (their OMP_NUM_THREADS; a --num_threads in --main_args "
-                        "wins for main.py); default: the CPUs divided among --jobs. The numbers depend on it: keep "
-                        "it to compare grids run with another --jobs")
+                        "wins for main.py); default 1, whatever --jobs: the numbers depend on the thread count, "
+                        "never on --jobs")
     p.add_argument("--dry_run", action="store_true", help="print the commands of the unfinished cells and stop")
     g = p.add_argument_group("Slurm (submitit): one job per cell")
     g.add_argument("--slurm", action="store_true", help="submit the cells to Slurm instead of running them here")
@@ -301,7 +301,7 @@ def grid_axes(args) -> Tuple[List[str], List[str]]:
 
 
 def grid(args) -> List[Cell]:
-    """The cells, in table order; each with its threads (--threads, or the CPUs divided among --jobs)."""
+    """The cells, in table order; each with its threads (--threads, a --num_threads of --main_args, else 1)."""
     methods, families = grid_axes(args)
     extra = list(shlex.split(args.main_args))
     for name in ("epochs", "n_batches", "device"):
@@ -309,7 +309,7 @@ def grid(args) -> List[Cell]:
             extra += [f"--{name}", str(vars(args)[name])]
     # absolute: the cells' subprocesses run in the repository root
     data_dir, out_dir = Path(args.data_dir).resolve(), Path(args.out_dir).resolve()
-    threads = args.threads or given_threads(extra) or (0 if args.slurm else cell_threads(args.jobs or default_jobs(args.device)))
+    threads = args.threads or given_threads(extra) or (0 if args.slurm else 1)
     return [Cell(m, d, f, s, str(data_dir), str(out_dir), tuple(extra), threads)
             for m in methods for d in dict.fromkeys(args.datasets) for f in families for s in dict.fromkeys(args.seeds)
             if f in METHODS[m].families]
@@ -333,11 +333,6 @@ def default_jobs(device: Optional[str], cpus: Optional[int] = None) -> int:
     "Speed"). On a GPU, up to 4 cells share it (a small model leaves it mostly idle), one per CPU at most."""
     cpus = cpus or available_cpus()
     return cpus if resolve_device(device).type == "cpu" else min(4, cpus)
-
-
-def cell_threads(jobs: int, cpus: Optional[int] = None) -> int:
-    """Each cell's share of the CPUs when `jobs` run at once (the --threads default)."""
-    return max(1, (cpus or available_cpus()) // jobs)
 
 
 def clock(seconds: float) -> str:

@@ -30,31 +30,14 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def machine_load() -> float:
-    """What else keeps the CPUs busy: the 1-minute load average, or, where lower, the processes
-    runnable right now besides this one (Linux: /proc/loadavg), so that a job of ours that just
-    ended (stage 1 before stage 2) does not count; 0 where unknown."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):    # not Unix
-        return 0.0
-    try:
-        runnable = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-    except (OSError, ValueError, IndexError):
-        return load
-    return min(load, runnable - 1)
-
-
-def default_threads(cpus: Optional[int] = None, load: Optional[float] = None) -> int:
-    """Intra-op threads for the small models of this benchmark: the CPUs the machine's other work
-    leaves free (its CPUs less its 1-minute load average, rounded), at least 1, at most half the CPUs
-    (2 on 2-3 CPUs) up to 8 (their matrices are too small to feed more). On a 2-core machine: 2
-    when idle (an AVCA epoch 1.6x faster), 1 with one other job running (2 threads were 2.0x slower
-    there); README "Speed" has the measurements."""
+def default_threads(cpus: Optional[int] = None) -> int:
+    """Intra-op threads for the small models of this benchmark: 1 on machines of up to 2 CPUs (where
+    a second thread loses more under load than it gains when idle; README "Speed" has the
+    measurements), else half the CPUs, at most 8 (their matrices are too small to feed more). From
+    the machine alone, never its load: the thread count changes the numbers at rounding level, and a
+    fixed --seed must give the same numbers on the same machine whatever else runs on it."""
     cpus = cpus or available_cpus()
-    load = machine_load() if load is None else load
-    most = max(min(cpus, 2), min(cpus // 2, 8))
-    return max(1, min(most, cpus - round(load)))
+    return 1 if cpus <= 2 else min(cpus // 2, 8)
 
 
 def env_threads() -> Optional[int]:

@@ -222,8 +222,10 @@ def test_two_trainings_never_share_a_run_folder_in_a_grid(tiny_root, tmp_path):
 
 def test_jobs_and_threads_defaults_come_from_the_machine():
     assert reproduce.default_jobs("cpu", cpus=2) == 2 and reproduce.default_jobs("cpu", cpus=16) == 16
-    assert reproduce.cell_threads(2, cpus=2) == 1 and reproduce.cell_threads(1, cpus=2) == 2
-    assert reproduce.cell_threads(3, cpus=16) == 5 and reproduce.cell_threads(32, cpus=16) == 1
+    for jobs in ("1", "2"):       # one thread a cell whatever --jobs, so that --jobs never changes the numbers
+        args = reproduce.get_parser().parse_args(["--methods", "devise", "--families", "main", "--jobs", jobs])
+        args.given = {"methods", "families", "jobs"}
+        assert {c.threads for c in reproduce.grid(args)} == {1}
     assert reproduce.given_threads(["--bs", "32", "--num_threads", "3"]) == 3
     assert reproduce.given_threads(["--num_threads=2"]) == 2 and reproduce.given_threads(["--num_threads", "0"]) is None
     with pytest.raises(SystemExit):
