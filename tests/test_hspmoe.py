@@ -573,3 +573,22 @@ def test_an_original_hspmoe_run_folder_evaluates_as_hspmoe(tiny_root, tmp_path):
     proc = run_cli("get_evaluation.py", "--load_path_stage_A", runs[0], "--load_path_stage_B", runs[1], "--device", "cpu")
     got = assert_direct_evaluation(runs[1] / "evaluation.json", proc, ours, root, models)
     assert got["model"] == "hspmoe" and got["epoch"] == 2
+
+
+def test_each_ablation_row_is_one_documented_command(tmp_path):
+    """docs/hspmoe.md's command of each ablation row: the recipe's stage-1 command with its --main_args
+    builds exactly the row's flag values (and the baseline row is ClipClap)."""
+    import shlex
+    from original_runs import parsed
+    from src.recipes import cell_commands
+    docs = (ROOT / "docs" / "hspmoe.md").read_text()
+    commands = dict(re.findall(r"^\| ([^|]+?) \| `(python -m src\.reproduce [^`]+)` \|$", docs, re.M))
+    assert set(commands) == {"Baseline (ClipClap)", *ABLATIONS}
+    assert "--methods clipclap" in commands.pop("Baseline (ClipClap)")
+    assert len({c.split("--out_dir ")[1].split()[0] for c in commands.values()}) == len(ABLATIONS)   # apart
+    for row, command in commands.items():
+        argv = shlex.split(command)
+        extra = shlex.split(argv[argv.index("--main_args") + 1]) if "--main_args" in argv else []
+        assert " ".join(extra) == hspmoe.ablation_flags(row)
+        args = parsed(cell_commands("hspmoe", "UCF", "clip", tmp_path, extra=extra)[0][1:])
+        assert hspmoe.flag_values(args) == ABLATIONS[row], row

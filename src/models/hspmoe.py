@@ -398,7 +398,8 @@ RECIPE = {         # README section 6.2 / commands.sh: the full model (docs/hspm
 }
 
 _NO_FAR_NO_MOE = {"semantic_far_fusion": False, "semantic_consensus_routing": False}
-ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.2; the rows' own command lines are n/r)
+ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.2: one command each, `ablation_flags`;
+                  # the original's own command lines for them are not known)
     "+ Hypersphere": {**RECIPE, **_NO_FAR_NO_MOE, "semantic_distribution_weight": 0.0,
                       "semantic_relation_weight": 0.0, "semantic_hup_weight": 0.0},
     "+ DP": {**RECIPE, **_NO_FAR_NO_MOE, "semantic_distill_mode": "distribution", "semantic_relation_weight": 0.0,
@@ -415,6 +416,12 @@ ABLATIONS = {      # the README's ablation rows on the recipe (docs/hspmoe.md 5.
 # comparing test lines is tuned on the test split; accepted only under --reproduce_original (`original_overrides`).
 EVAL_FAR = {f"eval_{name}": name for name in ("semantic_far_fusion", "semantic_far_adapted_weight",
                                               "semantic_far_scale_raw")}
+
+
+def ablation_flags(row: str) -> str:
+    """The main.py flags that turn the recipe (the run scripts' HSP-MoE) into an ablation row: the
+    `ABLATIONS` values that differ from `RECIPE` ("" for the full model)."""
+    return " ".join(f"--{k} {v}" for k, v in ABLATIONS[row].items() if v != RECIPE[k])
 
 
 def flag_values(args) -> dict:
