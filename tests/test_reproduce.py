@@ -140,6 +140,30 @@ def test_grid_locally_and_through_submitit(tiny_root, tmp_path, capsys):
     assert (out / "logs" / "devise_ucf_val_main_seed1.log").read_text().count("$ ") == 3
 
 
+def test_the_clip_column_holds_the_training_free_row_and_the_published_numbers(tiny_root, tmp_path):
+    """On the synthetic CLIP/CLAP features: ClipClap, HSP-MoE and the training-free row each get their
+    row of the CLIP/CLAP column; the first two with their published number beside the measured one, the
+    training-free row with none (nobody published it)."""
+    out = tmp_path / "out"
+    assert reproduce.main(["--methods", "clipclap", "hspmoe", "frozen_clipclap", "--datasets", "UCF", "--families",
+                           "clip", "--seeds", "1", "--epochs", "1", "--n_batches", "2", "--device", "cpu",
+                           "--data_dir", str(tiny_root.parent), "--out_dir", str(out)]) == 0
+    pub = load_published()
+    for metric in ("gzsl", "zsl"):
+        rows = {r[0]: r[1:] for r in csv.reader(io.StringIO((out / f"results_{metric}.csv").read_text()))}
+        assert rows["Method"] == ["UCF clip", "UCF clip published"]
+        for method in ("clipclap", "hspmoe", "frozen_clipclap"):
+            result = json.loads(Cell(method, "UCF", "clip", 1, "", str(out)).eval_json.read_text())
+            value = result["hm" if metric == "gzsl" else "zsl"]
+            measured, published = rows[METHODS[method].label]
+            assert measured == f"{100 * value:.2f}"
+            paper = pub.get((method, "UCF", "clip"))
+            assert published == ("" if paper is None else f"{paper.hm if metric == 'gzsl' else paper.zsl:.2f}")
+    assert pub[("clipclap", "UCF", "clip")].hm == 55.97 and ("frozen_clipclap", "UCF", "clip") not in pub
+    md = (out / "results.md").read_text()
+    assert "| Frozen CLIP/CLAP (training-free) |" in md and "(55.97)" in md and "(67.03)" in md
+
+
 def test_a_failed_cell_is_reported_and_the_tables_are_still_written(tmp_path):
     out = tmp_path / "out"
     code = reproduce.main(GRID + ["--data_dir", str(tmp_path / "missing"), "--out_dir", str(out), "--seeds", "1"])
