@@ -12,7 +12,8 @@ Prints, as it measures: cache build and load time; the trainer's step of the mod
 --cuda_graph make it) on batches its registry entry's `batches` built beforehand, in ms and
 samples/s, its FLOPs (`torch.utils.flop_counter`), this machine's float32 matmul peak, the step's
 FLOP bound and its ratio to it, where its time goes (`torch.profiler`, CPU); on CUDA, whether the
-step syncs with the host and the step replayed as one CUDA graph. Then (not with --step_only) two
+step syncs with the host, whether building a batch does (TCaF's padded batches get their lengths
+read once for the epoch, as the trainer's), and the step replayed as CUDA graphs. Then (not with --step_only) two
 epochs of the trainer (sampling, batches, steps, validation, validation loss, checkpoints), the
 second's time and its ratio to the pure compute (target <= 1.15), and get_evaluation's two-stage
 evaluation; with --stage_epochs N, a whole stage of N epochs; with --run_all, `main.py --run all`
@@ -40,7 +41,7 @@ from src.recipes import METHODS, cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
 from src.runtime import setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
-from src.steps import Step  # noqa: E402
+from src.steps import Step, build_train_batch, epoch_lengths  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from src.two_stage import evaluate_runs  # noqa: E402
 from timing import add_machine_flags, apply_machine_flags, bound_report, host_sync_in_step, step_seconds, sync  # noqa: E402
@@ -79,8 +80,12 @@ def bench_step(report, trainer, entry, a, device) -> float:
         return step
     sampler = PairSampler(train.labels, len(train.class_ids), 0, device)
     pos, neg = (t.view(8, bs) for t in sampler.draw(8 * bs))
-    batches = [entry.batches.train(model, train, pos[i], neg[i], z_score=trainer.config.z_score,
-                                   generator=sampler.generator) for i in range(8)]
+    lengths = epoch_lengths(entry.batches, model, train, pos)        # as the trainer's epoch: read at once
+
+    def build(i):
+        return build_train_batch(entry.batches, model, train, pos[i], neg[i], trainer.config.z_score,
+                                 sampler.generator, lengths[i])
+    batches = [build(i) for i in range(8)]
     step = trainer.steps("train", model.training_step, opt)       # as the trainer runs it
     seconds = step_seconds(step, lambda i: batches[i % 8], max(10, min(a.n_batches, 100)), device)
     report("step_ms", round(1000 * seconds, 2))
@@ -89,6 +94,7 @@ def bench_step(report, trainer, entry, a, device) -> float:
     bound_report(report, eager, lambda i: batches[i % 8], seconds, device)
     if device.type == "cuda":
         report("host_sync_in_step", host_sync_in_step(eager, batches[0], device) or "none")
+        report("host_sync_in_batch", host_sync_in_step(build, 0, device) or "none")
         if not a.cuda_graph:
             try:
                 graphed = Step(model, model.training_step, opt, cuda_graph=True, device_type="cuda")

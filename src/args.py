@@ -148,7 +148,8 @@ def get_main_parser() -> argparse.ArgumentParser:
                    help="opt-in, changes the numbers: torch.compile the training step (forward and backward; "
                         "the first steps compile, a C++ compiler is needed on the CPU); measured in README 'Speed'")
     g.add_argument("--cuda_graph", action="store_true",
-                   help="opt-in, CUDA only: capture the whole training step once as a CUDA graph and replay it "
+                   help="opt-in, CUDA only: capture the whole training step as a CUDA graph (one per batch shape) "
+                        "and replay it "
                         "(a small model's step is bound by kernel launches; README 'Speed'); numbers differ at "
                         "rounding level")
     g.add_argument("--amp", default=None, choices=["bf16"],

@@ -8,9 +8,12 @@ its loss is (`training_step`); everything here is the same for every model:
   the optimiser's step, the model's `after_optimizer_step`. With a `SAM` optimiser its two passes
   (`sam_step`); the opt-in fast modes wrap the same body: `--compile` (torch.compile of the loss
   function: forward and backward), `--amp bf16` (the loss under autocast), `--cuda_graph` (the
-  whole step captured once as a CUDA graph and replayed, `GraphedStep`). `Steps` makes one `Step`
-  per key with the run's options and keeps it for the run (compiled code, a captured graph).
-- `train_epoch`: `n_batches` class-balanced batches of `bs`, one step each (`run_steps`).
+  whole step captured as a CUDA graph, one per batch shape, and replayed, `GraphedStep`). `Steps`
+  makes one `Step` per key with the run's options and keeps it for the run (compiled code,
+  captured graphs).
+- `train_epoch`: `n_batches` class-balanced batches of `bs`, one step each (`run_steps`); batches
+  padded to their own longest sequence (TCaF's) get their lengths, read for the whole epoch in one
+  transfer (`epoch_lengths`), so that no step waits on the host.
 - `validation_loss`: the training loss in eval mode over every val sample once.
 - `fit_classifier`: a classifier a model trains at evaluation time (f-VAEGAN-D2's softmax
   classifiers), fitted by eager `Step`s of its loss; the model defines it and is handed this
@@ -21,7 +24,7 @@ A model with its own epoch (f-VAEGAN-D2's critic loop) runs its steps through
 """
 import math
 from dataclasses import fields, is_dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -32,7 +35,8 @@ from .models.base import Batches, EpochInputs, GZSLModel
 from .models.sam import SAM, disable_running_stats, enable_running_stats
 
 AMP_DTYPES = {"bf16": torch.bfloat16}
-WARMUP = 3          # --cuda_graph: eager steps before the capture
+WARMUP = 3          # --cuda_graph: eager steps before the first capture
+GRAPHS = 16         # --cuda_graph: the most graphs kept, one per batch shape (TCaF: per padded length)
 
 LossFn = Callable[[object], Tuple[Tensor, Dict[str, Tensor]]]
 
@@ -120,49 +124,76 @@ class Step:
         return self.eager(batch)
 
 
+class Captured:
+    """One captured step: its graph, the batch whose tensors it reads (the next batch of its shape is
+    copied into them), the loss and parts it writes."""
+
+    def __init__(self, graph: "torch.cuda.CUDAGraph", static, out: Tuple[Tensor, Dict[str, Tensor]]):
+        self.graph, self.static, self.out = graph, static, out
+
+    def __call__(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        for name, t in _tensors(batch).items():
+            getattr(self.static, name).copy_(t)
+        self.graph.replay()
+        return self.out
+
+
+def shape_key(batch) -> Tuple:
+    """What a captured graph fixes of a batch: each tensor's name, shape and dtype."""
+    return tuple((k, tuple(v.shape), v.dtype) for k, v in _tensors(batch).items())
+
+
 class GraphedStep:
-    """--cuda_graph: a `Step`'s eager body captured once as a CUDA graph and replayed for every batch
-    of the same shapes.
+    """--cuda_graph: a `Step`'s eager body captured as a CUDA graph, one per batch shape, and replayed
+    for every batch of that shape.
 
     A small model's step on a GPU is bound by kernel launches (README "Speed" has the measurements).
-    The first `WARMUP` steps are ordinary eager steps (on a side stream, as capture
-    requires); the next one is captured, and from then on each step copies its batch into the
-    captured batch's tensors and replays. The optimiser runs with `capturable=True` and a tensor
-    learning rate (`make_capturable`). A batch of other shapes (TCaF's padded sequences) runs
-    eagerly. Opt-in: the numbers differ from the eager step's at rounding level."""
+    The first `WARMUP` steps are ordinary eager steps (on a side stream, as capture requires);
+    after them, the first batch of a shape runs eagerly on the side stream too, the second is
+    captured (`graphs[shape_key]`), and from then on each batch of that shape is copied into the
+    captured batch's tensors and the graph replayed. A model of fixed shapes has one graph; TCaF's
+    batches, padded to their own longest sequences, one per padded length, up to `GRAPHS` (a batch
+    of a further shape runs eagerly). Each graph holds its own activations and gradients (its own
+    memory pool); the optimiser's state is shared, updated in place (`capturable=True`, a tensor
+    learning rate: `make_capturable`). Opt-in: the numbers differ from the eager step's at rounding
+    level."""
 
-    def __init__(self, step: Step):
-        self.step, self.steps = step, 0
-        self.graph: Optional[torch.cuda.CUDAGraph] = None
-        self.static = None
-        self.out: Optional[Tuple[Tensor, Dict[str, Tensor]]] = None
+    def __init__(self, step: Step, capacity: int = GRAPHS):
+        self.step, self.steps, self.capacity = step, 0, capacity
+        self.graphs: Dict[Tuple, Captured] = {}
+        self.warm: set = set()
         self.side = torch.cuda.Stream()
 
-    @staticmethod
-    def _shapes(batch):
-        return {k: (v.shape, v.dtype) for k, v in _tensors(batch).items()}
+    def side_eager(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The eager step on the side stream (before a capture)."""
+        self.side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side):
+            out = self.step.eager(batch)
+        torch.cuda.current_stream().wait_stream(self.side)
+        return out
+
+    def capture(self, batch) -> Captured:
+        graph = torch.cuda.CUDAGraph()
+        self.step.optimizer.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            out = self.step.eager(batch)
+        return Captured(graph, batch, out)
 
     def __call__(self, batch) -> Tuple[Tensor, Dict[str, Tensor]]:
         self.steps += 1
-        if not _tensors(batch) or (self.graph is not None and self._shapes(batch) != self._shapes(self.static)):
-            return self.step.eager(batch)      # not a fixed-shape batch
-        if self.graph is None and self.steps <= WARMUP:
-            self.side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(self.side):
-                out = self.step.eager(batch)
-            torch.cuda.current_stream().wait_stream(self.side)
-            return out
-        if self.graph is None:
-            self.static = batch
-            self.graph = torch.cuda.CUDAGraph()
-            self.step.optimizer.zero_grad(set_to_none=True)
-            with torch.cuda.graph(self.graph):
-                self.out = self.step.eager(self.static)
-        else:
-            for name, t in _tensors(batch).items():
-                getattr(self.static, name).copy_(t)
-        self.graph.replay()
-        return self.out
+        if not _tensors(batch):
+            return self.step.eager(batch)      # not a batch of named tensors
+        key = shape_key(batch)
+        if key in self.graphs:
+            return self.graphs[key](batch)
+        if len(self.graphs) >= self.capacity:
+            return self.step.eager(batch)      # too many shapes: the others run eagerly
+        if self.steps <= WARMUP or key not in self.warm:
+            self.warm.add(key)
+            return self.side_eager(batch)
+        self.graphs[key] = self.capture(batch)
+        self.graphs[key].graph.replay()
+        return self.graphs[key].out
 
 
 class Steps:
@@ -228,15 +259,33 @@ def fit_classifier(classifier, x: Tensor, y: Tensor, epochs: int, batch_size: in
                 on_epoch(epoch)
 
 
+def epoch_lengths(batches: Batches, model: GZSLModel, split, pos: Tensor) -> List[Optional[Tuple[int, ...]]]:
+    """The padded lengths of each of the epoch's batches of positives `pos` [n, B] as `batches.lengths`
+    computes them on the device, read in one transfer (a tuple of ints per batch); None for each
+    batch of a model without them (or in a mode with fixed lengths)."""
+    lengths = batches.lengths(model, split, pos) if batches.lengths is not None else None
+    if lengths is None:
+        return [None] * len(pos)
+    return [tuple(row) for row in lengths.tolist()]
+
+
+def build_train_batch(batches: Batches, model: GZSLModel, split, pos: Tensor, neg: Tensor, z_score: bool,
+                      generator, lengths: Optional[Tuple[int, ...]]):
+    """`batches.train` of one batch, given its padded `lengths` when it has them."""
+    extra = {} if lengths is None else {"lengths": lengths}
+    return batches.train(model, split, pos, neg, z_score=z_score, generator=generator, **extra)
+
+
 def train_epoch(inp: EpochInputs) -> Dict[str, float]:
     """One epoch: `n_batches` batches of `bs` from the class-balanced sampler (positives and their
-    negatives, drawn at once), each built by the model's `batches.train`, one optimiser step each;
+    negatives, drawn at once), each built by the model's `batches.train` (batches padded to their
+    longest sequence: with their lengths, read at once for the epoch), one optimiser step each;
     the mean losses."""
     inp.model.train()
     pos, neg = (t.view(inp.n_batches, inp.bs) for t in inp.sampler.draw(inp.n_batches * inp.bs))
-    build, generator = inp.batches.train, inp.sampler.generator
-    return run_steps(inp, lambda step: build(inp.model, inp.train, pos[step], neg[step], z_score=inp.z_score,
-                                             generator=generator))
+    lengths = epoch_lengths(inp.batches, inp.model, inp.train, pos)
+    return run_steps(inp, lambda step: build_train_batch(inp.batches, inp.model, inp.train, pos[step], neg[step],
+                                                         inp.z_score, inp.sampler.generator, lengths[step]))
 
 
 @torch.no_grad()

@@ -106,11 +106,16 @@ class Batches:
     - `val(model, split, idx [b], neg [b], z_score) -> batch`: a batch of the validation loss (every
       val sample once, each with a negative fixed for the run), over chunks of `val_chunk(model)`
       samples; `val_sum`: the dtype the chunks' losses are summed in.
+    - `lengths(model, split, pos [n, B]) -> [n, k] long tensor, or None`: optional, for batches
+      padded to their own longest sequence (TCaF's): the padded lengths of the epoch's n batches,
+      computed on the device. The epoch reads them in one transfer and hands batch i's to `train`
+      as `lengths=` (k ints), so that building it asks nothing of the host (`src.steps.train_epoch`).
     """
     train: Callable
     val: Callable
     val_chunk: Callable[["GZSLModel"], int]
     val_sum: torch.dtype = torch.float64
+    lengths: Optional[Callable] = None
 
 
 def _pairs(model, split, idx: Tensor, neg: Tensor, z_score: bool = False, generator=None) -> PairBatch:

@@ -101,9 +101,11 @@ def timesteps(b: int, length: int, rate: float, device) -> Tensor:
 
 
 def collate(audio: Sequences, video: Sequences, idx: Optional[Tensor], collation: Collation,
-            generator: Optional[torch.Generator] = None) -> Tokens:
+            generator: Optional[torch.Generator] = None, lengths: Optional[Tuple[int, int]] = None) -> Tokens:
     """The samples `idx` [B] (all by default) of a split's audio and video sequences as padded
-    tensors, masks and timesteps, on the sequences' device. In `fixed` mode a video longer than
+    tensors, masks and timesteps, on the sequences' device. In `max` mode each modality is padded
+    to the batch's longest sequence: `lengths` (T_a, T_v), when the caller knows them
+    (`max_lengths`), else read from the device (one host sync). In `fixed` mode a video longer than
     L = maxlen is cut from s = randint(T_v - L) [published behaviour: the last window is never
     drawn] (`random`, from `generator`, else torch's global generator of the device) or s =
     (T_v - L) // 2 (`center`); a longer audio from min(T_a - L_a, round(s * rate_video /
@@ -113,8 +115,9 @@ def collate(audio: Sequences, video: Sequences, idx: Optional[Tensor], collation
         idx = torch.arange(len(video), device=dev)
     b = idx.shape[0]
     if collation.mode == "max":
-        a, a_mask = audio.gather(idx)                                          # (B, T_a, D_a), (B, T_a)
-        v, v_mask = video.gather(idx)                                          # (B, T_v, D_v), (B, T_v)
+        len_a, len_v = lengths if lengths is not None else (None, None)
+        a, a_mask = audio.gather(idx, length=len_a)                            # (B, T_a, D_a), (B, T_a)
+        v, v_mask = video.gather(idx, length=len_v)                            # (B, T_v, D_v), (B, T_v)
     else:
         len_a, len_v = collation.fixed_lengths
         extra_v = video.lengths[idx] - len_v                                   # (B,) > 0: cut
@@ -135,6 +138,12 @@ def collate(audio: Sequences, video: Sequences, idx: Optional[Tensor], collation
         v, v_mask = video.gather(idx, length=len_v, starts=start_v)
     return Tokens(a.float(), a_mask, timesteps(b, a.shape[1], collation.rate_audio, dev),
                   v, v_mask, timesteps(b, v.shape[1], collation.rate_video, dev))
+
+
+def max_lengths(audio: Sequences, video: Sequences, idx: Tensor) -> Tensor:
+    """[n, 2] long on the device: (T_a, T_v) of `max` mode's padding of each of n batches of samples
+    `idx` [n, B]: their longest audio and video sequences (`collate`'s `lengths`)."""
+    return torch.stack((audio.lengths[idx].amax(dim=1), video.lengths[idx].amax(dim=1)), dim=1)
 
 
 def as_sequences(x: Union[Sequences, Tensor]) -> Sequences:
@@ -171,12 +180,13 @@ class TemporalBatch:
         return Tokens(*(getattr(self, f) for f in Tokens._fields))
 
 
-def temporal_batch(split, idx: Tensor, collation: Collation,
-                   generator: Optional[torch.Generator] = None) -> TemporalBatch:
+def temporal_batch(split, idx: Tensor, collation: Collation, generator: Optional[torch.Generator] = None,
+                   lengths: Optional[Tuple[int, int]] = None) -> TemporalBatch:
     """The samples `idx` [B] of a split (audio/video Sequences or tensors, labels [N], text [C, text_dim])
-    collated, with their word vectors and the split's class matrix."""
+    collated (`max` mode: padded to `lengths` when given), with their word vectors and the split's
+    class matrix."""
     labels = split.labels[idx]
-    tokens = collate(as_sequences(split.audio), as_sequences(split.video), idx, collation, generator)
+    tokens = collate(as_sequences(split.audio), as_sequences(split.video), idx, collation, generator, lengths)
     return TemporalBatch(*tokens, text=split.text[labels], label=labels, class_text=split.text)
 
 
@@ -224,8 +234,9 @@ def cross_modal_mask(audio_valid: Tensor, video_valid: Tensor) -> Tensor:
     valid and they are not two audio or two video tokens (docs/tcaf.md 3.6)."""
     b, t_a = audio_valid.shape
     valid = torch.cat((audio_valid.new_ones(b, 1), audio_valid, video_valid), dim=1)     # (B, N)
-    kind = torch.cat((torch.zeros(1, dtype=torch.long), torch.ones(t_a, dtype=torch.long),
-                      torch.full((video_valid.shape[1],), 2, dtype=torch.long))).to(valid.device)   # (N,)
+    position = torch.arange(valid.shape[1], device=valid.device)                         # (N,)
+    kind = (position > 0).long() + (position > t_a).long()      # (N,) 0 cls, 1 audio, 2 video; made on the
+    # device: a copy from the host would sync, and a CUDA graph cannot capture it
     same_modality = (kind[:, None] == kind[None, :]) & (kind[:, None] > 0)               # (N, N)
     return valid[:, :, None] & valid[:, None, :] & ~same_modality
 
@@ -443,10 +454,20 @@ class Multimodal_Sequence_Transformer(GZSLModel):  # noqa: N801 - the original's
 # -- its batches (docs/tcaf.md 6) --------------------------------------------------------------------------
 
 def train_batch(model: Multimodal_Sequence_Transformer, split, pos: Tensor, neg: Tensor, z_score: bool = False,
-                generator: Optional[torch.Generator] = None) -> TemporalBatch:
+                generator: Optional[torch.Generator] = None,
+                lengths: Optional[Tuple[int, int]] = None) -> TemporalBatch:
     """A training batch: the sampler's positives `pos` (its negatives are unused) collated with the
-    training collation, random cuts from `generator` (the sampler's, saved for --resume)."""
-    return temporal_batch(split, pos, model.train_collation, generator)
+    training collation, random cuts from `generator` (the sampler's, saved for --resume); `max` mode
+    pads to `lengths` (T_a, T_v) when given (`train_lengths`: no host sync)."""
+    return temporal_batch(split, pos, model.train_collation, generator, lengths)
+
+
+def train_lengths(model: Multimodal_Sequence_Transformer, split, pos: Tensor) -> Optional[Tensor]:
+    """[n, 2] (T_a, T_v) of the n training batches of positives `pos` [n, B] in `max` mode, on the
+    device (the epoch reads them at once); None in `fixed` mode (its lengths are fixed)."""
+    if model.train_collation.mode != "max":
+        return None
+    return max_lengths(as_sequences(split.audio), as_sequences(split.video), pos)
 
 
 def val_batch(model: Multimodal_Sequence_Transformer, split, idx: Tensor, neg: Optional[Tensor] = None,
@@ -457,8 +478,10 @@ def val_batch(model: Multimodal_Sequence_Transformer, split, idx: Tensor, neg: O
 
 
 # the trainer's epoch and validation loss on these: the loss in eval mode over every val sample once,
-# in batches of eval_bs, the mean per sample
-TEMPORAL_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs)
+# in batches of eval_bs, the mean per sample; the epoch's training batches padded to the lengths it
+# reads at once (`train_lengths`)
+TEMPORAL_BATCHES = Batches(train=train_batch, val=val_batch, val_chunk=lambda model: model.eval_bs,
+                           lengths=train_lengths)
 
 
 # -- the builder ------------------------------------------------------------------------------------
