@@ -4,6 +4,7 @@ cell with as many threads as CPUs) and with the defaults (--jobs one cell per CP
 
     python benchmarks/bench_grid.py                                  # 4 AVCA cells, 2 epochs x 50 batches
     python benchmarks/bench_grid.py --methods avca ale --seeds 1 2 --epochs 1 --n_batches 5 --preset tiny
+    python benchmarks/bench_grid.py --methods all --families all --seeds 1 2 --epochs 2 --n_batches 20   # the smoke grid
 
 Run it on an otherwise idle machine: a neighbour's load changes both times. The two grids train
 with other thread counts, so their numbers differ at rounding level (README "Speed").
@@ -19,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from src.families import FAMILIES  # noqa: E402
+from src.recipes import METHODS  # noqa: E402
 from src.reproduce import default_jobs  # noqa: E402
 from src.runtime import available_cpus  # noqa: E402
 from src.synthetic import generate  # noqa: E402
@@ -27,7 +30,8 @@ from src.synthetic import generate  # noqa: E402
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--methods", nargs="+", default=["avca"])
+    p.add_argument("--methods", nargs="+", default=["avca"], help="methods-table keys, or all")
+    p.add_argument("--families", nargs="+", default=["main"], help="feature families, or all (each is generated)")
     p.add_argument("--seeds", nargs="+", default=["1", "2", "3", "4"])
     p.add_argument("--epochs", default="2")
     p.add_argument("--n_batches", default="50")
@@ -39,7 +43,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def timed_grid(data_dir: Path, out_dir: Path, a, jobs, threads: int) -> float:
-    argv = [sys.executable, "-m", "src.reproduce", "--methods", *a.methods, "--datasets", "UCF", "--families", "main",
+    argv = [sys.executable, "-m", "src.reproduce", "--methods", *a.methods, "--datasets", "UCF", "--families", *a.families,
             "--seeds", *a.seeds, "--epochs", a.epochs, "--n_batches", a.n_batches, "--device", a.device,
             "--data_dir", str(data_dir), "--out_dir", str(out_dir), "--threads", str(threads),
             *(["--jobs", str(jobs)] if jobs else [])]
@@ -52,13 +56,15 @@ def timed_grid(data_dir: Path, out_dir: Path, a, jobs, threads: int) -> float:
 
 def main(argv=None) -> None:
     a = get_parser().parse_args(argv)
+    a.methods = list(METHODS) if a.methods == ["all"] else a.methods
+    a.families = list(FAMILIES) if a.families == ["all"] else a.families
     work = a.work_dir or Path(tempfile.mkdtemp(prefix="bench_grid_"))
     try:
         data = work / "data"
         if not (data / "UCF").is_dir():
-            generate(data, "UCF", preset=a.preset, families=("main",))
+            generate(data, "UCF", preset=a.preset, families=tuple(a.families))
         cpus, jobs = available_cpus(), default_jobs(a.device)
-        print(f"{cpus} CPUs; grid: {' '.join(a.methods)} x seeds {' '.join(a.seeds)} on UCF main ({a.preset} "
+        print(f"{cpus} CPUs; grid: {' '.join(a.methods)} x seeds {' '.join(a.seeds)} on UCF {' '.join(a.families)} ({a.preset} "
               f"synthetic), {a.epochs} epochs x {a.n_batches} batches, {a.device}")
         one = timed_grid(data, work / "jobs_1", a, 1, cpus)
         print(f"--jobs 1 --threads {cpus}: {one:.1f} s", flush=True)
