@@ -9,13 +9,15 @@ Generates the synthetic dataset (or reuses the one in --work_dir), removes its f
 runs, each in a fresh process whose peak resident set size (ru_maxrss of os.wait4, the process
 and its children) is measured:
   - `import`: Python importing the training code (what any process costs before any data);
-  - `cache build`: the dataset reading the stage-1 feature folders and writing their cache, then
-    making the train and val splits (it also prints the splits' feature bytes: the audio and
-    video tensors' nbytes, the denominator of the table);
+  - `cache build`: the dataset reading the stage-1 feature folders of the train and val splits and
+    writing their cache;
+  - `splits`: the train and val splits made from the cache (it prints their feature bytes: the
+    audio and video tensors' nbytes, the denominator of the table);
   - `training`: main.py, one TCaF stage-1 epoch of --n_batches batches and its validation (every
     val video, at most --test_maxlen tokens), the cache present;
   - with --first_run, `first run`: the same main.py without a cache (it builds it, then trains).
-Prints one row per process: peak RSS in MB and its ratio to the splits' feature bytes.
+Prints one row per process: peak RSS in MB, its ratio to the splits' feature bytes, and the ratio
+of what it holds beyond the `import` process (Python, torch and its libraries: a fixed cost).
 """
 import argparse
 import json
@@ -33,8 +35,19 @@ sys.path.insert(0, str(ROOT))
 from src.recipes import METHODS, cell_commands  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 
-# The cache build's process: the stage-1 splits read (the cache written when absent), their feature bytes printed.
+# The cache build's process: the stage-1 feature folders of the train and val splits read, their cache written.
 BUILD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from src.args import finalize_main_args, get_main_parser
+from src.data import dataset_from_args
+from src.families import SPLITS
+ds = dataset_from_args(finalize_main_args(get_main_parser().parse_args(sys.argv[2:])))
+for folder in dict.fromkeys(SPLITS["train"][0] + SPLITS["val"][0]):
+    ds.folder(folder)
+"""
+# The splits' process: the train and val splits made from the cache, their feature bytes printed.
+SPLIT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from src.args import finalize_main_args, get_main_parser
@@ -111,8 +124,10 @@ def main():
         rows = []
         rss, s, _ = measured([sys.executable, "-c", IMPORT, str(ROOT)], ROOT)
         rows.append(("import", rss, s))
-        rss, s, out = measured([sys.executable, "-c", BUILD, str(ROOT), *data_flags], ROOT)
+        rss, s, _ = measured([sys.executable, "-c", BUILD, str(ROOT), *data_flags], ROOT)
         rows.append(("cache build", rss, s))
+        rss, s, out = measured([sys.executable, "-c", SPLIT, str(ROOT), *data_flags], ROOT)
+        rows.append(("splits", rss, s))
         splits = json.loads(next(line for line in out.splitlines() if line.startswith("SPLITS "))[7:])
         feature_bytes = sum(v["bytes"] for v in splits.values())
         cache_bytes = sum(f.stat().st_size for f in cache.rglob("*.pt"))
@@ -125,9 +140,11 @@ def main():
             shutil.rmtree(cache, ignore_errors=True)
             rss, s, _ = measured(train, ROOT)
             rows.append(("first run", rss, s))
-        print(f"\n{'process':<12} {'peak RSS MB':>12} {'x features':>11} {'seconds':>8}")
+        base = rows[0][1]
+        print(f"\n{'process':<12} {'peak RSS MB':>12} {'x features':>11} {'(less import)':>14} {'seconds':>8}")
         for name, rss, s in rows:
-            print(f"{name:<12} {rss / 2 ** 20:>12.0f} {rss / feature_bytes:>11.2f} {s:>8.1f}")
+            print(f"{name:<12} {rss / 2 ** 20:>12.0f} {rss / feature_bytes:>11.2f} "
+                  f"{(rss - base) / feature_bytes:>14.2f} {s:>8.1f}")
     finally:
         if a.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
