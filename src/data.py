@@ -167,7 +167,8 @@ class AVGZSLDataset:
             raise UserError(f"{all_class} lists no class")
         self._index = {self.key(n): i for i, n in enumerate(self.class_names)}
         self.word_vectors = self._pair_word_vectors()
-        self._folders: Dict[str, dict] = {}
+        self._folders: Dict[str, dict] = {}     # the folders read into memory (no cache)
+        self._loaded: set = set()               # the folders loaded once (their warnings logged)
 
     # -- names ---------------------------------------------------------------------------
     def key(self, name: str) -> str:
@@ -282,11 +283,16 @@ class AVGZSLDataset:
     # -- features ------------------------------------------------------------------------
     def folder(self, folder: str) -> dict:
         """Validated features of one feature folder, from the cache when it is current."""
-        if folder not in self._folders:
-            data = load_folder(self.root, self.feature_dir, folder, self.sizes, self.family, use_cache=self.cache)
-            self._folders[folder] = data
+        if folder in self._folders:
+            return self._folders[folder]
+        data = load_folder(self.root, self.feature_dir, folder, self.sizes, self.family, use_cache=self.cache,
+                           quiet=folder in self._loaded)        # its warnings once per dataset
+        if folder not in self._loaded:
+            self._loaded.add(folder)
             self._warn_unknown_classes(folder, data["classes"])
-        return self._folders[folder]
+        if not data["mapped"]:      # read into memory: kept; memory-mapped: loaded again when needed, so
+            self._folders[folder] = data    # that its pages leave memory with the splits made from it
+        return data
 
     def _warn_unknown_classes(self, folder: str, stems: Sequence[str]) -> None:
         """One warning naming a folder's class files of no class of all_class.txt (their videos are
@@ -344,6 +350,7 @@ class AVGZSLDataset:
         wanted[class_ids] = True
 
         audio, video, targets, urls = [], [], [], []
+        whole = False
         files: Dict[int, List[str]] = {}          # class id -> ["{folder}/{stem}.h5"] read for it
         ext = self.ext
         for folder in folders:
@@ -368,8 +375,13 @@ class AVGZSLDataset:
                     files.setdefault(c, []).append(f"{folder}/{stem}{ext}")
             row_ids = file_ids[data["row_class"]]                            # [n] global ids (-1 unknown)
             keep = (row_ids >= 0) & wanted[row_ids.clamp(min=0)]
-            audio.append(data["audio"][keep])
-            video.append(data["video"][keep])
+            # the token sequences of a memory-mapped folder read whole by a split of one folder (stage 1's train)
+            # are the folder's as they are: no copy, a page read when a batch touches it (the same tensors as a
+            # packed copy); rows ([N, D], a few MB) are copied as before
+            whole = (data["mapped"] and len(folders) == 1 and isinstance(data["audio"], Sequences)
+                     and bool(keep.all()))
+            audio.append(data["audio"] if whole else data["audio"][keep])
+            video.append(data["video"] if whole else data["video"][keep])
             targets.append(row_ids[keep])
             urls.extend(u for u, k in zip(data["urls"], keep.tolist()) if k)
         targets_t = torch.cat(targets)
@@ -382,7 +394,7 @@ class AVGZSLDataset:
         position[class_ids_t] = torch.arange(len(class_ids))
         seen_set = set(seen)
         seen_mask = torch.tensor([c in seen_set for c in class_ids], dtype=torch.bool)
-        return SplitData(name=name, audio=_concat(audio), video=_concat(video), targets=targets_t,
+        return SplitData(name=name, audio=_concat(audio, whole), video=_concat(video, whole), targets=targets_t,
                          labels=position[targets_t], class_ids=class_ids_t, seen_mask=seen_mask,
                          text=self.word_vectors[class_ids_t], word_vectors=self.word_vectors,
                          urls=urls, class_names=self.class_names)
@@ -407,8 +419,11 @@ class AVGZSLDataset:
         raise UserError(f"{len(empty)} classes of split {name!r} have no sample ({shown}{more}); {fix}")
 
 
-def _concat(parts: List[Union[torch.Tensor, Sequences]]) -> Union[torch.Tensor, Sequences]:
-    """The rows (or sequences, packed anew: one copy of the kept tokens) of several folders."""
+def _concat(parts: List[Union[torch.Tensor, Sequences]], whole: bool = False) -> Union[torch.Tensor, Sequences]:
+    """The rows (or sequences, packed anew: one copy of the kept tokens) of several folders; whole: the
+    one part is a memory-mapped folder's features, all of them (compact, as cached), returned as they are."""
+    if whole:
+        return parts[0]
     return Sequences.packed(parts) if isinstance(parts[0], Sequences) else torch.cat(parts)
 
 

@@ -4,7 +4,8 @@
 "row_class" [n] (index into classes), "urls": [n names]}, read by the storage class of the
 folder's family (src/storage.py): for a temporal family (docs/tcaf.md 1) "audio" and "video" are
 `Sequences` (float32 tokens, one [T_i, D] sequence per video; quantised uint8 audio read as
-float32 values 0..255). The cache `{root}/_features_processed/{method}/{folder}.pt` records its
+float32 values 0..255). The cache `{root}/_features_processed/{method}/{folder}.pt` (a torch.save
+archive, written class file by class file and read memory-mapped: src/cache_file.py) records its
 storage class's version and the name, size and mtime of every source file; a cache that does
 not match them, or cannot be read, is rebuilt; temp files that a killed cache write left in its
 folder are removed at the next load (those of live writes kept).
@@ -19,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import torch
 
 from .errors import UserError
 from .families import FAMILIES, FeatureFamily
-from .io_utils import atomic_torch_save, remove_stale_temp_files
+from .cache_file import joined, load_mapped, save_pieces
+from .io_utils import remove_stale_temp_files
 from .sequences import Sequences
 from .storage import layout_of
 
@@ -52,9 +53,11 @@ def _check_sizes(data: dict, dirs: Dict[str, Path], sizes: Dict[str, Optional[in
 
 
 def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Optional[int]],
-                family: FeatureFamily, use_cache: bool = True) -> dict:
+                family: FeatureFamily, use_cache: bool = True, quiet: bool = False) -> dict:
     """One feature folder pair (features/{method}/{audio,video}/{folder}) of `family`, validated and
-    read through its storage class (src/storage.py), through the cache."""
+    read through its storage class (src/storage.py), through the cache; "mapped": whether its
+    tensors are memory-mapped from the cache file (loading it again costs next to nothing).
+    quiet: its warnings and notices not logged (a folder loaded again)."""
     layout = layout_of(family)
     dirs = {m: feature_dir / m / folder for m in ("audio", "video")}
     for m, d in dirs.items():
@@ -71,7 +74,7 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
     data, notes, notices = None, [], []
     if use_cache and cache.exists():
         try:
-            blob = torch.load(cache, map_location="cpu", weights_only=True)
+            blob = load_mapped(cache)
             if blob.get("version") == layout.cache_version and [tuple(s) for s in blob["sources"]] == sources:
                 # "notices": none in a cache written before they existed, as its data could hold none
                 data, notes, notices = blob["data"], list(blob.get("warnings", [])), list(blob.get("notices", []))
@@ -83,22 +86,27 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
         except Exception as err:  # noqa: BLE001 - a corrupt cache is rebuilt whatever broke it
             data, notes, notices = None, [], []
             log.warning("cache %s is unreadable (%s): rebuilding", cache, type(err).__name__)
+    mapped = data is not None
     if data is None:
         t0 = time.perf_counter()
-        raw = layout.read_folder(dirs, family, notes, notices)
-        data = layout.unpack(raw, dirs)
-        _check_sizes(data, dirs, sizes, layout.ext)     # before anything is written
+        raw = layout.read_folder(dirs, family, notes, notices)     # the features class by class (`Pieces`)
+        _check_sizes(layout.unpack(raw, dirs), dirs, sizes, layout.ext)     # before anything is written
         if use_cache:
-            try:
-                atomic_torch_save({"version": layout.cache_version, "sources": sources, "data": raw,
-                                   "warnings": notes, "notices": notices}, cache)
+            try:        # written class by class, then read back memory-mapped: the folder is never held twice
+                save_pieces({"version": layout.cache_version, "sources": sources, "data": raw,
+                             "warnings": notes, "notices": notices}, cache)
+                data, mapped = layout.unpack(load_mapped(cache)["data"], dirs), True
             except OSError as err:
                 log.warning("cannot write cache %s (%s); continuing without it", cache, err)
+        if data is None:
+            data = layout.unpack(joined(raw), dirs)
+        del raw
         log.info("read %s/%s: %d samples in %.2fs", feature_dir.name, folder, len(data["urls"]),
                  time.perf_counter() - t0)
-    for note in notes:          # each time the folder is loaded, from the cache or not
+    for note in notes if not quiet else ():      # each time the folder is loaded, from the cache or not
         log.warning("%s", note)
     _check_sizes(data, dirs, sizes, layout.ext)
     for notice in notices:      # data the originals accept, said once per load of the folder
-        notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
-    return data
+        if not quiet:
+            notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
+    return {**data, "mapped": mapped}

@@ -101,12 +101,17 @@ def atomic_torch_save(obj, path) -> None:
     a full disk) rather than torch's `RuntimeError: [enforce fail at inline_container.cc]`."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            try:
-                torch.save(obj, f)
-            except RuntimeError as err:
-                if not _is_write_failure(err):
-                    raise
-                raise _write_failure(err, tmp, path) from None
+            torch_save_file(obj, f, tmp, path)
+
+
+def torch_save_file(obj, f, tmp, path) -> None:
+    """torch.save(obj, f) into the open temp file `tmp` of `path`: a failed write is an OSError naming `path`."""
+    try:
+        torch.save(obj, f)
+    except RuntimeError as err:
+        if not _is_write_failure(err):
+            raise
+        raise _write_failure(err, tmp, path) from None
 
 
 def _is_write_failure(err: RuntimeError) -> bool:

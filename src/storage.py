@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 import torch
 
+from .cache_file import Pieces
 from .errors import UserError
 from .families import FeatureFamily
 from .io_utils import atomic_path
@@ -163,8 +164,7 @@ def build_folder(dirs: Dict[str, Path], notes: Optional[List[str]] = None) -> di
         urls.extend(a_names)
     _check_widths(dirs["audio"], {f"{s}.h5": x.shape[1] for s, x in zip(classes, audio)})
     _check_widths(dirs["video"], {f"{s}.h5": x.shape[1] for s, x in zip(classes, video)})
-    cat = lambda xs, w: torch.from_numpy(np.concatenate(xs)) if xs else torch.zeros(0, w)  # noqa: E731
-    return {"classes": classes, "audio": cat(audio, 0), "video": cat(video, 0),
+    return {"classes": classes, "audio": Pieces(audio), "video": Pieces(video),
             "row_class": torch.from_numpy(np.concatenate(row_class)) if row_class else torch.zeros(0, dtype=torch.long),
             "urls": urls}
 
@@ -294,7 +294,8 @@ def read_pkl(path: Path, notes: Optional[List[str]] = None, integer_dtype: Optio
 def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: Optional[List[str]] = None,
                           notices: Optional[List[str]] = None, vectors: bool = False) -> dict:
     """The validated `.pkl` files of one folder pair of `family`, packed: {"classes", "audio" and
-    "video" as {"values", "offsets", "lengths"} tensors (see `_as_sequences`), "row_class", "urls"};
+    "video" as {"values" (`Pieces`: the tokens class file by class file), "offsets", "lengths"}
+    (see `_as_sequences`), "row_class", "urls"};
     vectors: CLIP/CLAP files (one 1-d vector per video, read as one token).
 
     Reading warnings of single files go to `notes`; what the originals accept but is odd goes to
@@ -368,8 +369,7 @@ def build_temporal_folder(dirs: Dict[str, Path], family: FeatureFamily, notes: O
     for m in ("audio", "video"):
         _check_widths(dirs[m], widths[m], ".pkl")
         width = next(iter(widths[m].values()), 0)
-        vals = [v for v, _ in parts[m] if len(v)]
-        values = torch.from_numpy(np.concatenate(vals)) if vals else torch.zeros(0, width)
+        values = Pieces([v for v, _ in parts[m] if len(v)], width)    # class after class, joined by the cache
         lengths = (torch.from_numpy(np.concatenate([n for _, n in parts[m]])) if parts[m]
                    else torch.zeros(0, dtype=torch.long))
         out[m] = {"values": values, "offsets": torch.cumsum(lengths, 0) - lengths, "lengths": lengths}
@@ -438,8 +438,9 @@ class Layout:
     def read_folder(self, dirs: Dict[str, Path], family: FeatureFamily, notes: Optional[List[str]] = None,
                     notices: Optional[List[str]] = None) -> dict:
         """{"classes": [file stems], "audio", "video", "row_class" [n] (index into classes), "urls":
-        [n names]} as tensors (what the cache holds); reading warnings go to `notes`, what the
-        originals accept but is odd to `notices` (one line per folder)."""
+        [n names]} as tensors (what the cache holds), the features as `Pieces` (one block of rows per
+        class file, joined by `cache_file.save_pieces` or `cache_file.joined`); reading warnings go
+        to `notes`, what the originals accept but is odd to `notices` (one line per folder)."""
         raise NotImplementedError
 
     def unpack(self, raw: dict, dirs: Dict[str, Path]) -> dict:

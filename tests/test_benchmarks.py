@@ -30,3 +30,13 @@ def test_bench_step_times_a_model_with_its_own_epoch():
     assert out.returncode == 0, out.stderr[-2000:]
     values = dict(re.findall(r"^\s*(\w+): (.+)$", out.stdout, re.M))
     assert values["model"] == "fvaegan on main" and float(values["step_ms"]) > 0
+
+
+def test_bench_memory_prints_peak_memory_against_the_features(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_memory.py"), "--dataset", "UCF", "--scale", "0.02",
+                          "--n_batches", "1", "--bs", "4", "--test_maxlen", "4", "--work_dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = dict(re.findall(r"^(import|cache build|splits|training) +(\d+) ", out.stdout, re.M))
+    assert set(rows) == {"import", "cache build", "splits", "training"} and all(int(v) > 0 for v in rows.values())
+    assert int(re.search(r"feature_bytes_mb: (\d+)", out.stdout).group(1)) >= 0

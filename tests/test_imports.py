@@ -10,7 +10,7 @@ SRC = ROOT / "src"
 
 # Lower layers first; a module may import its own layer's and lower ones.
 LAYERS = [
-    {"errors", "families", "io_utils", "evaluate", "runtime", "sampler", "sequences", "signals"},      # leaves
+    {"errors", "families", "io_utils", "cache_file", "evaluate", "runtime", "sampler", "sequences", "signals"},      # leaves
     {"storage", "features_cache"},   # the storage layouts, the cache
     {"data"},
     {"models"},                  # the package: registry, base, blocks, one file per family
