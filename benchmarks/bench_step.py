@@ -41,7 +41,7 @@ from src.recipes import METHODS, cell_commands  # noqa: E402
 from src.runs import RunFolder  # noqa: E402
 from src.runtime import setup_logging  # noqa: E402
 from src.sampler import PairSampler  # noqa: E402
-from src.steps import Step, build_train_batch, epoch_lengths  # noqa: E402
+from src.steps import Step, epoch_lengths  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from src.two_stage import evaluate_runs  # noqa: E402
 from timing import add_machine_flags, apply_machine_flags, bound_report, host_sync_in_step, step_seconds, sync  # noqa: E402
@@ -83,8 +83,8 @@ def bench_step(report, trainer, entry, a, device) -> float:
     lengths = epoch_lengths(entry.batches, model, train, pos)        # as the trainer's epoch: read at once
 
     def build(i):
-        return build_train_batch(entry.batches, model, train, pos[i], neg[i], trainer.config.z_score,
-                                 sampler.generator, lengths[i])
+        return entry.batches.train(model, train, pos[i], neg[i], z_score=trainer.config.z_score,
+                                   generator=sampler.generator, lengths=lengths[i])
     batches = [build(i) for i in range(8)]
     step = trainer.steps("train", model.training_step, opt)       # as the trainer runs it
     seconds = step_seconds(step, lambda i: batches[i % 8], max(10, min(a.n_batches, 100)), device)
@@ -151,7 +151,7 @@ def main():
 
         setup_logging()
         trainer = build_trainer(parse(flags, "--epochs", 1, "--exp_name", "step"), RunFolder(work / "runs" / "step"))
-        if not trainer.trains:
+        if not trainer.model.trainable:
             raise SystemExit(f"bench_step.py: {a.model} has nothing to train (no trainable parameter): no step to time")
         step, bs = bench_step(report, trainer, entry, a, device), trainer.config.bs
         if a.step_only:

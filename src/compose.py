@@ -17,11 +17,11 @@ from .args import get_eval_parser
 from .families import family_of_args
 from .data import dataset_from_args
 from .errors import UserError
-from .models import create_model, get_entry
+from .models import get_entry
 from .runs import RunFolder
 from .runtime import KeptRecords, configure_threads, resolve_device, seed_everything, setup_logging
 from .signals import TrainingInterrupted, stop_signals
-from .steps import fit_classifier
+from .steps import build_model
 from .train import Trainer, TrainConfig
 from .two_stage import evaluate_runs, report, stage_a_checkpoint
 
@@ -53,8 +53,7 @@ def build_trainer(args: argparse.Namespace, run: RunFolder) -> Trainer:
     train = dataset.split("train_val" if args.retrain_all else "train").to(device)
     val = dataset.split("val").to(device)
     seed_everything(args.seed)
-    model = create_model(args.model_name, built).to(device)
-    model.fit_classifier = fit_classifier        # an evaluation-time classifier's fit (f-VAEGAN-D2's)
+    model = build_model(args.model_name, built).to(device)
     trainable = model.trainable
     optimizer, scheduler = (model.configure_optimizers(lr=args.lr, lr_scheduler=args.lr_scheduler) if trainable
                             else (None, None))

@@ -316,14 +316,12 @@ def grid(args) -> List[Cell]:
 
 
 def given_threads(main_args: Sequence[str]) -> Optional[int]:
-    """A --num_threads N in --main_args (N > 0): the cells' threads, get_evaluation's too."""
-    flags = list(main_args)
-    for i, flag in enumerate(flags):
-        value = flag.split("=", 1)[1] if flag.startswith("--num_threads=") else (
-            flags[i + 1] if flag == "--num_threads" and i + 1 < len(flags) else None)
-        if value is not None and value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
+    """A --num_threads N in --main_args (N > 0; the last one, as main.py reads it): the cells' threads,
+    get_evaluation's too. A bad value is main.py's to refuse."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--num_threads", default="")
+    value = parser.parse_known_args(list(main_args))[0].num_threads
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def default_jobs(device: Optional[str], cpus: Optional[int] = None) -> int:

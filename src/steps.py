@@ -17,7 +17,7 @@ its loss is (`training_step`); everything here is the same for every model:
 - `validation_loss`: the training loss in eval mode over every val sample once.
 - `fit_classifier`: a classifier a model trains at evaluation time (f-VAEGAN-D2's softmax
   classifiers), fitted by eager `Step`s of its loss; the model defines it and is handed this
-  function (`GZSLModel.fit_classifier`) by src/compose.py and src/two_stage.restore_model.
+  function (`GZSLModel.fit_classifier`) by `build_model`, which trainer and evaluation build with.
 
 A model with its own epoch (f-VAEGAN-D2's critic loop) runs its steps through
 `EpochInputs.steps` and so takes the same options.
@@ -31,6 +31,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from .errors import UserError
+from .models import create_model
 from .models.base import Batches, EpochInputs, GZSLModel
 from .models.sam import SAM, disable_running_stats, enable_running_stats
 
@@ -259,6 +260,15 @@ def fit_classifier(classifier, x: Tensor, y: Tensor, epochs: int, batch_size: in
                 on_epoch(epoch)
 
 
+def build_model(name: str, args) -> GZSLModel:
+    """The registry's model `name` built from `args`, given what the trainer lends a model: the
+    fit of an evaluation-time classifier (`fit_classifier`; f-VAEGAN-D2's). Training and evaluation
+    both build their models here."""
+    model = create_model(name, args)
+    model.fit_classifier = fit_classifier
+    return model
+
+
 def epoch_lengths(batches: Batches, model: GZSLModel, split, pos: Tensor) -> List[Optional[Tuple[int, ...]]]:
     """The padded lengths of each of the epoch's batches of positives `pos` [n, B] as `batches.lengths`
     computes them on the device, read in one transfer (a tuple of ints per batch); None for each
@@ -269,13 +279,6 @@ def epoch_lengths(batches: Batches, model: GZSLModel, split, pos: Tensor) -> Lis
     return [tuple(row) for row in lengths.tolist()]
 
 
-def build_train_batch(batches: Batches, model: GZSLModel, split, pos: Tensor, neg: Tensor, z_score: bool,
-                      generator, lengths: Optional[Tuple[int, ...]]):
-    """`batches.train` of one batch, given its padded `lengths` when it has them."""
-    extra = {} if lengths is None else {"lengths": lengths}
-    return batches.train(model, split, pos, neg, z_score=z_score, generator=generator, **extra)
-
-
 def train_epoch(inp: EpochInputs) -> Dict[str, float]:
     """One epoch: `n_batches` batches of `bs` from the class-balanced sampler (positives and their
     negatives, drawn at once), each built by the model's `batches.train` (batches padded to their
@@ -284,8 +287,8 @@ def train_epoch(inp: EpochInputs) -> Dict[str, float]:
     inp.model.train()
     pos, neg = (t.view(inp.n_batches, inp.bs) for t in inp.sampler.draw(inp.n_batches * inp.bs))
     lengths = epoch_lengths(inp.batches, inp.model, inp.train, pos)
-    return run_steps(inp, lambda step: build_train_batch(inp.batches, inp.model, inp.train, pos[step], neg[step],
-                                                         inp.z_score, inp.sampler.generator, lengths[step]))
+    return run_steps(inp, lambda step: inp.batches.train(inp.model, inp.train, pos[step], neg[step], z_score=inp.z_score,
+                                                         generator=inp.sampler.generator, lengths=lengths[step]))
 
 
 @torch.no_grad()

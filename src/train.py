@@ -71,7 +71,6 @@ class Trainer:
                  epoch_fn: Optional[Callable[[EpochInputs], Dict[str, float]]] = None,
                  val_loss_fn: Optional[Callable[[object, SplitData], float]] = None, callbacks: Sequence = ()):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.trains = optimizer is not None      # None: nothing to train (module docstring)
         self.train, self.val, self.run, self.class_name, self.config = train, val, run, class_name, config
         self.resuming, self.callbacks = resuming, list(callbacks)
         self.batches, self.epoch_fn = batches, epoch_fn or train_epoch
@@ -182,11 +181,11 @@ class Trainer:
         start time, the seconds it trained)."""
         c, model = self.config, self.model
         t0 = time.perf_counter()
-        train_stats = self.epoch_fn(self.epoch_inputs(epoch)) if self.trains else {}
+        train_stats = self.epoch_fn(self.epoch_inputs(epoch)) if self.model.trainable else {}
         t_train = time.perf_counter() - t0
         results = evaluate_model(model, self.val, c.squared, z_score=c.z_score)
         score = results[model.reported_mode]["hm"]
-        val_loss = self.val_loss_fn(model, self.val) if self.trains else None     # no loss: no *_loss.pt
+        val_loss = self.val_loss_fn(model, self.val) if self.model.trainable else None     # no loss: no *_loss.pt
         return train_stats, results, score, val_loss, t0, t_train
 
     def record_epoch(self, epoch, train_stats, results, score, val_loss, t0, t_train) -> None:
@@ -204,7 +203,7 @@ class Trainer:
         if c.save_checkpoints:
             run.save_checkpoint(run.epoch_ckpt(cls, epoch), model, self.optimizer, epoch + 1, "score", self.files,
                                 score=score)
-        lr = float(self.optimizer.param_groups[0]["lr"]) if self.trains else None    # a tensor under --cuda_graph
+        lr = float(self.optimizer.param_groups[0]["lr"]) if self.model.trainable else None    # a tensor under --cuda_graph
         if self.scheduler is not None:
             self.scheduler.step(score)
         self.log_epoch(epoch, train_stats, val_loss, results, lr, t_train, time.perf_counter() - t0)
@@ -218,7 +217,7 @@ class Trainer:
         r = results[mode]
         val = (f"val {mode}: seen {r['seen']:.4f} unseen {r['unseen']:.4f} HM {r['hm']:.4f} ZSL {r['zsl']:.4f} "
                f"beta {r['beta']:.2f}")
-        if self.trains:
+        if self.model.trainable:
             log.info("epoch %d/%d  loss %.4f  val loss %.4f  %s  lr %.2e  (%.1fs, %.0f samples/s)", epoch + 1,
                      c.epochs, train_stats["loss"], val_loss, val, lr, t_epoch, c.n_batches * c.bs / t_train)
         else:
@@ -232,7 +231,7 @@ class Trainer:
         for m, rm in results.items():
             for k in ("seen", "unseen", "hm", "zsl", "beta"):
                 w.add_scalar(f"val_{m}/{k}", rm[k], epoch)
-        if self.trains:
+        if self.model.trainable:
             w.add_scalar("val/loss", val_loss, epoch)
             w.add_scalar("lr", lr, epoch)
         w.flush()
@@ -246,7 +245,7 @@ class Trainer:
         epoch = self.start_epoch
         blob = cpu_snapshot({
             "epoch": epoch, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict() if self.trains else None,
+            "optimizer": self.optimizer.state_dict() if self.model.trainable else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "best_score": self.best_score, "best_loss": self.best_loss, "rng": rng_state(),
             "sampler": self.sampler.state_dict()})
@@ -262,7 +261,7 @@ class Trainer:
         state = self.run.read_resume_state()
         load_model_state(self.model, state["model"], path)
         try:
-            if self.trains:
+            if self.model.trainable:
                 self.optimizer.load_state_dict(state["optimizer"])
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])

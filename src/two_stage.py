@@ -16,10 +16,10 @@ from .data import AVGZSLDataset, dataset_from_args
 from .errors import UserError
 from .evaluate import combined_beta, evaluate_model, format_line
 from .io_utils import atomic_write_json
-from .models import create_model, get_entry, list_models, model_flags
+from .models import get_entry, list_models, model_flags
 from .runs import RunFolder, load_checkpoint, load_model_state
 from .runtime import configure_threads, resolve_device
-from .steps import fit_classifier
+from .steps import build_model
 
 log = logging.getLogger("avgzsl")
 
@@ -166,8 +166,7 @@ def restore_model(model_name: str, args, path: Path, dataset: AVGZSLDataset, dev
     at evaluation beyond its weights (its training split and the trainer's classifier fit, for f-VAEGAN-D2's
     classifiers)."""
     args.text_dim = dataset.text_dim          # the class vectors' width (absent from older args.pkl files)
-    model = create_model(model_name, args)
-    model.fit_classifier = fit_classifier        # an evaluation-time classifier's fit (f-VAEGAN-D2's)
+    model = build_model(model_name, args)
     load_model_state(model, load_checkpoint(path)["model"], path)
     split = model.evaluation_needs_split()
     if split is not None:

@@ -14,14 +14,12 @@ import torch.nn.functional as F
 from conftest import run_cli
 from src.args import finalize_main_args, get_main_parser
 from src.errors import UserError
-from src.models import create_model
-
 from src.data import SplitData
 from src.evaluate import evaluate_distances
 from src.models.base import EpochInputs
 from src.models.fvaegan import FVAEGAN, bce_sum, gan_epoch, gradient_penalty, train_softmax, vae_loss
 from src.sampler import PairSampler
-from src.steps import Steps, fit_classifier
+from src.steps import Steps, build_model, fit_classifier
 
 D_A, D_V = 12, 20
 LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performance=\d+\.\d\d, ZSL performance=\d+\.\d\d"
@@ -32,9 +30,7 @@ def build(*extra, seed=0) -> FVAEGAN:
         ["--root_dir", "x", "--dataset_name", "UCF", "--fvaegan", "--input_size_audio", str(D_A),
          "--input_size_video", str(D_V), "--latent_size", "8", "--syn_num", "10", "--cls_epochs", "3", *extra]))
     torch.manual_seed(seed)
-    model = create_model("fvaegan", args)
-    model.fit_classifier = fit_classifier           # as src/compose.py and src/two_stage.restore_model do
-    return model
+    return build_model("fvaegan", args)           # as training and evaluation build it
 
 
 def split(n_per_class, text, seed=0, labels=None, seen_mask=None):
@@ -180,7 +176,7 @@ def test_the_trainers_fit_gives_the_hand_written_loops_classifier():
 
 def test_a_model_without_the_trainers_fit_says_how_to_give_it():
     m = build()
-    m.fit_classifier = None                                        # as create_model leaves it
+    m.fit_classifier = None                                        # as the registry's create_model leaves it
     text = F.normalize(torch.randn(5, 300, generator=torch.Generator().manual_seed(3)))
     m.attach_training_data(split(6, text[[0, 2, 3]]))
     m.eval()

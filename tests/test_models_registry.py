@@ -20,10 +20,10 @@ import torch
 
 from conftest import random_pair_split
 from src.args import finalize_main_args, get_main_parser, resolve_model_name
-from src.models import create_model, get_entry, list_models
+from src.models import get_entry, list_models
 from src.models.base import EpochInputs, GZSLModel, plateau
 from src.sampler import PairSampler
-from src.steps import Steps, fit_classifier, train_epoch, validation_loss
+from src.steps import Steps, build_model, train_epoch, validation_loss
 
 D_A, D_V, C, B = 12, 20, 5, 16
 N_EVAL = 7
@@ -36,7 +36,6 @@ def attach_training_split(model, split) -> None:
     """What src/two_stage.restore_model does for a model that names a split: here a SplitData-like
     object of the split's B first samples of its first N_TRAIN_CLASSES classes (f-VAEGAN-D2 trains
     its evaluation classifiers on their real features and generates the others')."""
-    model.fit_classifier = fit_classifier      # restore_model's too: an evaluation-time classifier's fit
     if model.evaluation_needs_split() is None:
         return
     labels = split.labels[:B]
@@ -74,7 +73,7 @@ def build(name, seed=0) -> GZSLModel:
     args = finalize_main_args(get_main_parser().parse_args(argv(name)))
     assert resolve_model_name(args) == name
     torch.manual_seed(seed)
-    return create_model(name, args)
+    return build_model(name, args)           # as training and evaluation build it
 
 
 def make_split(name=None, seed=0):

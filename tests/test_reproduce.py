@@ -252,5 +252,7 @@ def test_jobs_and_threads_defaults_come_from_the_machine():
         assert {c.threads for c in reproduce.grid(args)} == {1}
     assert reproduce.given_threads(["--bs", "32", "--num_threads", "3"]) == 3
     assert reproduce.given_threads(["--num_threads=2"]) == 2 and reproduce.given_threads(["--num_threads", "0"]) is None
+    assert reproduce.given_threads(["--num_threads", "3", "--num_threads=4"]) == 4      # the last, as main.py reads it
+    assert reproduce.given_threads(["--num_threads", "x"]) is None and reproduce.given_threads(["--cfg", "c.yaml"]) is None
     with pytest.raises(SystemExit):
         reproduce.main(["--slurm", "--jobs", "2"])

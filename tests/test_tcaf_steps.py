@@ -11,7 +11,7 @@ import torch
 from src.models.tcaf import TEMPORAL_BATCHES
 from src.sampler import PairSampler
 from src.sequences import Sequences
-from src.steps import GRAPHS, WARMUP, Steps, build_train_batch, epoch_lengths, run_steps, shape_key, train_epoch
+from src.steps import GRAPHS, WARMUP, Steps, epoch_lengths, run_steps, shape_key, train_epoch
 from test_tcaf import epoch_inputs, random_split, small
 
 STEPS, BS = 15, 8
@@ -79,7 +79,7 @@ def test_the_lengths_are_each_batchs_longest_sequences_read_at_once():
     lengths = epoch_lengths(TEMPORAL_BATCHES, model, train, pos)
     assert lengths == [(int(train.audio.lengths[p].max()), int(train.video.lengths[p].max())) for p in pos]
     assert len(set(lengths)) > 3                  # the batches have several padded lengths
-    batch = build_train_batch(TEMPORAL_BATCHES, model, train, pos[0], pos[0], False, None, lengths[0])
+    batch = TEMPORAL_BATCHES.train(model, train, pos[0], pos[0], lengths=lengths[0])
     assert batch.audio.shape[1] == lengths[0][0] and batch.video.shape[1] == lengths[0][1]
     assert epoch_lengths(TEMPORAL_BATCHES, small(seqlen_train="fixed"), train, pos) == [None] * STEPS
 
@@ -134,8 +134,8 @@ def test_the_graphed_temporal_epoch_matches_eager_with_one_graph_per_padded_leng
     for _ in range(2):
         pos, neg = (t.view(3 * STEPS, BS) for t in sampler.draw(3 * STEPS * BS))
         for i, lengths in enumerate(epoch_lengths(TEMPORAL_BATCHES, graphed, train, pos)):
-            keys.append(shape_key(build_train_batch(TEMPORAL_BATCHES, graphed, train, pos[i], neg[i], False,
-                                                    sampler.generator, lengths)))
+            keys.append(shape_key(TEMPORAL_BATCHES.train(graphed, train, pos[i], neg[i], generator=sampler.generator,
+                                                         lengths=lengths)))
     cache = results["graphed"][1].made["train"].graph.graphs
     assert list(cache) == graphs_expected(keys) and len(cache) >= 2
     assert len({padded(key) for key in cache}) == len(cache)
@@ -157,7 +157,7 @@ def test_graph_replays_ask_nothing_of_the_host_and_a_full_cache_runs_eagerly():
     a, b, c = list(by_length.values())[:3]
 
     def batch(i):
-        return build_train_batch(TEMPORAL_BATCHES, model, train, pos[i], pos[i], False, None, lengths[i])
+        return TEMPORAL_BATCHES.train(model, train, pos[i], pos[i], lengths=lengths[i])
     for i in [a] * (WARMUP + 1) + [b, b]:
         step(batch(i))
     assert len(step.graph.graphs) == 2

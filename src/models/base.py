@@ -30,8 +30,8 @@ its registry builder reads them off the argparse Namespace). It answers:
   its weights (f-VAEGAN-D2: its training split's real features) names the split, and is given
   it with `attach_training_data(split)` before `eval_distances` (default: None).
 - `fit_classifier`: the trainer's fit of a classifier a model trains at evaluation time
-  (f-VAEGAN-D2's softmax classifiers), `src.steps.fit_classifier`, set on the model by whoever
-  builds it to train or evaluate (src/compose.py, src/two_stage.restore_model); None until then. The
+  (f-VAEGAN-D2's softmax classifiers), `src.steps.fit_classifier`, set on the model by
+  `src.steps.build_model`, which training and evaluation build with; None until then. The
   model defines the classifier (its parameters, loss and optimiser), the fit runs the loop.
 - its batches: the registry entry's `batches` (a `Batches`: how a training batch and a
   validation-loss batch are built from a split; default `PAIRS`, the `PairBatch` below; TCaF's
@@ -99,17 +99,18 @@ class Batches:
     """How a model's batches are built from a split (its registry entry's `batches`): the trainer's
     epoch and validation loss, the benchmark and the registry tests build them with nothing else.
 
-    - `train(model, split, pos [B], neg [B], z_score, generator) -> batch`: a training batch of the
-      class-balanced sampler's draw (B positives and a negative of another class for each);
+    - `train(model, split, pos [B], neg [B], z_score, generator, lengths) -> batch`: a training batch
+      of the class-balanced sampler's draw (B positives and a negative of another class for each);
       `generator` is the sampler's, for the random choices a builder makes (TCaF's cuts), so that
-      --resume repeats them.
+      --resume repeats them; `lengths`: the batch's padded lengths from `lengths` below (None for
+      batches without them, which ignore it).
     - `val(model, split, idx [b], neg [b], z_score) -> batch`: a batch of the validation loss (every
       val sample once, each with a negative fixed for the run), over chunks of `val_chunk(model)`
       samples; `val_sum`: the dtype the chunks' losses are summed in.
     - `lengths(model, split, pos [n, B]) -> [n, k] long tensor, or None`: optional, for batches
       padded to their own longest sequence (TCaF's): the padded lengths of the epoch's n batches,
       computed on the device. The epoch reads them in one transfer and hands batch i's to `train`
-      as `lengths=` (k ints), so that building it asks nothing of the host (`src.steps.train_epoch`).
+      as `lengths=` (k ints, or None), so that building it asks nothing of the host (`src.steps.train_epoch`).
     """
     train: Callable
     val: Callable
@@ -118,8 +119,8 @@ class Batches:
     lengths: Optional[Callable] = None
 
 
-def _pairs(model, split, idx: Tensor, neg: Tensor, z_score: bool = False, generator=None) -> PairBatch:
-    return pair_batch(split, idx, neg, z_score)
+def _pairs(model, split, idx: Tensor, neg: Tensor, z_score: bool = False, generator=None, lengths=None) -> PairBatch:
+    return pair_batch(split, idx, neg, z_score)         # averaged rows: no lengths
 
 
 PAIRS = Batches(train=_pairs, val=_pairs, val_chunk=lambda model: 4096)     # the default: AVCA and the baselines

@@ -156,8 +156,8 @@ class ClipClap_model(GZSLModel):  # noqa: N801 - the original's class name (run-
 
 
 def train_batch(model: ClipClap_model, split, pos: Tensor, neg: Tensor, z_score: bool = False,
-                generator: Optional[torch.Generator] = None) -> VectorBatch:
-    """A training batch: the sampler's positives `pos` (its negatives are unused)."""
+                generator: Optional[torch.Generator] = None, lengths=None) -> VectorBatch:
+    """A training batch: the sampler's positives `pos` (its negatives are unused; vectors have no lengths)."""
     return vector_batch(split, pos)
 
 

@@ -7,8 +7,8 @@ classes, the negative log-probabilities [N, C] of a linear softmax classifier (c
 stacking runs on them), and under the key `zsl` those of a second classifier over the unseen
 classes alone (the ZSL column). Both classifiers (`SoftmaxClassifier`) are trained at evaluation
 time, deterministically from the stored `eval_seed`, by the fit the model is given
-(`fit_classifier`: the trainer's `src.steps.fit_classifier`, set by src/compose.py and
-src/two_stage.restore_model; the model runs no optimiser loop of its own):
+(`fit_classifier`: the trainer's `src.steps.fit_classifier`, set by `src.steps.build_model`,
+which training and evaluation build with; the model runs no optimiser loop of its own):
 - GZSL: on the real features of the model's training classes that are classes of the split (a
   column of `text` is such a class when its word vector equals the training class's; the
   training features are `ctx.train` while fitting, and are read again from the run's dataset for
@@ -387,8 +387,8 @@ class FVAEGAN(GZSLModel):
         """The fit of the evaluation classifiers the model was given (`fit_classifier`)."""
         if self.fit_classifier is None:
             raise UserError("f-VAEGAN-D2's evaluation classifiers are fitted by the trainer's fit: set "
-                            "model.fit_classifier = src.steps.fit_classifier first (src/compose.py and "
-                            "src/two_stage.restore_model do)")
+                            "model.fit_classifier = src.steps.fit_classifier first (src.steps.build_model "
+                            "does)")
         return self.fit_classifier
 
     def _generator(self, device, stream: int) -> torch.Generator:
