@@ -236,6 +236,7 @@ class Trainer:
             w.add_scalar("lr", lr, epoch)
         w.flush()
         line = {"epoch": epoch + 1, "train": train_stats, "val_loss": val_loss, "lr": lr, "seconds": t_epoch,
+                "train_seconds": t_train,       # the epoch's training part (the rest: validation, checkpoints)
                 "val": {m: {k: rm[k] for k in ("seen", "unseen", "hm", "zsl", "beta")} for m, rm in results.items()}}
         self.run.append_metrics(line)
 

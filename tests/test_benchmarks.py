@@ -1,9 +1,11 @@
 """The benchmark scripts still run and print what the README says they print (a small run; the
 numbers themselves are measurements, not asserted)."""
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +42,43 @@ def test_bench_memory_prints_peak_memory_against_the_features(tmp_path):
     rows = dict(re.findall(r"^(import|cache build|splits|training) +(\d+) ", out.stdout, re.M))
     assert set(rows) == {"import", "cache build", "splits", "training"} and all(int(v) > 0 for v in rows.values())
     assert int(re.search(r"feature_bytes_mb: (\d+)", out.stdout).group(1)) >= 0
+
+
+def bench_grid():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_grid as module
+    return module
+
+
+def test_bench_grid_projects_a_cell_from_its_steadiest_epochs(tmp_path):
+    """AVCA's UCF run-script schedule is 50 epochs x 500 batches a stage: a smoke epoch of 20 batches
+    that trained 2 s and validated 1 s projects to 50 x (2 x 25 + 1) s a stage; the cell's time
+    outside its steady epochs (here 100 s of wall time, 10 s of first-epoch warm-up) is added once."""
+    grid = bench_grid()
+    cell = grid.Cell("avca", "UCF", "main", 1, str(tmp_path / "data"), str(tmp_path / "out"))
+    for name in grid.exp_names("avca", "UCF", "main"):
+        run = cell.dump_path / "runs" / name
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"seconds": s, "train_seconds": t}) + "\n"
+                                                   for s, t in [(8.0, 7.0), (3.0, 2.0)]))
+    cell.usage_path.parent.mkdir(parents=True)
+    cell.usage_path.write_text(json.dumps({"wall_s": 100.0}))
+    smoke = SimpleNamespace(epochs=2, n_batches=20)
+    assert grid.full_schedule("avca", "main", tmp_path) == [(50, 500), (50, 500)]
+    assert grid.projected_cell(cell, smoke) == 2 * 50 * (2 * 25 + 1) + 100 - 2 * 2 * 3
+    smoke.epochs = 3                 # fewer epochs logged than asked: a training-free method's one epoch kept
+    assert grid.projected_cell(cell, smoke) == 2 * 2 * (2 * 25 + 1) + 100 - 2 * 2 * 3
+    assert grid.dealt([3, 1, 1, 1], 2) == 3 and grid.dealt([1, 1, 1, 1], 2) == 2 and grid.dealt([2, 2, 1], 1) == 5
+
+
+def test_bench_grid_times_each_jobs_and_projects_the_full_grid(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_grid.py"), "--preset", "tiny", "--methods",
+                          "devise", "--families", "clip", "--seeds", "1", "--epochs", "2",
+                          "--n_batches", "2", "--jobs", "1", "2", "--work_dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = re.findall(r"^--jobs (\d) --threads (\d+): ([\d.]+) s(?:, ([\d.]+)x --jobs 1)?; projected full UCF grid "
+                       r"\(1 cells x 3 seeds, run-script schedules\): ([\d.]+) h$", out.stdout, re.M)
+    assert [line[0] for line in lines] == ["1", "2"] and lines[1][3], out.stdout
+    assert all(float(line[2]) > 0 and float(line[4]) > 0 for line in lines)
+    assert re.search(r"projected full cells \(s\): devise clip \d+$", out.stdout, re.M), out.stdout

@@ -17,7 +17,7 @@ LINE = r"Seen performance=\d+\.\d\d, Unseen performance=\d+\.\d\d, GZSL performa
 def metrics(run):
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     for r in rows:
-        r.pop("seconds")
+        r.pop("seconds"), r.pop("train_seconds")
     return rows
 
 
