@@ -82,3 +82,41 @@ def test_bench_grid_times_each_jobs_and_projects_the_full_grid(tmp_path):
     assert [line[0] for line in lines] == ["1", "2"] and lines[1][3], out.stdout
     assert all(float(line[2]) > 0 and float(line[4]) > 0 for line in lines)
     assert re.search(r"projected full cells \(s\): devise clip \d+$", out.stdout, re.M), out.stdout
+
+
+def test_bench_seeds_prints_its_table_and_per_seed_batchnorm_statistics():
+    """Seeds as a batch dimension (vmap) against k processes, on the tiny benchmark: every path's
+    row, each seed's BatchNorm running statistics its own slice [k, ...], the first step's loss the
+    single seed's."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_seeds.py"), "--k", "2", "--n_steps", "2",
+                          "--warmup", "1", "--exact_steps", "1", "--preset", "tiny", "--bs", "16", "--n_batches", "2",
+                          "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = re.findall(r"^(A |A'|A'm|B |B') .*? +(\d+\.\d+) +(\d+\.\d+) +(\d+\.\d+)x$", out.stdout, re.M)
+    assert [r[0] for r in rows] == ["A ", "A'", "A'm", "B ", "B'"] and all(float(r[1]) > 0 for r in rows), out.stdout
+    values = dict(re.findall(r"^\s*(\w+): (.+)$", out.stdout, re.M))
+    assert values["bn_stats_per_seed"].startswith("ok: 24 running statistics, shapes [k, ...] match"), out.stdout
+    loss_diff = float(re.search(r"loss \|diff\| (\S+),", values["first_step_no_dropout"]).group(1))
+    assert loss_diff < 1e-4
+
+
+def test_bench_seeds_per_seed_adam_is_adam_per_seed():
+    """Path B's Adam with a [k] learning rate: slice i steps as torch.optim.Adam with lr[i]."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+    from bench_seeds import PerSeedAdam
+    torch.manual_seed(0)
+    stacked = torch.randn(2, 5, 3)
+    lrs = torch.tensor([1e-3, 5e-2])
+    mine = PerSeedAdam([stacked], lr=lrs, weight_decay=1e-5)
+    theirs = [torch.nn.Parameter(stacked[i].clone()) for i in range(2)]
+    opts = [torch.optim.Adam([p], lr=float(lr), weight_decay=1e-5) for p, lr in zip(theirs, lrs)]
+    for _ in range(4):
+        grad = torch.randn(2, 5, 3)
+        stacked.grad = grad
+        mine.step()
+        for i, (p, opt) in enumerate(zip(theirs, opts)):
+            p.grad = grad[i].clone()
+            opt.step()
+    for i, p in enumerate(theirs):
+        torch.testing.assert_close(stacked[i], p.detach(), rtol=1e-6, atol=1e-7)
