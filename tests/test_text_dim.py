@@ -13,9 +13,10 @@ import test_models_registry as checks
 from conftest import random_pair_split
 from src.args import finalize_main_args, get_main_parser, resolve_model_name, upgrade_run_args
 from src.families import WORD_DIM
-from src.models import create_model, get_entry, list_models
+from src.models import get_entry, list_models
 from src.models.base import GZSLModel
 from src.models.registry import text_dim
+from src.steps import build_model
 
 CLIP_CLAP_DIM = 1536
 D_A, D_V = 1024, 512          # WavCaps audio, CLIP video (the CLIP/CLAP family's widths)
@@ -42,7 +43,7 @@ def build(name, dim, seed=0, **sizes) -> GZSLModel:
     if dim is not None:
         args.text_dim = dim
     torch.manual_seed(seed)
-    return create_model(name, args)
+    return build_model(name, args)           # as training and evaluation build it
 
 
 def split_of(dim, seed=0):
