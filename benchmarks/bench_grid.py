@@ -76,13 +76,9 @@ def timed_grid(data_dir: Path, out_dir: Path, a, jobs: int, threads: int) -> flo
 
 
 def full_schedule(method: str, family: str, data_dir: Path) -> List[Tuple[int, int]]:
-    """(--epochs, --n_batches) of the cell's two run-script trainings (main.py's defaults where absent)."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    main = get_main_parser()
-    parser.add_argument("--epochs", type=int, default=main.get_default("epochs"))
-    parser.add_argument("--n_batches", type=int, default=main.get_default("n_batches"))
-    return [(lambda f: (f.epochs, f.n_batches))(parser.parse_known_args(cmd[1:])[0])
-            for cmd in cell_commands(method, DATASET, family, data_dir)[:2]]
+    """(--epochs, --n_batches) of the cell's two run-script trainings, as main.py's parser reads them."""
+    parsed = [get_main_parser().parse_known_args(cmd[1:])[0] for cmd in cell_commands(method, DATASET, family, data_dir)[:2]]
+    return [(args.epochs, args.n_batches) for args in parsed]
 
 
 def epochs_logged(run: Path) -> List[dict]:

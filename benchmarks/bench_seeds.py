@@ -66,7 +66,7 @@ from src.sampler import PairSampler  # noqa: E402
 from src.steps import Step, epoch_lengths  # noqa: E402
 from src.synthetic import generate  # noqa: E402
 from bench_step import main_flags, parse  # noqa: E402
-from timing import sync  # noqa: E402
+from timing import step_seconds  # noqa: E402
 
 MODEL, FAMILY = "avca", "main"
 ADAM_KEYS = ("lr", "betas", "eps", "weight_decay")
@@ -134,23 +134,10 @@ class Schedule:
 
 
 def timed(run, device, schedule: Schedule, before=None) -> float:
-    """run(i) for i in [0, schedule.total): the warm-up, then the timed windows (before() ahead of
-    each, when given); seconds per step of the best window (a shared machine's neighbours only ever
-    add time, as in timing.step_seconds)."""
-    for i in range(schedule.warmup):
-        run(i)
-    best = float("inf")
-    for w in range(schedule.windows):
-        if before is not None:
-            before()
-        start = schedule.warmup + w * schedule.per_window
-        sync(device)
-        t = time.perf_counter()
-        for i in range(start, start + schedule.per_window):
-            run(i)
-        sync(device)
-        best = min(best, (time.perf_counter() - t) / schedule.per_window)
-    return best
+    """Seconds per step of run(i) on `schedule` (timing.step_seconds: the warm-up, then the best of
+    the timed windows; before() ahead of each window, when given)."""
+    return step_seconds(run, lambda i: i, schedule.windows * schedule.per_window, device, schedule.warmup,
+                        schedule.windows, before)
 
 
 # ---- A, A': the trainer's step, one seed ----

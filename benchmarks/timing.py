@@ -32,17 +32,19 @@ def sync(device) -> None:
 
 
 def step_seconds(step: Callable, make_batch: Callable[[int], object], n_steps: int, device, warmup: int = 5,
-                 windows: int = 3) -> float:
+                 windows: int = 3, before: Optional[Callable[[], None]] = None) -> float:
     """Seconds per step of `step` (the trainer's `src.steps.Step`: the loss, backward, the optimiser
     step, after_optimizer_step, in whatever mode it was made): the `n_steps` steps on make_batch(i),
     after `warmup` untimed ones, are timed in `windows` windows and the best window's mean is
     returned (like the matmul peak's best of several: a shared machine's neighbours only ever add
-    time)."""
+    time); `before()` runs ahead of each window, untimed, when given."""
     for i in range(warmup):
         step(make_batch(i))
     per_window = max(1, n_steps // windows)
     best = float("inf")
     for w in range(windows):
+        if before is not None:
+            before()
         sync(device)
         t = time.perf_counter()
         for i in range(per_window):

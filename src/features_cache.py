@@ -103,10 +103,9 @@ def load_folder(root: Path, feature_dir: Path, folder: str, sizes: Dict[str, Opt
         del raw
         log.info("read %s/%s: %d samples in %.2fs", feature_dir.name, folder, len(data["urls"]),
                  time.perf_counter() - t0)
-    for note in notes if not quiet else ():      # each time the folder is loaded, from the cache or not
+    for note in () if quiet else notes:         # each time the folder is loaded, from the cache or not
         log.warning("%s", note)
     _check_sizes(data, dirs, sizes, layout.ext)
-    for notice in notices:      # data the originals accept, said once per load of the folder
-        if not quiet:
-            notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
+    for notice in () if quiet else notices:     # data the originals accept, said once per load of the folder
+        notices_log.warning("%s/{audio,video}/%s: %s", feature_dir, folder, notice)
     return {**data, "mapped": mapped}
